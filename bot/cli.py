@@ -1,0 +1,54 @@
+"""The `hitl` command: each sub-command lives in bot/commands/ and registers itself here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# One module per command group; each has `register(subparsers)` setting `func(args) -> int`.
+COMMAND_MODULES = [
+    "bot.commands.serve",
+    "bot.commands.db",
+    "bot.commands.policy",
+    "bot.commands.demo",
+]
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hitl", description="Humans in charge of AI customer-support replies.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from bot.policy import PolicyError
+    from bot.settings import MissingSetting
+    from storage.db import SchemaMismatch
+
+    try:
+        return int(args.func(args) or 0)
+    except (CliError, MissingSetting, SchemaMismatch, PolicyError) as exc:
+        print(f"hitl: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""Tables: reviews, decisions (the feedback store), outbox, delivery ledger, SLA pings, audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if dialect.name != "sqlite" else value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, UTC-aware (only for defaults; logic takes `now`)."""
+    return datetime.now(UTC)
+
+
+def ts_col(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def json_col(default: Any) -> Any:
+    return Field(default_factory=default, sa_column=Column(JSON, nullable=False))
+
+
+class Route(StrEnum):
+    AUTO_SEND = "auto_send"
+    REVIEW = "review"
+    TAKE_OVER = "take_over"
+
+
+class ReviewStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    EDITED = "edited"
+    TAKEN_OVER = "taken_over"
+    REJECTED = "rejected"
+    AUTO_SENT = "auto_sent"
+
+
+class DecisionKind(StrEnum):
+    APPROVE = "approve"
+    EDIT = "edit"
+    TAKE_OVER = "take_over"
+    REJECT = "reject"
+    AUTO_SEND = "auto_send"
+    QA_GOOD = "qa_good"
+    QA_DEFECT = "qa_defect"
+
+
+class DefectCategory(StrEnum):
+    HALLUCINATION = "hallucination"
+    TONE_MISMATCH = "tone_mismatch"
+    POLICY_MISAPPLICATION = "policy_misapplication"
+    INCOMPLETE_RESOLUTION = "incomplete_resolution"
+    OTHER = "other"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    DEAD = "dead"
+
+
+class Review(SQLModel, table=True):
+    """One AI draft and its life: routed, posted, decided."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (
+        Index("ix_reviews_status_due", "status", "sla_due_at"),
+        Index("ix_reviews_customer_created", "customer_key", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)
+    idempotency_key: str = Field(max_length=200, unique=True)
+    ticket_id: str = Field(max_length=100, index=True)
+    interaction_type: str = Field(max_length=64, index=True)
+    confidence: float
+    customer_message: str = Field(sa_column=Column(Text, nullable=False))
+    draft: str = Field(sa_column=Column(Text, nullable=False))
+    subject: str | None = None
+    customer_key: str | None = Field(default=None, max_length=320)
+    customer: dict[str, Any] = json_col(dict)
+    refund_amount: float | None = None
+    sentiment: float | None = None
+    policy_exception: bool = False
+    ticket_url: str | None = None
+    kb_sources: list[str] = json_col(list)
+    extra: dict[str, Any] = json_col(dict)
+
+    route: str = Field(max_length=16, index=True)
+    tier: str = Field(max_length=64)
+    reasons: list[dict[str, str]] = json_col(list)
+    supervisor_decisions: list[str] = json_col(list)
+    status: str = Field(default=ReviewStatus.PENDING, max_length=16)
+    created_at: datetime = ts_col(nullable=False, index=True)
+    sla_due_at: datetime | None = ts_col()
+    sla_warn_at: datetime | None = ts_col()
+
+    slack_channel: str | None = None
+    slack_ts: str | None = None
+    assignee: str | None = None
+
+    decision: str | None = None
+    decided_by: str | None = None
+    decided_by_name: str | None = None
+    decided_at: datetime | None = ts_col()
+    final_text: str | None = Field(default=None, sa_column=Column(Text))
+    helpdesk_state: str | None = None
+
+
+class Decision(SQLModel, table=True):
+    """The feedback store: one row per human (or auto/QA) decision on a draft."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        UniqueConstraint("review_id", "stage", name="uq_decisions_review_stage"),
+        Index("ix_decisions_decided_type", "decided_at", "interaction_type"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: str = Field(foreign_key="reviews.id", max_length=32)
+    stage: str = Field(default="review", max_length=16)  # "review" or "qa"
+    ticket_id: str = Field(max_length=100)
+    interaction_type: str = Field(max_length=64)
+    confidence: float
+    route: str = Field(max_length=16)
+    tier: str = Field(max_length=64)
+    reasons: list[dict[str, str]] = json_col(list)
+    customer_message: str = Field(sa_column=Column(Text, nullable=False))
+    ai_draft: str = Field(sa_column=Column(Text, nullable=False))
+    final_text: str | None = Field(default=None, sa_column=Column(Text))
+    decision: str = Field(max_length=16)
+    actor_id: str | None = None
+    actor_name: str | None = None
+    decided_at: datetime = ts_col(nullable=False)
+    seconds_to_decision: float | None = None
+    edit_distance: float | None = None
+    defect_category: str | None = None
+    defect_comment: str | None = Field(default=None, sa_column=Column(Text))
+    sla_breached: bool | None = None
+    model: str | None = None
+    prompt_version: str | None = None
+
+
+class OutboxItem(SQLModel, table=True):
+    """An outside write, committed with the change that causes it and delivered by the worker."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    order_key: str = Field(max_length=200, index=True)
+    dedupe_key: str | None = Field(default=None, max_length=200, unique=True)
+    payload: dict[str, Any] = json_col(dict)
+    status: str = Field(default=OutboxStatus.PENDING, max_length=16)
+    attempts: int = 0
+    created_at: datetime = ts_col(nullable=False)
+    next_attempt_at: datetime = ts_col(nullable=False)
+    locked_by: str | None = None
+    locked_until: datetime | None = ts_col()
+    delivered_at: datetime | None = ts_col()
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    result: dict[str, Any] = json_col(dict)
+
+
+class DeliveryLedger(SQLModel, table=True):
+    """What was sent to a helpdesk per decision: makes delivery exactly-once from its side."""
+
+    __tablename__ = "delivery_ledger"
+
+    key: str = Field(primary_key=True, max_length=200)
+    state: str = Field(max_length=16)  # started | done
+    started_at: datetime = ts_col(nullable=False)
+    finished_at: datetime | None = ts_col()
+    outcome: dict[str, Any] = json_col(dict)
+
+
+class SlaPing(SQLModel, table=True):
+    """A scheduled SLA step (warning, breach ping, escalation), claimed once in the database."""
+
+    __tablename__ = "sla_pings"
+    __table_args__ = (
+        UniqueConstraint("review_id", "kind", name="uq_sla_pings_review_kind"),
+        Index("ix_sla_pings_status_due", "status", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: str = Field(foreign_key="reviews.id", max_length=32)
+    kind: str = Field(max_length=64)
+    due_at: datetime = ts_col(nullable=False)
+    status: str = Field(default="pending", max_length=16)  # pending | fired | cancelled
+    claimed_by: str | None = None
+    fired_at: datetime | None = ts_col()
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """Slack deliveries already handled (event ids, action keys): retries never act twice."""
+
+    __tablename__ = "processed_events"
+
+    key: str = Field(primary_key=True, max_length=255)
+    seen_at: datetime = ts_col(nullable=False)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what, when: ingest, post, click, decision, write-back, ping, policy change."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_at", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = ts_col(nullable=False)
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=64, index=True)
+    review_id: str | None = Field(default=None, max_length=32, index=True)
+    detail: dict[str, Any] = json_col(dict)
+
+
+class SchedulerState(SQLModel, table=True):
+    """Small key/value facts shared by replicas (last digest sent, policy hash seen)."""
+
+    __tablename__ = "scheduler_state"
+
+    key: str = Field(primary_key=True, max_length=100)
+    value: dict[str, Any] = json_col(dict)
+    updated_at: datetime = ts_col(nullable=False)
