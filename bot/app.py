@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bot.runtime import Runtime
+from bot.workers import install_workers
 from handlers.api import build_router, install_error_handlers
 
 
@@ -29,6 +30,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         description="Submit AI drafts; they are routed by policy, reviewed in Slack and written back to the helpdesk.",
         lifespan=lifespan,
     )
+    install_workers(runtime)
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(build_router(runtime))

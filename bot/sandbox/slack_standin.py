@@ -37,6 +37,7 @@ MAX_VIEW_BLOCKS = 100
 MAX_MESSAGE_BLOCK_TEXT = 12_000
 MAX_MESSAGE_TEXT = 40_000
 FILE_HEAD_BYTES = 16
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _JSON_FIELDS = ("blocks", "view", "metadata", "attachments", "files")
 
@@ -143,10 +144,15 @@ def _shape_errors(raw: Any, normalized: Any, pointer: str) -> list[str]:
 def _text_length(value: Any) -> int:
     """Total length of every `text` string inside a block structure."""
     if isinstance(value, dict):
-        return sum(len(v) if k == "text" and isinstance(v, str) else _text_length(v) for k, v in value.items())
+        return sum(len(v) if k == "text" and isinstance(v, str) else _text_length(v)
+                   for k, v in value.items())
     if isinstance(value, list):
         return sum(_text_length(v) for v in value)
     return 0
+
+
+def _invalid(message: str, pointer: str, error: str = "invalid_blocks") -> _SlackError:
+    return _SlackError(error, [f"[ERROR] {message} [json-pointer:{pointer}]"])
 
 
 def _short_id() -> str:
@@ -167,9 +173,9 @@ def _fill_ids(block: dict[str, Any]) -> None:
 def validate_blocks(blocks: Any, *, limit: int, pointer: str = "/blocks") -> list[dict[str, Any]]:
     """Parse and serialise blocks with slack_sdk's models; raise `_SlackError` as Slack would reject them."""
     if not isinstance(blocks, list):
-        raise _SlackError("invalid_blocks_format", [f"[ERROR] must provide an array [json-pointer:{pointer}]"])
+        raise _invalid("must provide an array", pointer, "invalid_blocks_format")
     if len(blocks) > limit:
-        raise _SlackError("invalid_blocks", [f"[ERROR] no more than {limit} items allowed [json-pointer:{pointer}]"])
+        raise _invalid(f"no more than {limit} items allowed", pointer)
     normalized: list[dict[str, Any]] = []
     errors: list[str] = []
     for i, raw in enumerate(blocks):
@@ -197,16 +203,16 @@ def validate_blocks(blocks: Any, *, limit: int, pointer: str = "/blocks") -> lis
 def validate_view(view: Any) -> dict[str, Any]:
     """Validate a modal/home view with slack_sdk's `View` and return its normalised dict."""
     if not isinstance(view, dict):
-        raise _SlackError("invalid_arguments", ["[ERROR] must provide an object [json-pointer:/view]"])
+        raise _invalid("must provide an object", "/view", "invalid_arguments")
     if view.get("type") not in ("modal", "home"):
-        raise _SlackError("invalid_blocks", ['[ERROR] type must be "modal" or "home" [json-pointer:/view/type]'])
+        raise _invalid('type must be "modal" or "home"', "/view/type")
     if view["type"] == "modal" and not view.get("title"):
-        raise _SlackError("invalid_blocks", ["[ERROR] missing required field: title [json-pointer:/view/title]"])
+        raise _invalid("missing required field: title", "/view/title")
     blocks = validate_blocks(view.get("blocks"), limit=MAX_VIEW_BLOCKS, pointer="/view/blocks")
     try:
         as_dict = View(**{**view, "blocks": blocks}).to_dict()
     except Exception as exc:  # SlackObjectFormationError or bad argument types
-        raise _SlackError("invalid_blocks", [f"[ERROR] {exc} [json-pointer:/view]"]) from None
+        raise _invalid(str(exc), "/view") from None
     errors = _shape_errors({k: v for k, v in view.items() if k != "blocks"}, as_dict, "/view")
     if errors:
         raise _SlackError("invalid_blocks", errors)
@@ -343,7 +349,7 @@ class SlackStandin:
             self._outage = on
 
     def reset(self) -> None:
-        """Forget messages, views, files, calls, warnings, triggers and test controls (users and groups stay)."""
+        """Forget all traffic, triggers and test controls; registered users and groups stay."""
         with self._lock:
             self._reset_state()
 
@@ -357,14 +363,16 @@ class SlackStandin:
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """Replies in the thread whose parent is `ts` (the parent itself excluded)."""
         with self._lock:
-            return copy.deepcopy(
-                [m for m in self._messages if m["channel"] == channel and m.get("thread_ts") == ts and m["ts"] != ts]
-            )
+            return copy.deepcopy([m for m in self._messages
+                                  if m["channel"] == channel and m.get("thread_ts") == ts and m["ts"] != ts])
 
     def message(self, channel: str, ts: str) -> dict[str, Any]:
         """One stored message; KeyError if there is none."""
         with self._lock:
-            return copy.deepcopy(self._find_message(channel, ts))
+            message = self._find_message(channel, ts)
+            if message is None:
+                raise KeyError((channel, ts))
+            return copy.deepcopy(message)
 
     def ephemerals(self, user: str | None = None) -> list[dict[str, Any]]:
         """Ephemeral messages, optionally only those shown to `user`."""
@@ -511,11 +519,8 @@ class SlackStandin:
         self._counter += 1
         return f"{prefix}0{self._counter:09d}"
 
-    def _find_message(self, channel: str, ts: str) -> dict[str, Any]:
-        for message in self._messages:
-            if message["channel"] == channel and message["ts"] == ts:
-                return message
-        raise KeyError((channel, ts))
+    def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        return next((m for m in self._messages if m["channel"] == channel and m["ts"] == ts), None)
 
     def _message_content(self, method: str, args: dict[str, Any], channel: str) -> tuple[str | None, Any]:
         """Validated (text, blocks) of a message call; blocks is None when not sent."""
@@ -529,7 +534,8 @@ class SlackStandin:
             if not text:
                 if self.strict_fallback:
                     raise _SlackError("missing_text_fallback")
-                self._warnings.append({"method": method, "warning": "missing_text_fallback", "channel": channel})
+                self._warnings.append(
+                    {"method": method, "warning": "missing_text_fallback", "channel": channel})
         if isinstance(text, str) and len(text) > MAX_MESSAGE_TEXT:
             text = text[:MAX_MESSAGE_TEXT]
         return text, blocks
@@ -556,7 +562,7 @@ class SlackStandin:
             "metadata": args.get("metadata"), "history": [],
         }
         if thread_ts:
-            parent = next((m for m in self._messages if m["channel"] == channel and m["ts"] == thread_ts), None)
+            parent = self._find_message(channel, thread_ts)
             if parent is not None:
                 parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1,
                               latest_reply=message["ts"])
@@ -568,10 +574,9 @@ class SlackStandin:
     def _chat_update(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         channel = _require(args, "channel", "channel_not_found")
         ts = _require(args, "ts", "message_not_found")
-        try:
-            message = self._find_message(channel, ts)
-        except KeyError:
-            raise _SlackError("message_not_found") from None
+        message = self._find_message(channel, ts)
+        if message is None:
+            raise _SlackError("message_not_found")
         text, blocks = self._message_content("chat.update", args, channel)
         message["history"].append({"text": message["text"], "blocks": copy.deepcopy(message["blocks"]),
                                    "edited": copy.deepcopy(message.get("edited"))})
@@ -589,17 +594,16 @@ class SlackStandin:
         user = _require(args, "user", "user_not_found")
         text, blocks = self._message_content("chat.postEphemeral", args, channel)
         ts = self._next_ts()
-        self._ephemerals.append({"channel": channel, "user": user, "ts": ts, "text": text or "", "blocks": blocks,
-                                 "thread_ts": args.get("thread_ts") or None})
+        self._ephemerals.append({"channel": channel, "user": user, "ts": ts, "text": text or "",
+                                 "blocks": blocks, "thread_ts": args.get("thread_ts") or None})
         return {"message_ts": ts}
 
     def _chat_get_permalink(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         channel = _require(args, "channel", "channel_not_found")
         ts = _require(args, "message_ts", "message_not_found")
-        try:
-            message = self._find_message(channel, ts)
-        except KeyError:
-            raise _SlackError("message_not_found") from None
+        message = self._find_message(channel, ts)
+        if message is None:
+            raise _SlackError("message_not_found")
         channel_id = channel.lstrip("#")
         link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
         if message.get("thread_ts") and message["thread_ts"] != ts:
@@ -633,13 +637,7 @@ class SlackStandin:
         view = validate_view(_require(args, "view"))
         self._use_trigger(trigger_id)
         view_id = self._new_id("V")
-        view.update(id=view_id, team_id=TEAM_ID, app_id=APP_ID, bot_id=BOT_ID, app_installed_team_id=TEAM_ID,
-                    root_view_id=view_id, previous_view_id=None, state={"values": {}}, hash=self._next_ts())
-        for key, default in (("private_metadata", ""), ("callback_id", ""), ("external_id", ""),
-                             ("clear_on_close", False), ("notify_on_close", False)):
-            view.setdefault(key, default)
-        self._views[view_id] = view
-        return {"view": copy.deepcopy(view)}
+        return self._store_view(view, view_id, root_view_id=view_id, previous_view_id=None)
 
     def _views_update(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         view_id, external_id = args.get("view_id"), args.get("external_id")
@@ -650,13 +648,20 @@ class SlackStandin:
         if args.get("hash") and args["hash"] != current["hash"]:
             raise _SlackError("hash_conflict")
         view = validate_view(_require(args, "view"))
-        kept = {k: current[k] for k in ("id", "team_id", "app_id", "bot_id", "app_installed_team_id",
-                                        "root_view_id", "previous_view_id")}
-        view.update(kept, state={"values": {}}, hash=self._next_ts())
+        return self._store_view(view, current["id"], root_view_id=current["root_view_id"],
+                                previous_view_id=current["previous_view_id"])
+
+    def _store_view(
+        self, view: dict[str, Any], view_id: str, *, root_view_id: str, previous_view_id: str | None
+    ) -> dict[str, Any]:
+        """Store a validated view with the fields Slack adds, and answer with it."""
+        view.update(id=view_id, team_id=TEAM_ID, app_id=APP_ID, bot_id=BOT_ID, app_installed_team_id=TEAM_ID,
+                    root_view_id=root_view_id, previous_view_id=previous_view_id, state={"values": {}},
+                    hash=f"{int(time.time())}.{secrets.token_hex(4)}")
         for key, default in (("private_metadata", ""), ("callback_id", ""), ("external_id", ""),
                              ("clear_on_close", False), ("notify_on_close", False)):
             view.setdefault(key, default)
-        self._views[current["id"]] = view
+        self._views[view_id] = view
         return {"view": copy.deepcopy(view)}
 
     def _users_info(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
@@ -704,15 +709,16 @@ class SlackStandin:
             if len(data) != upload["length"]:
                 raise _SlackError("file_upload_size_mismatch")
             record = {
-                "id": entry["id"], "name": upload["filename"], "title": entry.get("title") or upload["filename"],
+                "id": entry["id"], "name": upload["filename"],
+                "title": entry.get("title") or upload["filename"],
                 "channel": channel, "channels": channels or ([channel] if channel else []),
                 "initial_comment": args.get("initial_comment"), "thread_ts": args.get("thread_ts") or None,
-                "length": len(data), "head": data[:FILE_HEAD_BYTES], "is_png": data.startswith(b"\x89PNG\r\n\x1a\n"),
+                "length": len(data), "head": data[:FILE_HEAD_BYTES], "is_png": data.startswith(PNG_SIGNATURE),
                 "alt_txt": upload["alt_txt"],
             }
             self._files.append(record)
             del self._uploads[entry["id"]]
+            permalink = f"https://{TEAM_DOMAIN}.slack.com/files/{BOT_USER_ID}/{record['id']}"
             completed.append({"id": record["id"], "name": record["name"], "title": record["title"],
-                              "size": record["length"], "user": BOT_USER_ID,
-                              "permalink": f"https://{TEAM_DOMAIN}.slack.com/files/{BOT_USER_ID}/{record['id']}"})
+                              "size": record["length"], "user": BOT_USER_ID, "permalink": permalink})
         return {"files": completed}
