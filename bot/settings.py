@@ -59,6 +59,7 @@ class Settings(BaseSettings):
 
     outbox_poll_seconds: float = Field(0.5, alias="HITL_OUTBOX_POLL_SECONDS")
     scheduler_enabled: bool = Field(True, alias="HITL_SCHEDULER")
+    outbox_enabled: bool = Field(True, alias="HITL_OUTBOX_WORKER")
 
     def require(self, *names: str, why: str) -> None:
         """Raise MissingSetting naming the first unset setting among `names` (env names)."""

@@ -23,6 +23,7 @@ def install_workers(runtime: Runtime) -> None:
         return
     worker = OutboxWorker(runtime)
     runtime.services["outbox"] = worker
-    runtime.add_worker("outbox", worker.start, worker.stop)
+    if runtime.settings.outbox_enabled:
+        runtime.add_worker("outbox", worker.start, worker.stop)
     for name in WORKER_MODULES:
         importlib.import_module(name).install(runtime)

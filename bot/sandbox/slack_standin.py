@@ -42,8 +42,8 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JSON_FIELDS = ("blocks", "view", "metadata", "attachments", "files")
 
 
-class _SlackError(Exception):
-    """An error answer: `{"ok": false, "error": ...}` with an HTTP status and headers."""
+class SlackError(Exception):
+    """An error Slack would answer: `{"ok": false, "error": ...}` with an HTTP status and headers."""
 
     def __init__(
         self,
@@ -74,7 +74,7 @@ def _truthy(value: Any) -> bool:
 def _require(args: Mapping[str, Any], name: str, error: str = "invalid_arguments") -> Any:
     value = args.get(name)
     if value in (None, ""):
-        raise _SlackError(error, [f"[ERROR] missing required field: {name}"])
+        raise SlackError(error, [f"[ERROR] missing required field: {name}"])
     return value
 
 
@@ -82,7 +82,7 @@ def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
     """Fields of a multipart/form-data body: str for plain fields, bytes for file parts."""
     match = re.search(r'boundary="?([^";]+)"?', content_type)
     if not match:
-        raise _SlackError("invalid_form_data")
+        raise SlackError("invalid_form_data")
     fields: dict[str, Any] = {}
     for chunk in body.split(b"--" + match.group(1).encode("latin-1"))[1:]:
         if chunk.startswith(b"--"):
@@ -96,7 +96,7 @@ def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
     return fields
 
 
-def parse_request_args(headers: Mapping[str, str], query: Mapping[str, str], body: bytes) -> dict[str, Any]:
+def _parse_request_args(headers: Mapping[str, str], query: Mapping[str, str], body: bytes) -> dict[str, Any]:
     """Arguments of a Web API call, from the query string plus a JSON, form or multipart body."""
     args: dict[str, Any] = dict(query)
     content_type = headers.get("content-type", "")
@@ -105,9 +105,9 @@ def parse_request_args(headers: Mapping[str, str], query: Mapping[str, str], bod
             try:
                 parsed = json.loads(body)
             except ValueError:
-                raise _SlackError("invalid_json") from None
+                raise SlackError("invalid_json") from None
             if not isinstance(parsed, dict):
-                raise _SlackError("invalid_json")
+                raise SlackError("invalid_json")
             args.update(parsed)
         elif content_type.lower().startswith("multipart/form-data"):
             args.update(_parse_multipart(body, content_type))
@@ -151,8 +151,8 @@ def _text_length(value: Any) -> int:
     return 0
 
 
-def _invalid(message: str, pointer: str, error: str = "invalid_blocks") -> _SlackError:
-    return _SlackError(error, [f"[ERROR] {message} [json-pointer:{pointer}]"])
+def _invalid(message: str, pointer: str, error: str = "invalid_blocks") -> SlackError:
+    return SlackError(error, [f"[ERROR] {message} [json-pointer:{pointer}]"])
 
 
 def _short_id() -> str:
@@ -171,7 +171,7 @@ def _fill_ids(block: dict[str, Any]) -> None:
 
 
 def validate_blocks(blocks: Any, *, limit: int, pointer: str = "/blocks") -> list[dict[str, Any]]:
-    """Parse and serialise blocks with slack_sdk's models; raise `_SlackError` as Slack would reject them."""
+    """Blocks as Slack stores them, validated by slack_sdk's models; SlackError where Slack would refuse."""
     if not isinstance(blocks, list):
         raise _invalid("must provide an array", pointer, "invalid_blocks_format")
     if len(blocks) > limit:
@@ -194,7 +194,7 @@ def validate_blocks(blocks: Any, *, limit: int, pointer: str = "/blocks") -> lis
     errors += [f"[ERROR] duplicate block_id: {b} [json-pointer:{pointer}]" for b in sorted(set(block_ids))
                if block_ids.count(b) > 1]
     if errors:
-        raise _SlackError("invalid_blocks", errors)
+        raise SlackError("invalid_blocks", errors)
     for block in normalized:
         _fill_ids(block)
     return normalized
@@ -215,7 +215,7 @@ def validate_view(view: Any) -> dict[str, Any]:
         raise _invalid(str(exc), "/view") from None
     errors = _shape_errors({k: v for k, v in view.items() if k != "blocks"}, as_dict, "/view")
     if errors:
-        raise _SlackError("invalid_blocks", errors)
+        raise SlackError("invalid_blocks", errors)
     return as_dict
 
 
@@ -423,8 +423,9 @@ class SlackStandin:
         @app.api_route("/api/{method}", methods=["GET", "POST"])
         async def api(method: str, request: Request) -> Response:
             body = await request.body()
-            status, payload, headers = self._handle(method, request.headers, request.query_params, body,
-                                                    str(request.base_url))
+            root_url = str(request.url).split("?")[0].rsplit("/api/", 1)[0] + "/"  # honours a mount prefix
+            status, payload, headers = self._handle(
+                method, request.headers, request.query_params, body, root_url)
             return JSONResponse(payload, status_code=status, headers=headers)
 
         @app.post("/upload/{file_id}")
@@ -446,17 +447,21 @@ class SlackStandin:
         with self._lock:
             args: dict[str, Any] = {}
             try:
+                args = _parse_request_args(headers, query, body)
                 if self._outage:
-                    raise _SlackError("service_unavailable", status=503)
+                    raise SlackError("service_unavailable", status=503)
                 self._check_forced_limit(method)
-                args = parse_request_args(headers, query, body)
                 handler = self._methods.get(method)
                 if handler is None:
-                    raise _SlackError("unknown_method")
+                    raise SlackError("unknown_method")
                 if method != "api.test":
                     self._authenticate(headers, args)
+                warned_before = len(self._warnings)
                 result = {"ok": True, **handler(args, root_url)}
-            except _SlackError as err:
+                warned = [w["warning"] for w in self._warnings[warned_before:]]
+                if warned:
+                    result.update(warning=",".join(warned), response_metadata={"warnings": warned})
+            except SlackError as err:
                 self._record(method, err.status, args, err.error)
                 return err.status, err.body(), err.headers
             self._record(method, 200, args, None)
@@ -471,7 +476,7 @@ class SlackStandin:
             if content_type.lower().startswith("multipart/form-data"):
                 try:
                     parts = [v for v in _parse_multipart(body, content_type).values() if isinstance(v, bytes)]
-                except _SlackError:
+                except SlackError:
                     parts = []
                 if not parts:
                     self._record("upload", 400, {"file_id": file_id}, "invalid_form_data")
@@ -489,15 +494,15 @@ class SlackStandin:
         times, retry_after = self._forced_limits.get(method, (0, 1))
         if times > 0:
             self._forced_limits[method] = (times - 1, retry_after)
-            raise _SlackError("ratelimited", status=429, headers={"Retry-After": str(retry_after)})
+            raise SlackError("ratelimited", status=429, headers={"Retry-After": str(retry_after)})
 
     def _authenticate(self, headers: Mapping[str, str], args: Mapping[str, Any]) -> None:
         auth = headers.get("authorization", "")
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else args.get("token")
         if not token:
-            raise _SlackError("not_authed")
+            raise SlackError("not_authed")
         if token != self.token:
-            raise _SlackError("invalid_auth")
+            raise SlackError("invalid_auth")
 
     def _take_post_token(self, channel: str) -> None:
         """Per-channel token bucket for chat.postMessage; 429 with Retry-After when empty."""
@@ -507,7 +512,7 @@ class SlackStandin:
         if tokens < 1:
             self._buckets[channel] = (tokens, now)
             wait = max(1, math.ceil((1 - tokens) / self.post_rate_per_channel))
-            raise _SlackError("ratelimited", status=429, headers={"Retry-After": str(wait)})
+            raise SlackError("ratelimited", status=429, headers={"Retry-After": str(wait)})
         self._buckets[channel] = (tokens - 1, now)
 
     def _next_ts(self) -> str:
@@ -526,14 +531,14 @@ class SlackStandin:
         """Validated (text, blocks) of a message call; blocks is None when not sent."""
         text, blocks = args.get("text"), args.get("blocks")
         if not text and not blocks:
-            raise _SlackError("no_text")
+            raise SlackError("no_text")
         if blocks is not None:
             blocks = validate_blocks(blocks, limit=MAX_MESSAGE_BLOCKS)
             if _text_length(blocks) > MAX_MESSAGE_BLOCK_TEXT:
-                raise _SlackError("msg_blocks_too_long")
+                raise SlackError("msg_blocks_too_long")
             if not text:
                 if self.strict_fallback:
-                    raise _SlackError("missing_text_fallback")
+                    raise SlackError("missing_text_fallback")
                 self._warnings.append(
                     {"method": method, "warning": "missing_text_fallback", "channel": channel})
         if isinstance(text, str) and len(text) > MAX_MESSAGE_TEXT:
@@ -567,16 +572,14 @@ class SlackStandin:
                 parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1,
                               latest_reply=message["ts"])
         self._messages.append(message)
-        warning = [] if text else ["missing_text_fallback"]
-        extra = {"warning": warning[0], "response_metadata": {"warnings": warning}} if warning else {}
-        return {"channel": channel, "ts": message["ts"], "message": self._public(message), **extra}
+        return {"channel": channel, "ts": message["ts"], "message": self._public(message)}
 
     def _chat_update(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         channel = _require(args, "channel", "channel_not_found")
         ts = _require(args, "ts", "message_not_found")
         message = self._find_message(channel, ts)
         if message is None:
-            raise _SlackError("message_not_found")
+            raise SlackError("message_not_found")
         text, blocks = self._message_content("chat.update", args, channel)
         message["history"].append({"text": message["text"], "blocks": copy.deepcopy(message["blocks"]),
                                    "edited": copy.deepcopy(message.get("edited"))})
@@ -603,7 +606,7 @@ class SlackStandin:
         ts = _require(args, "message_ts", "message_not_found")
         message = self._find_message(channel, ts)
         if message is None:
-            raise _SlackError("message_not_found")
+            raise SlackError("message_not_found")
         channel_id = channel.lstrip("#")
         link = f"https://{TEAM_DOMAIN}.slack.com/archives/{channel_id}/p{ts.replace('.', '')}"
         if message.get("thread_ts") and message["thread_ts"] != ts:
@@ -615,7 +618,7 @@ class SlackStandin:
         members = tuple(sorted(u.strip() for u in (users.split(",") if isinstance(users, str) else users)
                                if u.strip()))
         if not members:
-            raise _SlackError("users_list_not_supplied")
+            raise SlackError("users_list_not_supplied")
         already_open = members in self._dms
         if not already_open:
             self._dms[members] = self._new_id("D" if len(members) == 1 else "G")
@@ -627,10 +630,10 @@ class SlackStandin:
     def _use_trigger(self, trigger_id: str) -> None:
         expires = self._triggers.get(trigger_id)
         if expires is None:
-            raise _SlackError("invalid_trigger_id")
+            raise SlackError("invalid_trigger_id")
         self._triggers[trigger_id] = None
         if time.monotonic() > expires:
-            raise _SlackError("expired_trigger_id")
+            raise SlackError("expired_trigger_id")
 
     def _views_open(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         trigger_id = _require(args, "trigger_id")
@@ -644,9 +647,9 @@ class SlackStandin:
         current = self._views.get(view_id) if view_id else next(
             (v for v in self._views.values() if external_id and v.get("external_id") == external_id), None)
         if current is None:
-            raise _SlackError("not_found")
+            raise SlackError("not_found")
         if args.get("hash") and args["hash"] != current["hash"]:
-            raise _SlackError("hash_conflict")
+            raise SlackError("hash_conflict")
         view = validate_view(_require(args, "view"))
         return self._store_view(view, current["id"], root_view_id=current["root_view_id"],
                                 previous_view_id=current["previous_view_id"])
@@ -667,7 +670,7 @@ class SlackStandin:
     def _users_info(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         user = self._users.get(args.get("user", ""))
         if user is None:
-            raise _SlackError("user_not_found")
+            raise SlackError("user_not_found")
         return {"user": copy.deepcopy(user)}
 
     def _users_lookup_by_email(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
@@ -675,12 +678,12 @@ class SlackStandin:
         for user in self._users.values():
             if email and user["profile"].get("email", "").lower() == email:
                 return {"user": copy.deepcopy(user)}
-        raise _SlackError("users_not_found")
+        raise SlackError("users_not_found")
 
     def _usergroups_users_list(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         members = self._usergroups.get(args.get("usergroup", ""))
         if members is None:
-            raise _SlackError("no_such_subteam")
+            raise SlackError("no_such_subteam")
         return {"users": list(members)}
 
     def _files_get_upload_url(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
@@ -688,7 +691,7 @@ class SlackStandin:
         try:
             length = int(_require(args, "length"))
         except ValueError:
-            raise _SlackError("invalid_arguments", ["[ERROR] length must be an integer"]) from None
+            raise SlackError("invalid_arguments", ["[ERROR] length must be an integer"]) from None
         file_id = self._new_id("F")
         self._uploads[file_id] = {"filename": filename, "length": length, "data": None,
                                   "alt_txt": args.get("alt_txt")}
@@ -697,17 +700,17 @@ class SlackStandin:
     def _files_complete_upload(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         entries = _require(args, "files")
         if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("id") for e in entries):
-            raise _SlackError("invalid_arguments", ["[ERROR] files must be a list of {id, title}"])
+            raise SlackError("invalid_arguments", ["[ERROR] files must be a list of {id, title}"])
         channels = [c for c in str(args.get("channels") or "").split(",") if c]
         channel = args.get("channel_id") or (channels[0] if channels else None)
         completed = []
         for entry in entries:
             upload = self._uploads.get(entry["id"])
             if upload is None or upload["data"] is None:
-                raise _SlackError("file_not_found")
+                raise SlackError("file_not_found")
             data: bytes = upload["data"]
             if len(data) != upload["length"]:
-                raise _SlackError("file_upload_size_mismatch")
+                raise SlackError("file_upload_size_mismatch")
             record = {
                 "id": entry["id"], "name": upload["filename"],
                 "title": entry.get("title") or upload["filename"],

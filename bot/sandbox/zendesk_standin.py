@@ -22,9 +22,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -77,13 +77,16 @@ def _not_found() -> ZendeskError:
 def _rate_limited(retry_after: int) -> ZendeskError:
     return ZendeskError(
         429,
-        {"error": "APIRateLimitExceeded", "description": "Number of allowed API requests per minute exceeded"},
+        {
+            "error": "APIRateLimitExceeded",
+            "description": "Number of allowed API requests per minute exceeded",
+        },
         {"Retry-After": str(retry_after)},
     )
 
 
 def _iso(epoch_seconds: int) -> str:
-    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _parse_iso(value: object) -> datetime | None:
@@ -93,7 +96,11 @@ def _parse_iso(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _html_to_text(markup: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", markup))
 
 
 def _is_id(value: object) -> bool:
@@ -207,7 +214,7 @@ class ZendeskStandin:
             raise RuntimeError("ZendeskStandin has no port yet: call start() first")
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> ZendeskStandin:
+    def start(self, timeout: float = 10.0) -> Self:
         """Serve in a background thread and return once the socket accepts requests."""
         if self._thread is not None:
             return self
@@ -243,7 +250,7 @@ class ZendeskStandin:
         server.should_exit = True
         thread.join(timeout=10)
 
-    def __enter__(self) -> ZendeskStandin:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -487,10 +494,16 @@ class ZendeskStandin:
         return ticket
 
     def _append_comment(
-        self, ticket_id: int, body: str | None, html_body: str | None, public: bool, author_id: int, stamp: str
+        self,
+        ticket_id: int,
+        body: str | None,
+        html_body: str | None,
+        public: bool,
+        author_id: int,
+        stamp: str,
     ) -> JSONDict:
         if html_body is not None:
-            text = html.unescape(re.sub(r"<[^>]+>", "", html_body))
+            text = _html_to_text(html_body)
             rendered = html_body
         else:
             text = body or ""
@@ -538,7 +551,9 @@ class ZendeskStandin:
                 return ZendeskError(503, {"error": "ServiceUnavailable", "description": "Maintenance"})
             if not self._authenticated(authorization):
                 return ZendeskError(
-                    401, {"error": "Couldn't authenticate you"}, {"WWW-Authenticate": 'Basic realm="Web Password"'}
+                    401,
+                    {"error": "Couldn't authenticate you"},
+                    {"WWW-Authenticate": 'Basic realm="Web Password"'},
                 )
             if self._forced_429 > 0:
                 self._forced_429 -= 1
@@ -601,7 +616,9 @@ class ZendeskStandin:
             stamp = self._tick()
             if comment:
                 added = self._append_comment(ticket_id, stamp=stamp, **comment)
-                events.append({key: added[key] for key in ("type", "author_id", "body", "html_body", "public")})
+                events.append(
+                    {key: added[key] for key in ("type", "author_id", "body", "html_body", "public")}
+                )
             for field, value in changes.items():
                 events.append(
                     {"type": "Change", "field_name": field, "value": value, "previous_value": ticket[field]}
@@ -702,7 +719,7 @@ class ZendeskStandin:
         if comment is not None:
             if not isinstance(comment, dict) or not isinstance(comment.get("public", True), bool):
                 raise _invalid("comment", "Comment: must be an object with a boolean public")
-            text = comment.get("body") or html.unescape(re.sub(r"<[^>]+>", "", comment.get("html_body") or ""))
+            text = comment.get("body") or _html_to_text(comment.get("html_body") or "")
             fields["description"] = text
             fields["default_public"] = comment.get("public", True)
         ticket = self._insert_ticket(
@@ -720,7 +737,10 @@ class ZendeskStandin:
             raise _bad_request("Expected a JSON object with a 'user' object holding an email")
         try:
             user = self._insert_user(
-                self._new_id(), data["email"], str(data.get("name") or data["email"]), str(data.get("role") or "end-user")
+                self._new_id(),
+                data["email"],
+                str(data.get("name") or data["email"]),
+                str(data.get("role") or "end-user"),
             )
         except ValueError:
             raise _invalid("email", f"Email: {data['email']} is already being used by another user") from None
@@ -758,7 +778,11 @@ class ZendeskStandin:
                 found = [user for user in users if user["email"].lower() == email]
             else:
                 needle = term.strip('"').lower()
-                found = [u for u in users if needle and (needle in u["email"].lower() or needle in u["name"].lower())]
+                found = [
+                    u
+                    for u in users
+                    if needle and (needle in u["email"].lower() or needle in u["name"].lower())
+                ]
             return copy.deepcopy(found)
 
     # ----- HTTP app --------------------------------------------------------------------------
@@ -816,7 +840,9 @@ class ZendeskStandin:
         @app.get("/api/v2/users/search.json")
         def search_users(query: str = "") -> JSONResponse:
             users = self._search_users(query)
-            return JSONResponse({"users": users, "next_page": None, "previous_page": None, "count": len(users)})
+            return JSONResponse(
+                {"users": users, "next_page": None, "previous_page": None, "count": len(users)}
+            )
 
         @app.get("/api/v2/users/me.json")
         def show_me() -> JSONResponse:
