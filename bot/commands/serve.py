@@ -26,5 +26,9 @@ def run(args: argparse.Namespace) -> int:
     runtime = build_runtime(settings)
     runtime.services["socket_mode"] = args.socket
     app = create_app(runtime)
+    if args.socket:
+        from handlers.slack import add_socket_mode
+
+        add_socket_mode(runtime)  # Slack over a WebSocket; uvicorn still serves the ingest API
     uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
     return 0

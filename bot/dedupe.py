@@ -1,0 +1,32 @@
+"""Slack deliveries already handled (event ids, click keys), so retries and duplicates never act twice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import CursorResult, Engine, delete
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col
+
+from storage.db import session_scope
+from storage.models import ProcessedEvent
+
+
+def first_delivery(*, engine: Engine, key: str, now: datetime) -> bool:
+    """Record `key`; True only for the first delivery with it (atomic across threads and replicas)."""
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    table = ProcessedEvent.metadata.tables[ProcessedEvent.__tablename__]
+    stmt = (insert(table).values(key=key[:255], seen_at=now)
+            .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key))
+    with session_scope(engine) as session:
+        return session.execute(stmt).first() is not None
+
+
+def prune(*, engine: Engine, before: datetime) -> int:
+    """Forget keys seen before `before` (Slack stops retrying after minutes)."""
+    with session_scope(engine) as session:
+        result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+            delete(ProcessedEvent).where(col(ProcessedEvent.seen_at) < before))
+        return int(result.rowcount)

@@ -1,0 +1,86 @@
+"""Every Slack action_id, callback_id and block_id, and the small typed models carried in buttons and modals.
+
+Register handlers with these members and build blocks with them, so grep finds producer and consumer.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class ActionId(StrEnum):
+    """Interactive elements (buttons, inputs) of review cards and modals."""
+
+    APPROVE = "review_approve"
+    EDIT = "review_edit"
+    TAKE_OVER = "review_take_over"
+    REJECT = "review_reject"
+    SHOW_FULL = "review_show_full"
+    EDIT_TEXT = "edit_text"
+    REJECT_CATEGORY = "reject_category"
+    REJECT_COMMENT = "reject_comment"
+    QA_GOOD = "qa_good"
+    QA_DEFECT = "qa_defect"
+    QA_DEFECT_CATEGORY = "qa_defect_category"
+    QA_DEFECT_COMMENT = "qa_defect_comment"
+    AI_INSTRUCTION = "ai_instruction"
+    AI_REGENERATE = "ai_regenerate"
+
+
+class CallbackId(StrEnum):
+    """Modals (views) the app opens."""
+
+    EDIT_MODAL = "review_edit_modal"
+    REJECT_MODAL = "review_reject_modal"
+    FULL_TEXT_MODAL = "review_full_text_modal"
+    QA_DEFECT_MODAL = "qa_defect_modal"
+
+
+class BlockId(StrEnum):
+    """Blocks of review cards and modals (unique within one message or view)."""
+
+    REVIEW_HEADER = "review_header"
+    REVIEW_FACTS = "review_facts"
+    REVIEW_SUMMARY = "review_summary"
+    REVIEW_CUSTOMER = "review_customer"
+    REVIEW_DRAFT = "review_draft"
+    REVIEW_FINAL = "review_final"
+    REVIEW_TONE = "review_tone"
+    REVIEW_REASONS = "review_reasons"
+    REVIEW_SLA = "review_sla"
+    REVIEW_SUPERVISOR = "review_supervisor"
+    REVIEW_ACTIONS = "review_actions"
+    REVIEW_DECISION = "review_decision"
+    REVIEW_MORE = "review_more"
+    EDIT_TEXT = "edit_text"  # one input per 3,000-character part: "edit_text:0", "edit_text:1", ...
+    REJECT_CATEGORY = "reject_category"
+    REJECT_COMMENT = "reject_comment"
+    FULL_TEXT = "full_text"  # "full_text:customer:0", "full_text:draft:0", ...
+    QA_HEADER = "qa_header"
+    QA_CUSTOMER = "qa_customer"
+    QA_REPLY = "qa_reply"
+    QA_FACTS = "qa_facts"
+    QA_ACTIONS = "qa_actions"
+    QA_RATING = "qa_rating"
+    QA_DEFECT_CATEGORY = "qa_defect_category"
+    QA_DEFECT_COMMENT = "qa_defect_comment"
+    AI_INSTRUCTION = "ai_instruction"
+    AI_ACTIONS = "ai_actions"
+    AI_NOTE = "ai_note"
+
+
+class ReviewRef(BaseModel):
+    """A button value naming one review."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    review_id: str
+
+
+class ModalMeta(ReviewRef):
+    """A modal's private_metadata: the review and the card it was opened from (view submissions have no channel)."""
+
+    channel: str
+    ts: str

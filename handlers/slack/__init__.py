@@ -1,0 +1,128 @@
+"""Slack: the Bolt app behind `POST /slack/events` (HTTP) or Socket Mode, and its listener modules.
+
+Each module in LISTENER_MODULES has `register(app, runtime)` and registers its listeners with the
+ids in `bot.ids`. Handlers stay thin: ack, parse, call one service function, render.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from slack_bolt import App
+from slack_bolt.adapter.fastapi import SlackRequestHandler
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.authorization import AuthorizeResult
+
+from bot.runtime import Runtime
+from bot.settings import secret
+from bot.slack_client import make_web_client
+
+LISTENER_MODULES: list[str] = [
+    "handlers.slack.errors",
+    "handlers.slack.review",
+    "handlers.slack.qa",
+    "handlers.slack.events",
+    "handlers.slack.ai",
+    "handlers.slack.commands",
+]
+
+log = logging.getLogger("hitl.slack")
+
+
+def build_bolt_app(runtime: Runtime) -> App:
+    """The Bolt app with every listener registered (no Slack call at start: token verification is off)."""
+    settings = runtime.settings
+    # Bolt's default pool has 5 threads; acks run on it, so a few slow listeners must not starve new clicks.
+    executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hitl-slack")
+    runtime.add_worker("slack-listeners", lambda: None, lambda: executor.shutdown(wait=False))
+    client = make_web_client(settings)
+    # The token goes through `authorize`, not the client: Bolt's default single-workspace authorization
+    # calls auth.test on the first request, which would fail the first clicks during a Slack API outage.
+    client.token = None
+    app = App(
+        name="hitl",
+        signing_secret=secret(settings.slack_signing_secret) or "",
+        client=client,
+        authorize=single_workspace(secret(settings.slack_bot_token)),
+        process_before_response=False,
+        request_verification_enabled=True,
+        token_verification_enabled=False,
+        listener_executor=executor,
+        logger=log,
+    )
+    register_all(app, runtime)
+    return app
+
+
+def single_workspace(token: str | None) -> Callable[..., AuthorizeResult]:
+    """Authorize every request with the bot token, without any call to Slack."""
+
+    def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+        return AuthorizeResult(enterprise_id=enterprise_id, team_id=team_id, user_id=user_id, bot_token=token)
+
+    return authorize
+
+
+def register_all(app: App, runtime: Runtime) -> None:
+    """Let every listener module register its listeners."""
+    for name in LISTENER_MODULES:
+        importlib.import_module(name).register(app, runtime)
+
+
+def bolt_app(runtime: Runtime) -> App:
+    """The runtime's Bolt app, built once (HTTP and Socket Mode share it)."""
+    app = runtime.services.get("bolt")
+    if app is None:
+        app = runtime.services["bolt"] = build_bolt_app(runtime)
+    return app
+
+
+class ThreadedSlackRequestHandler(SlackRequestHandler):
+    """Bolt's FastAPI adapter with `dispatch` moved off the event loop (it blocks until the listener acks)."""
+
+    async def handle(self, req: Request, addition_context_properties: dict[str, Any] | None = None) -> Response:
+        body = await req.body()
+        bolt_request = to_bolt_request(req, body, addition_context_properties)
+        return to_starlette_response(await run_in_threadpool(self.app.dispatch, bolt_request))
+
+
+def add_socket_mode(runtime: Runtime, *, retry_seconds: float = 5.0) -> None:
+    """Take Slack traffic over Socket Mode too: connect when the service starts (retrying), close when it stops."""
+    handler = SocketModeHandler(bolt_app(runtime), secret(runtime.settings.slack_app_token), logger=log)
+    stopped = threading.Event()
+
+    def connect() -> None:
+        while not stopped.is_set():
+            try:
+                handler.connect()  # type: ignore[no-untyped-call]
+                log.info("Slack Socket Mode connected")
+                return
+            except Exception as exc:  # noqa: BLE001 - Slack down, token refused, WebSocket error: serve on, retry
+                log.error("Slack Socket Mode connection failed (%s); retrying in %gs", exc, retry_seconds)
+                stopped.wait(retry_seconds)
+
+    def start() -> None:
+        threading.Thread(target=connect, name="hitl-socket-mode", daemon=True).start()
+
+    def stop() -> None:
+        stopped.set()
+        handler.close()  # type: ignore[no-untyped-call]
+
+    runtime.add_worker("slack-socket-mode", start, stop)
+
+
+def mount(fastapi_app: FastAPI, runtime: Runtime) -> None:
+    """Serve events, interactivity and slash commands at `POST /slack/events`."""
+    handler = ThreadedSlackRequestHandler(bolt_app(runtime))
+
+    @fastapi_app.post("/slack/events", include_in_schema=False)
+    async def slack_events(request: Request) -> Response:
+        return await handler.handle(request)

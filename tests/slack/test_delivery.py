@@ -1,0 +1,151 @@
+"""Slack outbox kinds against the stand-in: post once, move between tiers, re-render, map Slack's errors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.ingest import DraftIn, ingest_draft
+from bot.outbox import Permanent, Retry
+from bot.runtime import Runtime, build_runtime
+from bot.slack_delivery import call
+from bot.workers import install_workers
+from storage import repo
+from storage.db import session_scope
+from storage.models import OutboxItem, OutboxStatus, Review
+from tests.conftest import FakeClock, sample_draft
+from tests.slack.conftest import wait_for
+
+
+@pytest.fixture
+def make_runtime(make_settings: Callable[..., Any], slack_standin: Any,
+                 sqlite_url: str) -> Iterator[Callable[..., Runtime]]:
+    """A runtime with the outbox kinds installed but no threads started: tests drain the outbox by hand."""
+    made: list[Runtime] = []
+
+    def build(clock: Any = None) -> Runtime:
+        settings = make_settings(SLACK_API_URL=slack_standin.base_url, HITL_DATABASE_URL=sqlite_url,
+                                 HITL_SCHEDULER=False)
+        rt = build_runtime(settings, clock=clock)
+        install_workers(rt)
+        made.append(rt)
+        return rt
+
+    yield build
+    for rt in made:
+        rt.engine.dispose()
+
+
+@pytest.fixture
+def runtime(make_runtime: Callable[..., Runtime], clock: FakeClock) -> Runtime:
+    return make_runtime(clock)
+
+
+def ingest(rt: Runtime, **overrides: Any) -> str:
+    with session_scope(rt.engine) as session:
+        draft = DraftIn.model_validate(sample_draft(**overrides))
+        return ingest_draft(session=session, draft=draft, policy=rt.policy, now=rt.clock.now()).review.id
+
+
+def enqueue(rt: Runtime, kind: str, payload: dict[str, Any]) -> None:
+    with session_scope(rt.engine) as session:
+        repo.enqueue(session=session, now=rt.clock.now(), kind=kind, order_key=f"review:{payload.get('review_id')}",
+                     payload=payload)
+
+
+def drain(rt: Runtime) -> None:
+    assert rt.services["outbox"].drain(10)
+
+
+def review(rt: Runtime, review_id: str) -> Review:
+    with session_scope(rt.engine, readonly=True) as session:
+        found = session.get(Review, review_id)
+    assert found is not None
+    return found
+
+
+def test_posting_a_review_twice_posts_one_card(runtime: Runtime, slack_standin: Any) -> None:
+    review_id = ingest(runtime)
+    drain(runtime)
+    enqueue(runtime, "slack_post_review", {"review_id": review_id})
+    drain(runtime)
+    assert len(slack_standin.messages("#support-review")) == 1
+    assert review(runtime, review_id).slack_channel == "#support-review"
+
+
+def test_a_review_moved_to_another_tier_is_reposted_and_the_old_card_points_there(runtime: Runtime,
+                                                                                  slack_standin: Any) -> None:
+    review_id = ingest(runtime)
+    drain(runtime)
+    old = review(runtime, review_id)
+    with session_scope(runtime.engine) as session:  # what the SLA timers do on timeout: move_tier
+        session.execute(update(Review).where(Review.id == review_id).values(tier="vip"))
+    moved = {"review_id": review_id, "moved_from": {"channel": old.slack_channel, "ts": old.slack_ts}}
+    enqueue(runtime, "slack_post_review", moved)
+    drain(runtime)
+    enqueue(runtime, "slack_post_review", moved)  # delivered again after a crash: nothing new
+    drain(runtime)
+    new = review(runtime, review_id)
+    assert (new.slack_channel, len(slack_standin.messages("#support-vip"))) == ("#support-vip", 1)
+    assert new.slack_ts != old.slack_ts
+    assert "Moved to #support-vip" in slack_standin.message(old.slack_channel, old.slack_ts)["text"]
+
+
+def test_refresh_re_renders_the_sla_countdown(runtime: Runtime, slack_standin: Any, clock: FakeClock) -> None:
+    review_id = ingest(runtime)
+    drain(runtime)
+    card = review(runtime, review_id)
+    clock.advance(minutes=40)
+    enqueue(runtime, "slack_refresh_review", {"review_id": review_id})
+    drain(runtime)
+    blocks = slack_standin.message(card.slack_channel, card.slack_ts)["blocks"]
+    assert "SLA breached 10m ago" in str(blocks)
+
+
+def test_dm_and_ephemeral_kinds_reach_slack(runtime: Runtime, slack_standin: Any) -> None:
+    enqueue(runtime, "slack_dm", {"user": "U0LEAD", "text": "SLA breached on ticket 1"})
+    enqueue(runtime, "slack_ephemeral", {"channel": "#support-review", "user": "U0ALEX", "text": "psst"})
+    drain(runtime)
+    assert slack_standin.calls("conversations.open")
+    assert [m["text"] for m in slack_standin.messages() if m["channel"].startswith("D")] == ["SLA breached on ticket 1"]
+    assert slack_standin.ephemerals("U0ALEX")[0]["text"] == "psst"
+
+
+def test_slack_errors_map_to_retry_or_permanent(runtime: Runtime, slack_standin: Any) -> None:
+    with pytest.raises(Permanent, match="message_not_found"):
+        call(runtime, "chat_update", channel="#support-review", ts="1.000001", text="x")
+    slack_standin.force_ratelimit("chat.postMessage", 1, retry_after=7)
+    with pytest.raises(Retry) as limited:
+        call(runtime, "chat_postMessage", gate_channel="#busy", channel="#busy", text="x")
+    assert limited.value.retry_after == 7
+    with pytest.raises(Retry, match="rate limited"):  # the gate holds the channel back without calling Slack
+        call(runtime, "chat_postMessage", gate_channel="#busy", channel="#busy", text="x")
+    assert len(slack_standin.calls("chat.postMessage")) == 1
+    slack_standin.set_outage(True)
+    with pytest.raises(Retry, match="503"):
+        call(runtime, "chat_postMessage", channel="#other", text="x")
+
+
+def test_a_permanent_failure_is_dead_lettered(runtime: Runtime, slack_standin: Any) -> None:
+    enqueue(runtime, "slack_update", {"channel": "#support-review", "ts": "1.000001", "text": "x"})
+    drain(runtime)
+    with session_scope(runtime.engine, readonly=True) as session:
+        row = session.execute(select(OutboxItem).where(OutboxItem.kind == "slack_update")).scalar_one()
+    assert row.status == OutboxStatus.DEAD and "message_not_found" in (row.last_error or "")
+
+
+def test_many_cards_for_one_channel_drain_at_slacks_pace_without_losing_one(make_runtime: Callable[..., Runtime],
+                                                                           slack_standin: Any) -> None:
+    runtime = make_runtime()  # the real clock: rows put back by a 429 come due again
+    ids = [ingest(runtime) for _ in range(6)]
+    started = time.monotonic()
+    wait_for(lambda: runtime.services["outbox"].run_once() >= 0 and all(review(runtime, i).slack_ts for i in ids),
+             15, "six cards")
+    assert time.monotonic() - started > 2, "burst of 3, then about one a second"
+    assert len(slack_standin.messages("#support-review")) == 6
+    limited = [c for c in slack_standin.calls("chat.postMessage") if c["status"] == 429]
+    assert len(limited) <= 6, "rows for a rate-limited channel wait at the gate instead of hammering Slack"
