@@ -98,7 +98,6 @@ def may_decide(*, review: Review, decision: str, user_id: str, policy: Policy, d
     if tier is None:
         raise NotAllowed(review.id, f"The policy no longer has tier “{review.tier}”, so nobody may decide here.")
     try:
-        # An empty `supervisors` means anyone who may approve also counts as a supervisor.
         supervisor = not tier.supervisors.anyone and directory.includes(tier.supervisors, user_id)
         approver = supervisor or directory.includes(tier.approvers, user_id)
     except MembershipUnknown as exc:
@@ -108,8 +107,13 @@ def may_decide(*, review: Review, decision: str, user_id: str, policy: Policy, d
                                     f"({tier.approvers.mention()}).")
     if decision not in supervisor_only(review, policy):
         return supervisor
-    if supervisor or tier.supervisors.anyone:
+    if supervisor:
         return True
+    if tier.supervisors.anyone:
+        # Fail closed: a supervisor-only decision with nobody named as supervisor is refused, not waved through.
+        raise NotAllowed(review.id, f"This {decision.replace('_', ' ')} needs a supervisor, and tier {review.tier} "
+                                    "names none: add `supervisors` to the tier in the policy file. "
+                                    "You can still take the ticket over.")
     raise NotAllowed(review.id, f"Only a supervisor of tier {review.tier} may {decision.replace('_', ' ')} this "
                                 f"review ({tier.supervisors.mention()}).")
 

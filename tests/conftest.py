@@ -119,6 +119,8 @@ def make_settings() -> Callable[..., Settings]:
             "HITL_INGEST_TOKEN": INGEST_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_BOT_TOKEN": BOT_TOKEN,
+            # Nothing listens here: a test that needs Slack passes its stand-in's URL.
+            "SLACK_API_URL": "http://127.0.0.1:9/api/",
             "HITL_OUTBOX_POLL_SECONDS": 0.05,
         }
         values.update(overrides)

@@ -38,7 +38,7 @@ def test_a_draft_is_stored_routed_and_queued_for_slack(svc: Service) -> None:
     assert got["status"] == "pending" and got["ticket_id"]
     with session_scope(svc.runtime.engine, readonly=True) as s:
         kinds = [o.kind for o in s.execute(select(OutboxItem)).scalars()]
-        actions = [a.action for a in s.execute(select(AuditEvent)).scalars()]
+        actions = [a.action for a in s.execute(select(AuditEvent).where(AuditEvent.review_id == body["id"])).scalars()]
     assert kinds == ["slack_post_review"]
     assert actions == ["ingest"]
 

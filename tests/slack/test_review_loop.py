@@ -125,7 +125,7 @@ def test_a_second_click_changes_nothing_and_is_told_who_decided_first(loop: Loop
     assert loop.decided(review_id).decided_by == "U0ALEX0001"
     started = time.monotonic()
     late = loop.click(card, ActionId.REJECT, "U0SAM00001", "sam", modal=True)
-    assert late.status_code == 200 and time.monotonic() - started < 1, "acked at once, not after Bolt's 3 s"
+    assert late.status_code == 200 and time.monotonic() - started < 2.5, "acked at once, not after Bolt's 3 s"
     (note,) = loop.ephemerals("U0SAM00001")
     assert "Already approved by <@U0ALEX0001>" in note["text"] and "<!date^" in note["text"]
     assert not loop.standin.views(), "no modal opens on a decided review"
