@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
 
-from bot.policy import DraftFacts, History, Policy, route_draft
+from bot.policy import ROUTE_ORDER, DraftFacts, History, Policy, Reason, RouteDecision, route_draft
 from bot.sla_clock import sla_times
 from storage import repo
 from storage.models import Decision, DecisionKind, Review, ReviewStatus, Route
 
 MAX_BODY_BYTES = 256 * 1024
+UNCLASSIFIED = "unclassified"  # the interaction type of a draft nobody could classify (routes to humans)
 
 
 class CustomerIn(BaseModel):
@@ -35,15 +36,18 @@ class DraftIn(BaseModel):
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
     ticket_id: str = Field(min_length=1, max_length=100)
-    interaction_type: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
-                                  description="order_status, password_reset, refund, billing, cancellation, privacy, safety, ...")
+    interaction_type: str | None = Field(
+        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+        description="order_status, password_reset, refund, billing, cancellation, privacy, safety, ...; "
+                    "may be left out only when the server has a model to classify it (OPENAI_API_KEY), else 422")
     confidence: float = Field(ge=0, le=1, allow_inf_nan=False)
     customer_message: str = Field(min_length=1, max_length=100_000)
     draft: str = Field(min_length=1, max_length=100_000)
     subject: str | None = Field(None, max_length=1000)
     customer: CustomerIn | None = None
     refund_amount: float | None = Field(None, ge=0, allow_inf_nan=False)
-    sentiment: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False)
+    sentiment: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False,
+                                    description="-1 (furious) to 1 (delighted); classified by the model when left out")
     policy_exception: bool = False
     ticket_url: str | None = Field(None, max_length=2000, pattern=r"^https?://\S+$")
     kb_sources: list[str] = Field(default_factory=list, max_length=50)
@@ -54,8 +58,8 @@ class DraftIn(BaseModel):
 
     @field_validator("interaction_type")
     @classmethod
-    def _lower(cls, v: str) -> str:
-        return v.lower()
+    def _lower(cls, v: str | None) -> str | None:
+        return v.lower() if v is not None else None
 
     @field_validator("kb_sources")
     @classmethod
@@ -91,7 +95,25 @@ def qa_sampled(review_id: str, rate: float) -> bool:
     return int(hashlib.sha256(review_id.encode()).hexdigest()[:8], 16) / 0x1_0000_0000 < rate
 
 
-def ingest_draft(*, session: Session, draft: DraftIn, policy: Policy, now: datetime, actor: str = "api") -> IngestResult:
+@dataclass(frozen=True)
+class Assist:
+    """What AI assist (bot/ai_assist.py) adds: fail-closed reasons, a minimum route, extra facts, a summary job."""
+
+    reasons: tuple[Reason, ...] = ()
+    min_route: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    summarize: bool = False
+
+    def apply(self, decision: RouteDecision) -> RouteDecision:
+        """Add the reasons and move the route toward humans, never away."""
+        route = decision.route
+        if self.min_route is not None and ROUTE_ORDER[self.min_route] > ROUTE_ORDER[route]:
+            route = self.min_route
+        return replace(decision, route=route, reasons=decision.reasons + self.reasons)
+
+
+def ingest_draft(*, session: Session, draft: DraftIn, policy: Policy, now: datetime, actor: str = "api",
+                 assist: Assist | None = None) -> IngestResult:
     """Store a draft once, routed; queue its Slack post or its helpdesk write in the same transaction."""
     key = draft.key()
     existing = repo.review_by_key(session=session, idempotency_key=key)
@@ -106,20 +128,25 @@ def ingest_draft(*, session: Session, draft: DraftIn, policy: Policy, now: datet
     c = draft.customer or CustomerIn()
     decision = route_draft(
         DraftFacts(
-            interaction_type=draft.interaction_type, confidence=draft.confidence,
+            interaction_type=draft.interaction_type or UNCLASSIFIED, confidence=draft.confidence,
             customer_message=draft.customer_message, subject=draft.subject, customer_tier=c.tier,
             account_value=c.account_value, refund_amount=draft.refund_amount, sentiment=draft.sentiment,
             policy_exception=draft.policy_exception,
         ),
         policy, history,
     )
+    if assist is not None:
+        decision = assist.apply(decision)
     review_id = uuid.uuid4().hex
     extra: dict[str, Any] = {k: v for k, v in {
         "ticket_updated_at": draft.ticket_updated_at, "model": draft.model, "prompt_version": draft.prompt_version,
         "prior_contacts": history.prior_contacts,
     }.items() if v is not None}
+    if assist is not None:
+        extra.update(assist.extra)
     review = Review(
-        id=review_id, idempotency_key=key, ticket_id=draft.ticket_id, interaction_type=draft.interaction_type,
+        id=review_id, idempotency_key=key, ticket_id=draft.ticket_id,
+        interaction_type=draft.interaction_type or UNCLASSIFIED,
         confidence=draft.confidence, customer_message=draft.customer_message, draft=draft.draft,
         subject=draft.subject, customer_key=ckey, customer=c.model_dump(exclude_none=True),
         refund_amount=draft.refund_amount, sentiment=draft.sentiment, policy_exception=draft.policy_exception,
@@ -135,6 +162,9 @@ def ingest_draft(*, session: Session, draft: DraftIn, policy: Policy, now: datet
         session.flush()
         repo.enqueue(session=session, now=now, kind="slack_post_review", order_key=f"review:{review_id}",
                      payload={"review_id": review_id}, dedupe_key=f"post:{review_id}")
+        if assist is not None and assist.summarize:
+            repo.enqueue(session=session, now=now, kind="ai_summarize", order_key=f"ai:{review_id}",
+                         payload={"review_id": review_id}, dedupe_key=f"summary:{review_id}")
     repo.audit(session=session, at=now, actor=actor, action="ingest", review_id=review_id,
                ticket_id=draft.ticket_id, route=decision.route, tier=decision.tier,
                reasons=[r.code for r in decision.reasons])

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
     openai_model: str = Field("gpt-4o-mini", alias="HITL_OPENAI_MODEL")
     openai_timeout: float = Field(8.0, alias="HITL_OPENAI_TIMEOUT")
+    openai_classify_timeout: float = Field(3.0, alias="HITL_OPENAI_CLASSIFY_TIMEOUT")
     kb_dir: Path | None = Field(None, alias="HITL_KB_DIR")
     mask_pii: bool = Field(True, alias="HITL_MASK_PII")
 

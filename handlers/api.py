@@ -14,7 +14,8 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from bot.ingest import MAX_BODY_BYTES, DraftIn, ingest_draft
+from bot.ai_assist import get_llm, prepare_draft
+from bot.ingest import MAX_BODY_BYTES, Assist, DraftIn, ingest_draft
 from bot.runtime import Runtime
 from storage import repo
 from storage.db import current_revision, session_scope
@@ -104,10 +105,11 @@ def _public(review: Review, model: type[ReviewCreated] = ReviewCreated) -> dict[
 def build_router(runtime: Runtime) -> APIRouter:
     router = APIRouter()
 
-    def store(draft: DraftIn) -> tuple[dict[str, Any], bool]:
+    def store(draft: DraftIn, assist: Assist | None = None) -> tuple[dict[str, Any], bool]:
         try:
             with session_scope(runtime.engine) as session:
-                result = ingest_draft(session=session, draft=draft, policy=runtime.policy, now=runtime.clock.now())
+                result = ingest_draft(session=session, draft=draft, policy=runtime.policy, now=runtime.clock.now(),
+                                      assist=assist)
                 return _public(result.review), result.created
         except IntegrityError:
             # Another request stored the same key first (two replicas racing): answer with its review.
@@ -129,7 +131,11 @@ def build_router(runtime: Runtime) -> APIRouter:
     async def submit_draft(request: Request) -> JSONResponse:
         _check_token(request, runtime)
         draft = _parse_draft(await _read_limited(request))
-        body, created = await run_in_threadpool(store, draft)
+        if draft.interaction_type is None and get_llm(runtime) is None:
+            raise ApiError(422, "invalid_fields", "interaction_type: required (no model is configured to classify it)",
+                           fields=[{"field": "interaction_type", "message": "Field required"}])
+        draft, assist = await run_in_threadpool(prepare_draft, runtime, draft)
+        body, created = await run_in_threadpool(store, draft, assist)
         return JSONResponse(body, status_code=201 if created else 200)
 
     @router.get("/v1/reviews/{review_id}", response_model=ReviewPublic, tags=["ingest"],
