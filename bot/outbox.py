@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
+from sqlmodel import Session
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from storage import repo
@@ -52,6 +53,8 @@ class KindPolicy:
     initial_delay: float = 1.0
     max_delay: float = 300.0
     announce_dead: bool = True
+    # Called in the dead-lettering transaction (session, row, "why: error", now) to tell the people concerned.
+    on_dead: Callable[[Session, OutboxItem, str, datetime], None] | None = None
 
 
 Handler = Callable[["Runtime", OutboxItem], dict[str, Any] | None]
@@ -220,6 +223,8 @@ class OutboxWorker:
                 log.error("outbox %s #%s dead-lettered (%s): %s", row.kind, row.id, why, error)
                 repo.audit(session=session, at=now, actor="hitl", action="outbox_dead", review_id=row.payload.get("review_id"),
                            outbox_id=row.id, kind=row.kind, error=error[:500], why=why)
+                if policy.on_dead is not None:
+                    policy.on_dead(session, row, f"{why}: {error[:500]}", now)
                 if policy.announce_dead and self.runtime.settings.ops_channel and row.kind != "slack_post":
                     repo.enqueue(session=session, now=now, kind="slack_post", order_key="ops",
                                  payload={"channel": self.runtime.settings.ops_channel,

@@ -218,7 +218,9 @@ class ZendeskStandin:
         """Serve in a background thread and return once the socket accepts requests."""
         if self._thread is not None:
             return self
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP;
+        # without it every response waits ~40 ms (Nagle against the client's delayed ACK).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
@@ -616,8 +618,9 @@ class ZendeskStandin:
             stamp = self._tick()
             if comment:
                 added = self._append_comment(ticket_id, stamp=stamp, **comment)
+                # As in Zendesk, a Comment event's id is the comment's id.
                 events.append(
-                    {key: added[key] for key in ("type", "author_id", "body", "html_body", "public")}
+                    {key: added[key] for key in ("id", "type", "author_id", "body", "html_body", "public")}
                 )
             for field, value in changes.items():
                 events.append(
@@ -630,7 +633,7 @@ class ZendeskStandin:
             "ticket_id": ticket_id,
             "created_at": ticket["updated_at"],
             "author_id": author_id,
-            "events": [{"id": self._new_id(), **event} for event in events],
+            "events": [event if "id" in event else {"id": self._new_id(), **event} for event in events],
         }
         return 200, copy.deepcopy({"ticket": ticket, "audit": audit})
 
@@ -869,6 +872,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--email", default="bot@example.com")
     parser.add_argument("--api-token", default="zd-test-token")
     parser.add_argument("--rate-limit-per-minute", type=int, default=None)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before applying each write")
     args = parser.parse_args(argv)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -880,6 +884,7 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit_per_minute=args.rate_limit_per_minute,
         state_file=args.state,
     )
+    standin.set_latency(args.latency)
     with standin:
         print(f"READY {standin.base_url}", flush=True)
         stopping.wait()

@@ -1,0 +1,54 @@
+"""A delivery process for the crash test: drains `helpdesk_write` rows into Zendesk, then exits.
+
+Run as `python -m tests.helpdesk.crash_worker --db URL --zendesk URL --slack URL`; the test SIGKILLs it
+mid-delivery and starts it again. A short lease lets the restart take over the killed process's rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from bot import slack_delivery
+from bot.helpdesk import delivery
+from bot.outbox import OutboxWorker
+from bot.runtime import build_runtime
+from bot.settings import Settings
+from storage.db import session_scope
+from storage.models import OutboxItem, OutboxStatus
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--zendesk", required=True)
+    parser.add_argument("--slack", required=True)
+    parser.add_argument("--lease", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, HITL_DATABASE_URL=args.db, HITL_HELPDESK="zendesk", ZENDESK_URL=args.zendesk,
+        ZENDESK_EMAIL="bot@example.com", ZENDESK_API_TOKEN="zd-test-token", SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_API_URL=args.slack, HITL_SCHEDULER=False,
+    )
+    runtime = build_runtime(settings)
+    slack_delivery.install(runtime)  # the Slack clients (users.info finds the approver's email)
+    delivery.install(runtime)
+    worker = OutboxWorker(runtime, lease=timedelta(seconds=args.lease), batch=10)
+    while True:
+        if worker.run_once():
+            continue
+        with session_scope(runtime.engine, readonly=True) as session:
+            left = session.execute(select(func.count()).select_from(OutboxItem)
+                                   .where(OutboxItem.status == OutboxStatus.PENDING)).scalar_one()
+        if not left:
+            print("DONE", flush=True)
+            return 0
+        time.sleep(0.1)  # rows leased by a killed process come back when the lease ends
+
+
+if __name__ == "__main__":
+    sys.exit(main())
