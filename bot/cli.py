@@ -13,6 +13,10 @@ COMMAND_MODULES = [
     "bot.commands.db",
     "bot.commands.policy",
     "bot.commands.demo",
+    "bot.commands.outbox",
+    "bot.commands.feedback",
+    "bot.commands.stats",
+    "bot.commands.audit",
 ]
 
 
@@ -51,4 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the package's bot.cli, not this __main__ copy: commands raise bot.cli.CliError, which
+    # `except CliError` here would not catch (python -m bot.cli would print a traceback).
+    from bot.cli import main as package_main
+
+    sys.exit(package_main())

@@ -180,6 +180,23 @@ class BusinessHours(_Strict):
             raise ValueError(f"unknown timezone {value!r}") from exc
         return value
 
+    @field_validator("open", "close", mode="before")
+    @classmethod
+    def _wall_clock(cls, value: Any) -> Any:
+        # YAML 1.1 reads an unquoted 17:00 as the base-60 number 1020 (and 9:00:00 as 32400);
+        # pydantic would take that as seconds after midnight (00:17). Read it as the time written.
+        if isinstance(value, int) and not isinstance(value, bool):
+            minutes, seconds = (value, 0) if value < 24 * 60 else divmod(value, 60)
+            if not 0 <= minutes < 24 * 60:
+                raise ValueError(f"{value!r} is not a time of day; write it like \"09:00\"")
+            return time(minutes // 60, minutes % 60, seconds)
+        return value
+
+    @field_validator("open", "close")
+    @classmethod
+    def _local_time(cls, value: time) -> time:
+        return value.replace(tzinfo=None)  # wall-clock in `timezone`; an offset here would be ignored
+
     @field_validator("days")
     @classmethod
     def _weekdays(cls, value: list[str]) -> list[str]:
@@ -210,14 +227,37 @@ class Tone(_Strict):
 
 
 class Oversight(_Strict):
-    min_volume: int = Field(30, ge=1)
-    expand_min_approve_rate: float = Field(0.9, ge=0, le=1)
+    """Criteria of the oversight review (`/hitl review`, weekly digest): where to widen or narrow AI autonomy."""
+
+    min_volume: int = Field(30, ge=1, description="decisions of a type in the period before autonomy may grow")
+    min_rated: int = Field(10, ge=1, description="human-judged or QA-rated replies before an error rate is known")
+    expand_min_approve_rate: float = Field(0.9, ge=0, le=1, description="share approved without edit")
     expand_max_severe_defects: int = Field(0, ge=0)
     expand_min_qa_pass_rate: float = Field(0.95, ge=0, le=1)
-    tighten_error_rate: float = Field(0.2, ge=0, le=1)
-    tighten_sla_breach_rate: float = Field(0.15, ge=0, le=1)
+    tighten_error_rate: float = Field(0.2, ge=0, le=1, description="rejects plus heavy edits, per judged draft")
+    tighten_min_qa_pass_rate: float = Field(0.85, ge=0, le=1, description="QA pass rate of auto-sent replies")
+    warn_sla_breach_rate: float = Field(0.15, ge=0, le=1, description="SLA breach rate flagged as a warning sign")
     severe_defects: list[str] = ["hallucination", "policy_misapplication"]
     heavy_edit_distance: float = Field(0.3, ge=0, le=1)
+    whatif_last: int = Field(200, ge=1, description="what-if replays the last N human decisions of a type")
+    whatif_step: float = Field(0.05, gt=0, le=0.5, description="auto-send threshold change the what-if proposes")
+    rising_ratio: float = Field(1.5, gt=1, description="a share this much above the previous period is rising")
+    rising_min_count: int = Field(3, ge=1, description="...and at least this many cases this period")
+    digest_cron: str = Field("0 9 * * mon", description="weekly digest, crontab in UTC")
+    digest_period: timedelta = timedelta(days=7)
+
+    _parse = field_validator("digest_period", mode="before")(_duration)
+
+    @field_validator("digest_cron")
+    @classmethod
+    def _crontab(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"not a crontab expression (minute hour day month weekday): {exc}") from exc
+        return value
 
 
 class Policy(_Strict):

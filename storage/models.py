@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, DateTime, Index, Text, UniqueConstraint, text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -82,6 +82,12 @@ class OutboxStatus(StrEnum):
     DEAD = "dead"
 
 
+# Drafts a repeat contact sent to humans (warning sign "repeat contacts rising"; partial index, 0002).
+REPEAT_CONTACT = "CAST(reasons AS TEXT) LIKE '%\"repeat_contact\"%'"
+# Human decisions on a draft: the rows of the time-to-decision percentiles (partial index, 0002).
+HUMAN_DECISIONS = "stage = 'review' AND decision IN ('approve', 'edit', 'take_over', 'reject')"
+
+
 class Review(SQLModel, table=True):
     """One AI draft and its life: routed, posted, decided."""
 
@@ -89,6 +95,11 @@ class Review(SQLModel, table=True):
     __table_args__ = (
         Index("ix_reviews_status_due", "status", "sla_due_at"),
         Index("ix_reviews_customer_created", "customer_key", "created_at"),
+        # 0002 (manager stats): drafts per type/route/tier in a period, and the queue, from indexes alone
+        Index("ix_reviews_stats", "interaction_type", "route", "tier", "created_at"),
+        Index("ix_reviews_pending", "status", "interaction_type", "sla_due_at"),
+        Index("ix_reviews_repeat_contact", "interaction_type", "created_at",
+              sqlite_where=text(REPEAT_CONTACT), postgresql_where=text(REPEAT_CONTACT)),
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -136,6 +147,12 @@ class Decision(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("review_id", "stage", name="uq_decisions_review_stage"),
         Index("ix_decisions_decided_type", "decided_at", "interaction_type"),
+        # 0002 (manager stats): a period is read from these indexes, never from the wide rows
+        Index("ix_decisions_stats", "interaction_type", "stage", "decision", "decided_at", "sla_breached", "route",
+              "edit_distance", "defect_category", "confidence", "seconds_to_decision"),
+        Index("ix_decisions_human_seconds", "seconds_to_decision", "decided_at", "interaction_type",
+              sqlite_where=text(HUMAN_DECISIONS), postgresql_where=text(HUMAN_DECISIONS)),
+        Index("ix_decisions_type_stage_decided", "interaction_type", "stage", "decided_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

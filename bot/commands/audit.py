@@ -1,0 +1,56 @@
+"""`hitl audit export [--since 7d] [-o FILE]`: the audit log as JSON Lines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+from typing import NoReturn
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("audit", help="the audit log: export it")
+    asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    exp = asub.add_parser("export", help="write the audit log as JSON Lines, oldest first",
+                          description="Every ingest, Slack post, click (allowed or refused), decision, helpdesk "
+                                      "write-back, SLA ping and policy change, with who and when.")
+    exp.add_argument("--since", metavar="AGE", help="only events newer than this, e.g. 7d, 24h")
+    exp.add_argument("--action", metavar="ACTION", help="only this action, e.g. decision, policy_changed")
+    exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
+    exp.set_defaults(func=export)
+
+    def one_line_error(message: str) -> NoReturn:
+        print(f"hitl audit export: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    exp.error = one_line_error
+
+
+def export(args: argparse.Namespace) -> int:
+    from bot.audit import export_audit
+    from bot.cli import CliError
+    from bot.durations import parse_duration
+    from bot.settings import Settings
+    from storage.db import check_schema, make_engine, session_scope
+
+    since = None
+    if args.since:
+        try:
+            since = datetime.now(UTC) - parse_duration(args.since)
+        except ValueError as exc:
+            raise CliError(f"--since: {exc}") from None
+    engine = make_engine(Settings().database_url)
+    check_schema(engine)
+    try:
+        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    except OSError as exc:
+        raise CliError(f"-o {args.output}: {exc.strerror}") from None
+    try:
+        with session_scope(engine, readonly=True) as session:
+            count = export_audit(session=session, out=out, since=since, action=args.action)
+    finally:
+        if args.output:
+            out.close()
+        engine.dispose()
+    print(f"{count} audit events" + (f" written to {args.output}" if args.output else ""), file=sys.stderr)
+    return 0
