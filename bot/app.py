@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from bot.runtime import Runtime
 from bot.workers import install_workers
 from handlers.api import build_router, install_error_handlers
+from handlers.slack import mount as mount_slack
+from handlers.zendesk_webhook import build_router as build_zendesk_router
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -34,4 +36,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.state.runtime = runtime
     install_error_handlers(app)
     app.include_router(build_router(runtime))
+    if runtime.settings.slack_signing_secret and runtime.settings.slack_bot_token:
+        mount_slack(app, runtime)
+    app.include_router(build_zendesk_router(runtime))
     return app

@@ -31,8 +31,14 @@ from storage.db import make_engine, upgrade
 # Acts run in this order; later issues add theirs ("module:function").
 ACTS: list[str] = [
     "bot.demo:act_ingest",
+    "bot.demo_slack:act_slack",
+    "bot.demo_helpdesk:act_helpdesk",
+    "bot.demo_sla:act_sla",
+    "bot.demo_ai:act_ai_assist",
+    "bot.demo_stats:act_stats",  # keep last: it reports on everything the acts before it did
 ]
 
+DEMO_POLICY = Path(__file__).with_name("sandbox") / "demo_policy.yml"  # the bundled policy + a demo_fast tier
 SIGNING_SECRET = "demo-signing-secret"
 BOT_TOKEN = "xoxb-demo"
 ZD_EMAIL = "hitl-bot@northwind.example"
@@ -123,6 +129,7 @@ def demo_settings(workdir: Path, extra: dict[str, str] | None = None) -> Setting
         "HITL_OPS_CHANNEL": "#support-ops",
         "HITL_MANAGERS_CHANNEL": "#support-managers",
         "HITL_OUTBOX_POLL_SECONDS": 0.1,
+        "HITL_POLICY_FILE": str(DEMO_POLICY),
     }
     values.update(extra or {})
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -168,6 +175,7 @@ def run_demo(*, keep: bool = False, acts: list[str] | None = None,
 def _start_standins(standins: dict[str, Any], extra: dict[str, str]) -> None:
     """Start the local Slack and Zendesk stand-ins and point the settings at them."""
     from bot.sandbox.slack_standin import SlackStandin
+    from bot.demo_helpdesk import seed_zendesk
     from bot.sandbox.zendesk_standin import ZendeskStandin
 
     slack = SlackStandin(token=BOT_TOKEN).start()
@@ -175,6 +183,7 @@ def _start_standins(standins: dict[str, Any], extra: dict[str, str]) -> None:
     extra["SLACK_API_URL"] = slack.base_url
     zendesk = ZendeskStandin(email=ZD_EMAIL, api_token=ZD_TOKEN).start()
     standins["zendesk"] = zendesk
+    seed_zendesk(zendesk)  # the sample tickets and an agent per Slack demo user, before any write-back
     extra.setdefault("HITL_HELPDESK", "zendesk")
     extra["ZENDESK_URL"] = zendesk.base_url
     extra["ZENDESK_EMAIL"] = ZD_EMAIL

@@ -14,6 +14,12 @@ from bot.runtime import Runtime
 
 WORKER_MODULES: list[str] = [
     "bot.scheduling",
+    "bot.digest",
+    "bot.policy_audit",
+    "bot.slack_delivery",
+    "bot.sla",
+    "bot.helpdesk.delivery",
+    "bot.ai_assist",
 ]
 
 
