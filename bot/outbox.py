@@ -201,6 +201,11 @@ class OutboxWorker:
                     .values(status=OutboxStatus.DONE, delivered_at=now, attempts=row.attempts + 1,
                             locked_by=None, locked_until=None, last_error=None, result=result)
                 )
+                # Every outside write that went out (Slack post, update, DM, helpdesk write) is in the audit log.
+                repo.audit(session=session, at=now, actor="hitl", action="delivered",
+                           review_id=row.payload.get("review_id"), kind=row.kind, outbox_id=row.id,
+                           attempts=row.attempts + 1,
+                           **{k: v for k, v in result.items() if k in ("channel", "ts", "outcome", "comment_id")})
 
     def _settle_failure(self, row: OutboxItem, error: str, policy: KindPolicy, retry_after: float | None,
                         *, permanent: bool) -> None:

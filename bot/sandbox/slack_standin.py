@@ -273,7 +273,7 @@ class SlackStandin:
 
     def start(self) -> SlackStandin:
         """Serve in a background thread and return once the server answers."""
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY only then
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", self.port))
         self.port = self._socket.getsockname()[1]

@@ -165,6 +165,8 @@ class _Gate:
                 sent_status.append(message["status"])
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 completed = True
+                # Log before the last byte leaves, so a client that saw the response also sees the log entry.
+                self.standin._log_status(entry, sent_status[0] if sent_status else None)
             await send(message)
 
         entry = self.standin._log_request(scope, body)
@@ -175,7 +177,8 @@ class _Gate:
             else:
                 await self.app(scope, replay, record)
         finally:
-            self.standin._log_status(entry, sent_status[0] if sent_status and completed else None)
+            if not completed:
+                self.standin._log_status(entry, None)
 
 
 class ZendeskStandin:

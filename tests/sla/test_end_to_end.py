@@ -177,6 +177,8 @@ def test_two_instances_on_one_database_send_each_ping_once(backend: str, request
 
     wait_for(lambda: len(slack_standin.messages("#supervisors")) >= 2 * 2 + 1, 10, "the supervisors' messages")
     wait_for(lambda: len(slack_standin.messages("#target-review")) >= 1, 10, "the moved card")
+    # Thread replies share the review channel with the cards, paced at Slack's ~1 post/s per channel.
+    wait_for(lambda: all(len(replies(slack_standin, a, rid)) >= 4 for rid in ids[:2]), 15, "every thread reply")
     time.sleep(1.0)
     for rid in ids[:2]:
         assert len(replies(slack_standin, a, rid)) == 4
