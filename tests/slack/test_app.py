@@ -42,6 +42,18 @@ def test_socket_mode_connects_through_slack_api_url(make_settings: Callable[...,
 
 
 def test_manifest_stays_valid() -> None:
+    """manifest.yml against Slack's official manifest schema 1.0.0 (a copy in tests/data, as in ../shared/slack)."""
+    import json
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads((ROOT / "tests" / "data" / "manifest.schema.1.0.0.json").read_text())
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(manifest)]
+    assert errors == []
     checker = ROOT.parent / "shared" / "tools" / "check_manifest.py"
-    out = subprocess.run([sys.executable, str(checker), "manifest.yml"], cwd=ROOT, capture_output=True, text=True, check=False)
-    assert out.returncode == 0 and "is valid" in out.stdout + out.stderr, out.stdout + out.stderr
+    if checker.exists():  # beside the project in CI: the team's own checker must agree
+        out = subprocess.run([sys.executable, str(checker), "manifest.yml"], cwd=ROOT, capture_output=True, text=True,
+                             check=False)
+        assert out.returncode == 0 and "is valid" in out.stdout, out.stdout + out.stderr
