@@ -7,6 +7,7 @@ import importlib
 import logging
 import os
 import sys
+from typing import NoReturn
 
 # One module per command group; each has `register(subparsers)` setting `func(args) -> int`.
 COMMAND_MODULES = [
@@ -31,7 +32,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _one_line_errors(parser)
     return parser
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> None:
+    """Every (sub-)command reports a usage mistake as one line (`hitl stats: ...`) and exit 2."""
+
+    def one_line_error(message: str, prog: str = parser.prog) -> NoReturn:
+        print(f"{prog}: {message} (see `{prog} --help`)", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = one_line_error  # type: ignore[method-assign]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _one_line_errors(child)
 
 
 def main(argv: list[str] | None = None) -> int:

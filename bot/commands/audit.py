@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
-from typing import NoReturn
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,12 +17,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     exp.add_argument("--action", metavar="ACTION", help="only this action, e.g. decision, policy_changed")
     exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     exp.set_defaults(func=export)
-
-    def one_line_error(message: str) -> NoReturn:
-        print(f"hitl audit export: {message}", file=sys.stderr)
-        sys.exit(2)
-
-    exp.error = one_line_error
 
 
 def export(args: argparse.Namespace) -> int:

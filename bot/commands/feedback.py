@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime
-from typing import NoReturn
 
 from bot.durations import parse_duration
 
@@ -25,12 +24,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
     exp.add_argument("--mask-pii", action="store_true", help="mask emails, phones, cards, IBANs and national ids")
     exp.set_defaults(func=export)
-
-    def one_line_error(message: str) -> NoReturn:
-        print(f"hitl feedback export: {message}", file=sys.stderr)
-        sys.exit(2)
-
-    exp.error = one_line_error
 
 
 def export(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from bot.manager import Command
@@ -30,13 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rv.add_argument("--post", action="store_true",
                     help="queue the review as the digest to HITL_MANAGERS_CHANNEL now (a running service sends it)")
     rv.set_defaults(func=review)
-
-    for p, name in ((st, "stats"), (rv, "review")):
-        def one_line_error(message: str, name: str = name) -> NoReturn:
-            print(f"hitl {name}: {message}", file=sys.stderr)
-            sys.exit(2)
-
-        p.error = one_line_error
 
 
 def _command(action: str, words: list[str], thresholds: list[str] | None = None) -> Command:
