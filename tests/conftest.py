@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,18 @@ def pytest_report_header(config: pytest.Config) -> str:
     if os.environ.get(PG_ENV):
         return f"PostgreSQL tests: ON ({PG_ENV} is set)"
     return f"PostgreSQL tests: SKIPPED ({PG_ENV} is not set; .ci/run sets it)"
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.02)
 
 
 class FakeClock:

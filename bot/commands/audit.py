@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,29 +20,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def export(args: argparse.Namespace) -> int:
     from bot.audit import export_audit
-    from bot.cli import CliError
-    from bot.durations import parse_duration
+    from bot.cli import output_stream, since_arg
     from bot.settings import Settings
     from storage.db import check_schema, make_engine, session_scope
 
-    since = None
-    if args.since:
-        try:
-            since = datetime.now(UTC) - parse_duration(args.since)
-        except ValueError as exc:
-            raise CliError(f"--since: {exc}") from None
+    since = since_arg(args.since)
     engine = make_engine(Settings().database_url)
-    check_schema(engine)
     try:
-        out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-    except OSError as exc:
-        raise CliError(f"-o {args.output}: {exc.strerror}") from None
-    try:
-        with session_scope(engine, readonly=True) as session:
+        check_schema(engine)
+        with output_stream(args.output) as out, session_scope(engine, readonly=True) as session:
             count = export_audit(session=session, out=out, since=since, action=args.action)
     finally:
-        if args.output:
-            out.close()
         engine.dispose()
     print(f"{count} audit events" + (f" written to {args.output}" if args.output else ""), file=sys.stderr)
     return 0

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, datetime
-
-from bot.durations import parse_duration
 
 FORMATS = ("sft", "dpo", "jsonl")
 
@@ -27,30 +24,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def export(args: argparse.Namespace) -> int:
-    from bot.cli import CliError
+    from bot.cli import CliError, output_stream, since_arg
     from bot.feedback import export as write_export
     from bot.settings import Settings
     from storage.db import check_schema, make_engine, session_scope
 
     if args.fmt not in FORMATS:
         raise CliError(f"--format must be one of {', '.join(FORMATS)}" + (f" (got {args.fmt!r})" if args.fmt else ""))
-    since = None
-    if args.since:
-        try:
-            age = parse_duration(args.since)
-        except ValueError as exc:
-            raise CliError(f"--since: {exc}") from None
-        since = datetime.now(UTC) - age
+    since = since_arg(args.since)
     engine = make_engine(Settings().database_url)
-    check_schema(engine)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
     try:
-        with session_scope(engine, readonly=True) as session:
+        check_schema(engine)
+        with output_stream(args.output) as out, session_scope(engine, readonly=True) as session:
             count = write_export(session=session, fmt=args.fmt, out=out, since=since,
                                  interaction_type=args.interaction_type, mask=args.mask_pii)
     finally:
-        if args.output:
-            out.close()
         engine.dispose()
     print(f"{count} {args.fmt} lines" + (f" written to {args.output}" if args.output else ""), file=sys.stderr)
     return 0

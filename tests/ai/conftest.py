@@ -13,6 +13,7 @@ from bot.sandbox.openai_standin import OpenAIStandin
 from bot.settings import Settings
 from storage.db import session_scope
 from storage.models import OutboxItem, Review
+from tests.conftest import wait_for
 
 SAMPLE_KB = Path(__file__).resolve().parents[2] / "bot" / "sandbox" / "kb"
 OPENAI_KEY = "sk-test"
@@ -41,17 +42,6 @@ def ai_settings(make_settings: Callable[..., Settings], sqlite_url: str,
         return make_settings(**values)
 
     return build
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll until `check()` is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
 
 
 def load_review(engine: Any, review_id: str) -> Review:

@@ -68,3 +68,12 @@ def test_migrations_run_on_postgresql_too(pg_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one() == head_revision()
     engine.dispose()
+
+
+@pytest.mark.parametrize("command", [["feedback", "export", "--format", "sft"], ["audit", "export"]])
+def test_exports_to_an_unwritable_file_fail_with_one_line(tmp_path: Path, command: list[str]) -> None:
+    env = {"HITL_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    assert hitl("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    out = hitl(*command, "-o", str(tmp_path / "missing" / "out.jsonl"), env=env, cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"hitl: -o {tmp_path / 'missing' / 'out.jsonl'}: No such file or directory"

@@ -18,18 +18,9 @@ from bot.sandbox.zendesk_standin import API_USER_ID, ZendeskStandin
 from bot.settings import BUNDLED_POLICY
 from storage.db import session_scope
 from storage.models import AuditEvent, Decision, Review
-from tests.conftest import SIGNING_SECRET, Service, sample_draft
+from tests.conftest import SIGNING_SECRET, Service, sample_draft, wait_for
 
 QA_CHANNEL = "#support-qa"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
-    return value
 
 
 class QaWorld:

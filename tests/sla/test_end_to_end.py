@@ -18,7 +18,7 @@ from sqlalchemy import select
 from bot.decisions import record_decision
 from storage.db import session_scope
 from storage.models import Review, SlaPing
-from tests.conftest import Service, sample_draft
+from tests.conftest import Service, sample_draft, wait_for
 
 POLICY_FILE = Path(__file__).with_name("policy_fast.yml")
 ON_TIME = 2.0  # seconds a ping may arrive after its due time
@@ -56,15 +56,6 @@ def fired(svc: Service, rid: str | None = None) -> list[SlaPing]:
         if rid:
             q = q.where(SlaPing.review_id == rid)
         return list(s.execute(q).scalars())
-
-
-def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def replies(standin: Any, svc: Service, rid: str) -> list[dict[str, Any]]:

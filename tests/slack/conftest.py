@@ -17,22 +17,10 @@ from bot.sandbox.slack_standin import SlackStandin
 from bot.settings import BUNDLED_POLICY
 from storage.db import session_scope
 from storage.models import AuditEvent, Decision, OutboxItem, Review
-from tests.conftest import SIGNING_SECRET, Service, sample_draft
+from tests.conftest import SIGNING_SECRET, Service, sample_draft, wait_for
 
 APPROVERS = "S0APPROVERS"
 SUPERVISOR = "U0SUPER001"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def policy_with_people(tmp_path: Path, *, approvers: list[str], supervisors: list[str]) -> Path:

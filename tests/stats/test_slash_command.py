@@ -10,22 +10,11 @@ import pytest
 
 from bot.sandbox.slack_sim import SlackSim, slash_command_form
 from storage.db import make_engine, session_scope
-from tests.conftest import SIGNING_SECRET, FakeClock, Service
+from tests.conftest import FakeClock, SIGNING_SECRET, Service, wait_for
 from tests.stats.factory import NOW, Store, known_week
 
 MANAGER = "U0MANAGER1"
 CHANNEL = "C0MANAGERS"
-
-
-def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture
