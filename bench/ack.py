@@ -30,13 +30,13 @@ from slack_bolt.adapter.fastapi import SlackRequestHandler
 from slack_sdk import WebClient
 from sqlalchemy import func, insert, select, update
 
-from bot.app import create_app
-from bot.ids import ActionId, ReviewRef
-from bot.runtime import build_runtime
-from bot.sandbox.server import ServerThread
-from bot.sandbox.slack_sim import block_action_payload, signed_headers
-from bot.sandbox.slack_standin import SlackStandin
-from bot.settings import Settings
+from bot.app.asgi import create_app
+from bot.slack.ids import ActionId, ReviewRef
+from bot.app.runtime import build_runtime
+from sandbox.server import ServerThread
+from sandbox.slack_sim import block_action_payload, signed_headers
+from sandbox.slack_standin import SlackStandin
+from bot.app.settings import Settings
 from storage.db import make_engine, upgrade
 from storage.models import Decision, Review
 

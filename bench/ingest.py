@@ -37,9 +37,9 @@ def serve(url: str, port: int) -> None:
     import uvicorn
     from fastapi.concurrency import run_in_threadpool
 
-    from bot.app import create_app
-    from bot.runtime import build_runtime
-    from bot.settings import Settings
+    from bot.app.asgi import create_app
+    from bot.app.runtime import build_runtime
+    from bot.app.settings import Settings
     from storage.db import session_scope
     from storage.models import Review
 
@@ -114,7 +114,7 @@ def pct(values: list[float], p: float) -> float:
 
 def bench_backend(name: str, url: str, requests: int, clients: int) -> None:
     sys.path.insert(0, str(ROOT))
-    from bot.sandbox.server import free_port
+    from sandbox.server import free_port
     from storage.db import upgrade
 
     upgrade(url)

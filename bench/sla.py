@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, func, insert, select, text
 
-from bot.runtime import Runtime, build_runtime
-from bot.settings import Settings
+from bot.app.runtime import Runtime, build_runtime
+from bot.app.settings import Settings
 from storage.db import normalise_url, session_scope, upgrade
 from storage.models import Review, SlaPing
 
@@ -69,7 +69,7 @@ def pct(values: list[float], q: float) -> float:
 
 
 def bench_lateness(url: str, timers: int, window: float) -> None:
-    from bot import scheduling, sla
+    from bot.app import scheduling, sla
 
     runtime = runtime_for(url)
     lead = 5.0  # seconds between start-up and the first due timer
@@ -104,7 +104,7 @@ def bench_lateness(url: str, timers: int, window: float) -> None:
 
 
 def bench_rebuild(url: str, pending: int, compare: bool) -> None:
-    from bot.sla import SlaEngine
+    from bot.sla.engine import SlaEngine
 
     runtime = runtime_for(url)
     now = datetime.now(UTC)

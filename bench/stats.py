@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-from bot.oversight import build_review
-from bot.policy import load_policy
-from bot.settings import BUNDLED_POLICY
-from bot.stats import compute_stats
+from bot.reporting.oversight import build_review
+from bot.review.policy import load_policy
+from bot.app.settings import BUNDLED_POLICY
+from bot.reporting.stats import compute_stats
 from storage.db import make_engine, normalise_url, session_scope, upgrade
 from storage.models import Decision, Review
 

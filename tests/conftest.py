@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot.app import create_app
-from bot.runtime import Runtime, build_runtime
-from bot.sandbox.server import ServerThread
-from bot.settings import Settings
+from bot.app.asgi import create_app
+from bot.app.runtime import Runtime, build_runtime
+from sandbox.server import ServerThread
+from bot.app.settings import Settings
 from storage.db import make_engine, normalise_url, upgrade
 
 PG_ENV = "HITL_TEST_POSTGRES_URL"
@@ -144,7 +144,7 @@ def make_settings() -> Callable[..., Settings]:
 
 @pytest.fixture
 def slack_standin() -> Iterator[Any]:
-    from bot.sandbox.slack_standin import SlackStandin
+    from sandbox.slack_standin import SlackStandin
 
     standin = SlackStandin(token=BOT_TOKEN).start()
     yield standin
@@ -153,7 +153,7 @@ def slack_standin() -> Iterator[Any]:
 
 @pytest.fixture
 def zendesk_standin() -> Iterator[Any]:
-    from bot.sandbox.zendesk_standin import ZendeskStandin
+    from sandbox.zendesk_standin import ZendeskStandin
 
     standin = ZendeskStandin().start()
     yield standin

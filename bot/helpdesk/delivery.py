@@ -33,11 +33,11 @@ from bot.helpdesk.base import (
 )
 from bot.helpdesk.webhook import WebhookSender
 from bot.helpdesk.zendesk import ZendeskHelpdesk
-from bot.outbox import KindPolicy, Permanent, Retry, register_kind
-from bot.qa import QA_POST_POLICY, post_qa_card
-from bot.runtime import Runtime
-from bot.settings import HelpdeskKind, Settings, secret
-from bot.slack_delivery import call as slack_call
+from bot.outbox.worker import KindPolicy, Permanent, Retry, register_kind
+from bot.qa.rating import QA_POST_POLICY, post_qa_card
+from bot.app.runtime import Runtime
+from bot.app.settings import HelpdeskKind, Settings, secret
+from bot.slack.delivery import call as slack_call
 from storage import repo
 from storage.db import session_scope
 from storage.models import Decision, DecisionKind, DeliveryLedger, OutboxItem, Review

@@ -1,7 +1,7 @@
 """Slack: the Bolt app behind `POST /slack/events` (HTTP) or Socket Mode, and its listener modules.
 
 Each module in LISTENER_MODULES has `register(app, runtime)` and registers its listeners with the
-ids in `bot.ids`. Handlers stay thin: ack, parse, call one service function, render.
+ids in `bot.slack.ids`. Handlers stay thin: ack, parse, call one service function, render.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
 from slack_bolt.authorization import AuthorizeResult
 
-from bot.runtime import Runtime
-from bot.settings import secret
-from bot.slack_client import make_web_client
+from bot.app.runtime import Runtime
+from bot.app.settings import secret
+from bot.slack.client import make_web_client
 
 LISTENER_MODULES: list[str] = [
     "handlers.slack.errors",

@@ -9,11 +9,11 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.ai_assist import REGENERATING, regenerate_for_modal
-from bot.blocks import edit_modal, edited_text
-from bot.decisions import pending_review
-from bot.ids import ActionId, BlockId, ModalMeta
-from bot.runtime import Runtime
+from bot.ai.assist import REGENERATING, regenerate_for_modal
+from bot.slack.blocks import edit_modal, edited_text
+from bot.review.decisions import pending_review
+from bot.slack.ids import ActionId, BlockId, ModalMeta
+from bot.app.runtime import Runtime
 from handlers.slack.errors import answers_refusals
 
 log = logging.getLogger("hitl.slack.ai")

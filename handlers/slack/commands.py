@@ -15,8 +15,8 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.manager import Reply, UsageError, answer, parse_command, usage_reply
-from bot.runtime import Runtime
+from bot.reporting.manager import Reply, UsageError, answer, parse_command, usage_reply
+from bot.app.runtime import Runtime
 
 COMMAND = "/hitl"
 log = logging.getLogger("hitl.slack.commands")

@@ -16,8 +16,8 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
-from bot.decisions import DecisionError, report_refusal
-from bot.runtime import Runtime
+from bot.review.decisions import DecisionError, report_refusal
+from bot.app.runtime import Runtime
 from handlers.slack.payloads import where
 
 LATE_MODAL_ERRORS = frozenset({"expired_trigger_id", "invalid_trigger_id"})

@@ -6,8 +6,8 @@ from typing import Any
 
 from slack_bolt import App
 
-from bot.runtime import Runtime
-from bot.slack_delivery import installation_changed
+from bot.app.runtime import Runtime
+from bot.slack.delivery import installation_changed
 
 
 def register(app: App, runtime: Runtime) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.decisions import Click
-from bot.ids import ModalMeta, ReviewRef
+from bot.review.decisions import Click
+from bot.slack.ids import ModalMeta, ReviewRef
 
 
 def click_from_action(body: dict[str, Any]) -> Click:

@@ -7,9 +7,9 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.ids import ActionId, BlockId, CallbackId
-from bot.qa import defect_modal, ensure_unrated, rate
-from bot.runtime import Runtime
+from bot.slack.ids import ActionId, BlockId, CallbackId
+from bot.qa.rating import defect_modal, ensure_unrated, rate
+from bot.app.runtime import Runtime
 from handlers.slack.errors import answers_refusals
 from handlers.slack.payloads import click_from_action, click_from_view
 

@@ -7,10 +7,10 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.blocks import edit_modal, edited_text, full_text_modal, reject_modal, rejected_reason
-from bot.decisions import decide, load_review, pending_review
-from bot.ids import ActionId, BlockId, CallbackId, ReviewRef
-from bot.runtime import Runtime
+from bot.slack.blocks import edit_modal, edited_text, full_text_modal, reject_modal, rejected_reason
+from bot.review.decisions import decide, load_review, pending_review
+from bot.slack.ids import ActionId, BlockId, CallbackId, ReviewRef
+from bot.app.runtime import Runtime
 from handlers.slack.errors import answers_refusals
 from handlers.slack.payloads import click_from_action, click_from_view, modal_meta
 from storage.models import DecisionKind

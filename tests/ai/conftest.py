@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox.openai_standin import OpenAIStandin
-from bot.settings import Settings
+from sandbox.openai_standin import OpenAIStandin
+from bot.app.settings import Settings
 from storage.db import session_scope
 from storage.models import OutboxItem, Review
 from tests.conftest import wait_for
 
-SAMPLE_KB = Path(__file__).resolve().parents[2] / "bot" / "sandbox" / "kb"
+SAMPLE_KB = Path(__file__).resolve().parents[2] / "sandbox" / "kb"
 OPENAI_KEY = "sk-test"
 
 

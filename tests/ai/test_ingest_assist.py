@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bot.sandbox.openai_standin import OpenAIStandin
-from bot.settings import Settings
+from sandbox.openai_standin import OpenAIStandin
+from bot.app.settings import Settings
 from storage.models import OutboxStatus
 from tests.conftest import FakeClock, Service, sample_draft
 

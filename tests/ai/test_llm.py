@@ -7,10 +7,10 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.kb import KnowledgeBase
-from bot.llm import LLM, LLMUnavailable, TicketText, llm_from_settings
-from bot.sandbox.openai_standin import OpenAIStandin
-from bot.settings import Settings
+from bot.ai.kb import KnowledgeBase
+from bot.ai.llm import LLM, LLMUnavailable, TicketText, llm_from_settings
+from sandbox.openai_standin import OpenAIStandin
+from bot.app.settings import Settings
 
 from .conftest import SAMPLE_KB
 

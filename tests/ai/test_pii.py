@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.pii import iban_valid, luhn_valid, mask_pii
+from bot.ai.pii import iban_valid, luhn_valid, mask_pii
 
 
 def luhn_complete(prefix: str) -> str:
@@ -133,7 +133,7 @@ def test_random_long_text_is_masked_without_catastrophic_backtracking() -> None:
 def test_the_cards_notification_text_is_masked_too() -> None:
     from datetime import UTC, datetime
 
-    from bot.blocks import fallback_text
+    from bot.slack.blocks import fallback_text
     from storage.models import Review
 
     review = Review(id="r1", idempotency_key="k", ticket_id="1", interaction_type="billing", confidence=0.7,

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.kb import KbCache, KnowledgeBase, source_stem
-from bot.policy import load_policy, parse_policy
-from bot.prompts import PromptError, _parse, load_prompt
-from bot.settings import BUNDLED_POLICY
-from bot.tone import tone_flags
+from bot.ai.kb import KbCache, KnowledgeBase, source_stem
+from bot.review.policy import load_policy, parse_policy
+from bot.ai.prompts import PromptError, _parse, load_prompt
+from bot.app.settings import BUNDLED_POLICY
+from bot.ai.tone import tone_flags
 
 from .conftest import SAMPLE_KB
 

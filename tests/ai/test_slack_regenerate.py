@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from bot.ai_assist import REGENERATE_UNAVAILABLE
-from bot.ids import ActionId, BlockId
-from bot.sandbox.openai_standin import OpenAIStandin
-from bot.sandbox.slack_sim import SlackSim, block_action_payload, view_submission_payload
-from bot.sandbox.slack_standin import SlackStandin
-from bot.settings import Settings
+from bot.ai.assist import REGENERATE_UNAVAILABLE
+from bot.slack.ids import ActionId, BlockId
+from sandbox.openai_standin import OpenAIStandin
+from sandbox.slack_sim import SlackSim, block_action_payload, view_submission_payload
+from sandbox.slack_standin import SlackStandin
+from bot.app.settings import Settings
 from storage.models import ReviewStatus
 from tests.conftest import SIGNING_SECRET, Service, sample_draft
 

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.ai_assist import NO_DRAFT_TEXT
-from bot.sandbox.openai_standin import OpenAIStandin
-from bot.settings import Settings
-from handlers.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from bot.ai.assist import NO_DRAFT_TEXT
+from sandbox.openai_standin import OpenAIStandin
+from bot.app.settings import Settings
+from handlers.http.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from tests.conftest import Service
 
 from .conftest import load_review

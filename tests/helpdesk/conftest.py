@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.outbox import OutboxWorker
-from bot.runtime import Runtime, build_runtime
-from bot.sandbox.slack_standin import SlackStandin
-from bot.sandbox.zendesk_standin import ZendeskStandin
-from bot.settings import Settings
-from bot.workers import install_workers
+from bot.outbox.worker import OutboxWorker
+from bot.app.runtime import Runtime, build_runtime
+from sandbox.slack_standin import SlackStandin
+from sandbox.zendesk_standin import ZendeskStandin
+from bot.app.settings import Settings
+from bot.app.workers import install_workers
 from storage import repo
 from storage.db import make_engine, session_scope
 from storage.models import Decision, DecisionKind, DeliveryLedger, OutboxItem, Review, ReviewStatus

@@ -13,11 +13,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from bot import slack_delivery
+from bot.slack import delivery as slack_delivery
 from bot.helpdesk import delivery
-from bot.outbox import OutboxWorker
-from bot.runtime import build_runtime
-from bot.settings import Settings
+from bot.outbox.worker import OutboxWorker
+from bot.app.runtime import build_runtime
+from bot.app.settings import Settings
 from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus
 

@@ -11,11 +11,11 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from bot.ids import ActionId, BlockId
-from bot.sandbox.slack_sim import SlackSim, block_action_payload, view_submission_payload
-from bot.sandbox.slack_standin import SlackStandin
-from bot.sandbox.zendesk_standin import API_USER_ID, ZendeskStandin
-from bot.settings import BUNDLED_POLICY
+from bot.slack.ids import ActionId, BlockId
+from sandbox.slack_sim import SlackSim, block_action_payload, view_submission_payload
+from sandbox.slack_standin import SlackStandin
+from sandbox.zendesk_standin import API_USER_ID, ZendeskStandin
+from bot.app.settings import BUNDLED_POLICY
 from storage.db import session_scope
 from storage.models import AuditEvent, Decision, Review
 from tests.conftest import SIGNING_SECRET, Service, sample_draft, wait_for

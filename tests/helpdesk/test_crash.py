@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from bot.sandbox.slack_standin import SlackStandin
-from bot.sandbox.zendesk_standin import ZendeskStandin
+from sandbox.slack_standin import SlackStandin
+from sandbox.zendesk_standin import ZendeskStandin
 from storage.db import make_engine, session_scope, upgrade
 from storage.models import DecisionKind, DeliveryLedger, OutboxItem, OutboxStatus
 from tests.helpdesk.conftest import (
@@ -51,7 +51,7 @@ def zendesk_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     seed.state_file = str(state)  # seeded in memory, saved once: the process below loads it
     seed._save()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.sandbox.zendesk_standin", "--port", "0", "--state", str(state),
+        [sys.executable, "-m", "sandbox.zendesk_standin", "--port", "0", "--state", str(state),
          "--email", ZD_EMAIL, "--api-token", ZD_TOKEN, "--latency", "0.01"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.feedback import SYSTEM_PROMPT
-from bot.qa import rate_auto_send
+from bot.reporting.feedback import SYSTEM_PROMPT
+from bot.qa.rating import rate_auto_send
 from storage.db import make_engine, session_scope
 from tests.helpdesk.conftest import add_decision
 from tests.helpdesk.test_outage import hitl

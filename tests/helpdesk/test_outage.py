@@ -17,7 +17,7 @@ from tests.helpdesk.conftest import OPS, REVIEW_CHANNEL, Desk
 
 def hitl(*args: str, db_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("HITL_", "SLACK_", "ZENDESK_", "OPENAI_"))}
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, timeout=60,
+    return subprocess.run([sys.executable, "-m", "bot.app.cli", *args], capture_output=True, text=True, timeout=60,
                           env={**clean, "HITL_DATABASE_URL": db_url}, cwd=cwd, check=False)
 
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from bot.helpdesk.webhook import sign, verify
-from bot.sandbox.server import ServerThread
+from sandbox.server import ServerThread
 from storage.models import DecisionKind, OutboxStatus
 from tests.conftest import FakeClock
 from tests.helpdesk.conftest import REVIEW_CHANNEL, Desk

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from bot.outbox import kind_policy
-from bot.sandbox.zendesk_standin import API_USER_ID
+from bot.outbox.worker import kind_policy
+from sandbox.zendesk_standin import API_USER_ID
 from storage.models import DecisionKind, OutboxStatus
 from tests.conftest import FakeClock
 from tests.helpdesk.conftest import AGENT_ZD_ID, OPS, REVIEW_CHANNEL, Desk

@@ -15,7 +15,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, SectionBlock
 from slack_sdk.signature import SignatureVerifier
 
-from bot.sandbox.slack_sim import (
+from sandbox.slack_sim import (
     SlackSim,
     block_action_payload,
     event_callback,
@@ -25,7 +25,7 @@ from bot.sandbox.slack_sim import (
     slash_command_form,
     view_submission_payload,
 )
-from bot.sandbox.slack_standin import SlackStandin
+from sandbox.slack_standin import SlackStandin
 
 TOKEN = "xoxb-test"
 SECRET = "sandbox-signing-secret"

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.sandbox.zendesk_standin import MAX_COMMENTS, ZendeskStandin
+from sandbox.zendesk_standin import MAX_COMMENTS, ZendeskStandin
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = ("bot@example.com/token", "zd-test-token")
@@ -272,7 +272,7 @@ def start_process(port: int, state: Path) -> tuple[subprocess.Popen[str], str]:
     command = [
         sys.executable,
         "-m",
-        "bot.sandbox.zendesk_standin",
+        "sandbox.zendesk_standin",
         "--port",
         str(port),
         "--state",

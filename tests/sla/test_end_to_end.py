@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.decisions import record_decision
+from bot.review.decisions import record_decision
 from storage.db import session_scope
 from storage.models import Review, SlaPing
 from tests.conftest import Service, sample_draft, wait_for

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.ingest import DraftIn, ingest_draft
-from bot.runtime import Runtime, build_runtime
-from bot.sla import SlaEngine
+from bot.review.ingest import DraftIn, ingest_draft
+from bot.app.runtime import Runtime, build_runtime
+from bot.sla.engine import SlaEngine
 from storage.db import session_scope
 from storage.models import AuditEvent, OutboxItem, Review, ReviewStatus, SlaPing
 from tests.conftest import FakeClock, sample_draft

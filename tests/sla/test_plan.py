@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 from freezegun import freeze_time
 
-from bot.policy import load_policy, parse_policy
-from bot.settings import BUNDLED_POLICY
-from bot.sla import MAX_REPEATS, ping_plan, sla_state, steps_due
-from bot.sla_clock import sla_times
+from bot.review.policy import load_policy, parse_policy
+from bot.app.settings import BUNDLED_POLICY
+from bot.sla.engine import MAX_REPEATS, ping_plan, sla_state, steps_due
+from bot.sla.clock import sla_times
 
 FAST = load_policy(Path(__file__).with_name("policy_fast.yml"))
 BUNDLED = load_policy(BUNDLED_POLICY)

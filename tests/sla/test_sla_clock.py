@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
-from bot.clock import SystemClock
-from bot.policy import BusinessHours, parse_policy
-from bot.sla_clock import add_after, add_business_time, sla_times
+from bot.common.clock import SystemClock
+from bot.review.policy import BusinessHours, parse_policy
+from bot.sla.clock import add_after, add_business_time, sla_times
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")

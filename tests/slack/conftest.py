@@ -12,9 +12,9 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from bot.sandbox.slack_sim import SlackSim, block_action_payload, view_submission_payload
-from bot.sandbox.slack_standin import SlackStandin
-from bot.settings import BUNDLED_POLICY
+from sandbox.slack_sim import SlackSim, block_action_payload, view_submission_payload
+from sandbox.slack_standin import SlackStandin
+from bot.app.settings import BUNDLED_POLICY
 from storage.db import session_scope
 from storage.models import AuditEvent, Decision, OutboxItem, Review
 from tests.conftest import SIGNING_SECRET, Service, sample_draft, wait_for

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.runtime import build_runtime
+from bot.app.runtime import build_runtime
 from handlers.slack import add_socket_mode
 from tests.slack.conftest import Loop, wait_for
 

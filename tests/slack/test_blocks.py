@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.blocks import (
+from bot.slack.blocks import (
     clip_escaped,
     edit_modal,
     edited_text,
@@ -20,17 +20,17 @@ from bot.blocks import (
     review_message,
     sla_text,
 )
-from bot.demo import load_sample_tickets
-from bot.ids import ActionId, BlockId, ModalMeta
-from bot.policy import load_policy
-from bot.sandbox.slack_standin import (
+from sandbox.demo.runner import load_sample_tickets
+from bot.slack.ids import ActionId, BlockId, ModalMeta
+from bot.review.policy import load_policy
+from sandbox.slack_standin import (
     MAX_MESSAGE_BLOCK_TEXT,
     MAX_MESSAGE_BLOCKS,
     _text_length,
     validate_blocks,
     validate_view,
 )
-from bot.settings import BUNDLED_POLICY
+from bot.app.settings import BUNDLED_POLICY
 from storage.models import DecisionKind, Review, ReviewStatus, Route
 
 NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)

@@ -11,12 +11,12 @@ import pytest
 from slack_sdk import WebClient
 from sqlalchemy import select
 
-from bot.decisions import AlreadyDecided, NotAllowed, may_decide, record_decision
-from bot.edit_distance import edit_distance
-from bot.ingest import DraftIn, ingest_draft
-from bot.people import PeopleDirectory
-from bot.policy import People, Policy, load_policy
-from bot.settings import BUNDLED_POLICY
+from bot.review.decisions import AlreadyDecided, NotAllowed, may_decide, record_decision
+from bot.review.edit_distance import edit_distance
+from bot.review.ingest import DraftIn, ingest_draft
+from bot.review.people import PeopleDirectory
+from bot.review.policy import People, Policy, load_policy
+from bot.app.settings import BUNDLED_POLICY
 from storage.db import make_engine, session_scope
 from storage.models import Decision, DecisionKind, OutboxItem, Review
 from tests.conftest import BOT_TOKEN, sample_draft

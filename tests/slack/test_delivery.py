@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.ingest import DraftIn, ingest_draft
-from bot.outbox import Permanent, Retry
-from bot.runtime import Runtime, build_runtime
-from bot.slack_delivery import call
-from bot.workers import install_workers
+from bot.review.ingest import DraftIn, ingest_draft
+from bot.outbox.worker import Permanent, Retry
+from bot.app.runtime import Runtime, build_runtime
+from bot.slack.delivery import call
+from bot.app.workers import install_workers
 from storage import repo
 from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus, Review

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.ids import ActionId
-from bot.sandbox.slack_sim import SlackSim
+from bot.slack.ids import ActionId
+from sandbox.slack_sim import SlackSim
 from storage.models import DecisionKind
 from tests.conftest import SIGNING_SECRET
 from tests.slack.conftest import Loop

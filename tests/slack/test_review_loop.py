@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from bot.ids import ActionId, BlockId
-from bot.sandbox.slack_sim import block_action_payload, event_callback, sign, signed_headers
+from bot.slack.ids import ActionId, BlockId
+from sandbox.slack_sim import block_action_payload, event_callback, sign, signed_headers
 from storage.models import AuditEvent, DecisionKind, ReviewStatus
 from tests.conftest import SIGNING_SECRET
 from tests.slack.conftest import APPROVERS, SUPERVISOR, Loop, policy_with_people, wait_for

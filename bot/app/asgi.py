@@ -1,0 +1,42 @@
+"""The ASGI application: ingest API, Slack endpoint, and the background workers' lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from bot.app.runtime import Runtime
+from bot.app.workers import install_workers
+from handlers.http.ingest import build_router, install_error_handlers
+from handlers.slack import mount as mount_slack
+from handlers.http.zendesk_webhook import build_router as build_zendesk_router
+
+
+def create_app(runtime: Runtime) -> FastAPI:
+    """One app for everything `hitl serve` answers; workers start and stop with it."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            runtime.stop()
+
+    app = FastAPI(
+        title="hitl",
+        version="0.1.0",
+        summary="Humans in charge of AI customer-support replies",
+        description="Submit AI drafts; they are routed by policy, reviewed in Slack and written back to the helpdesk.",
+        lifespan=lifespan,
+    )
+    install_workers(runtime)
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(build_router(runtime))
+    if runtime.settings.slack_signing_secret and runtime.settings.slack_bot_token:
+        mount_slack(app, runtime)
+    app.include_router(build_zendesk_router(runtime))
+    return app

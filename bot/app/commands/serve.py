@@ -1,0 +1,34 @@
+"""`hitl serve`: the HTTP service (ingest API, Slack endpoint) or Slack Socket Mode."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.app.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("serve", help="run the service (HTTP, or Slack Socket Mode with --socket)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
+    p.add_argument("--socket", action="store_true", help="take Slack traffic over Socket Mode (needs SLACK_APP_TOKEN)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from bot.app.asgi import create_app
+    from bot.app.runtime import build_runtime
+
+    settings = Settings()
+    settings.check_for_serve(socket_mode=args.socket)
+    runtime = build_runtime(settings)
+    runtime.services["socket_mode"] = args.socket
+    app = create_app(runtime)
+    if args.socket:
+        from handlers.slack import add_socket_mode
+
+        add_socket_mode(runtime)  # Slack over a WebSocket; uvicorn still serves the ingest API
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    return 0

@@ -1,0 +1,89 @@
+"""Settings from the environment and `.env`, built once and passed in."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+BUNDLED_POLICY = Path(__file__).parent.parent / "review" / "policy_default.yml"
+
+
+class HelpdeskKind(StrEnum):
+    ZENDESK = "zendesk"
+    WEBHOOK = "webhook"
+    NONE = "none"
+
+
+class MissingSetting(Exception):
+    """A setting needed by the command being run is not set."""
+
+    def __init__(self, name: str, why: str) -> None:
+        super().__init__(f"{name} is not set: {why}")
+        self.name = name
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; see the README's Settings table."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field("sqlite:///./hitl.db", alias="HITL_DATABASE_URL")
+    policy_file: Path = Field(BUNDLED_POLICY, alias="HITL_POLICY_FILE")
+    ingest_token: SecretStr | None = Field(None, alias="HITL_INGEST_TOKEN")
+    instance_id: str | None = Field(None, alias="HITL_INSTANCE_ID")
+    ops_channel: str | None = Field(None, alias="HITL_OPS_CHANNEL")
+    managers_channel: str | None = Field(None, alias="HITL_MANAGERS_CHANNEL")
+
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+
+    helpdesk: HelpdeskKind = Field(HelpdeskKind.NONE, alias="HITL_HELPDESK")
+    zendesk_url: str | None = Field(None, alias="ZENDESK_URL")
+    zendesk_email: str | None = Field(None, alias="ZENDESK_EMAIL")
+    zendesk_api_token: SecretStr | None = Field(None, alias="ZENDESK_API_TOKEN")
+    zendesk_webhook_secret: SecretStr | None = Field(None, alias="ZENDESK_WEBHOOK_SECRET")
+    helpdesk_webhook_url: str | None = Field(None, alias="HELPDESK_WEBHOOK_URL")
+    helpdesk_webhook_secret: SecretStr | None = Field(None, alias="HELPDESK_WEBHOOK_SECRET")
+
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    openai_model: str = Field("gpt-4o-mini", alias="HITL_OPENAI_MODEL")
+    openai_timeout: float = Field(8.0, alias="HITL_OPENAI_TIMEOUT")
+    openai_classify_timeout: float = Field(3.0, alias="HITL_OPENAI_CLASSIFY_TIMEOUT")
+    kb_dir: Path | None = Field(None, alias="HITL_KB_DIR")
+    mask_pii: bool = Field(True, alias="HITL_MASK_PII")
+
+    outbox_poll_seconds: float = Field(0.5, alias="HITL_OUTBOX_POLL_SECONDS")
+    scheduler_enabled: bool = Field(True, alias="HITL_SCHEDULER")
+    outbox_enabled: bool = Field(True, alias="HITL_OUTBOX_WORKER")
+
+    def require(self, *names: str, why: str) -> None:
+        """Raise MissingSetting naming the first unset setting among `names` (env names)."""
+        for name in names:
+            field = next(k for k, f in type(self).model_fields.items() if f.alias == name)
+            value = getattr(self, field)
+            if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
+                raise MissingSetting(name, why)
+
+    def check_for_serve(self, *, socket_mode: bool) -> None:
+        """Refuse to serve without the secrets the chosen mode needs."""
+        self.require("HITL_INGEST_TOKEN", why="the ingest API needs a bearer token (any long random string)")
+        self.require("SLACK_BOT_TOKEN", why="posting reviews needs the bot token (xoxb-...)")
+        if socket_mode:
+            self.require("SLACK_APP_TOKEN", why="--socket needs an app-level token (xapp-...)")
+        else:
+            self.require("SLACK_SIGNING_SECRET", why="/slack/events must verify Slack's signatures")
+        if self.helpdesk is HelpdeskKind.ZENDESK:
+            self.require("ZENDESK_URL", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN", why="HITL_HELPDESK=zendesk")
+        if self.helpdesk is HelpdeskKind.WEBHOOK:
+            self.require("HELPDESK_WEBHOOK_URL", "HELPDESK_WEBHOOK_SECRET", why="HITL_HELPDESK=webhook")
+
+
+def secret(value: SecretStr | None) -> str | None:
+    """The plain value of an optional secret."""
+    return value.get_secret_value() if value is not None else None

@@ -1,0 +1,260 @@
+"""QA of auto-sent replies: the card in the QA channel, the defect modal, and recording one rating per reply.
+
+Human-on-the-loop: an auto-sent reply has already reached the customer. The policy's sampled share is
+posted to `policy.qa.channel` with Good / Defect; the rating joins the feedback store as a `Decision`
+with stage "qa" (one per review: the second rater is told who rated first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.review.decisions import Click, DecisionError
+from bot.slack.dedupe import first_delivery
+from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
+from bot.outbox.worker import KindPolicy, Permanent
+from bot.ai.pii import mask_pii
+from bot.app.runtime import Runtime
+from bot.slack.delivery import call as slack_call
+from storage import repo
+from storage.db import session_scope
+from storage.models import Decision, DecisionKind, DefectCategory, OutboxItem, Review, Route
+
+QA_POST_POLICY = KindPolicy(max_attempts=20, max_age=timedelta(hours=6), initial_delay=1.0, max_delay=300.0)
+
+DEFECT_LABELS: dict[str, str] = {
+    DefectCategory.HALLUCINATION: "Hallucination",
+    DefectCategory.TONE_MISMATCH: "Tone mismatch",
+    DefectCategory.POLICY_MISAPPLICATION: "Policy misapplication",
+    DefectCategory.INCOMPLETE_RESOLUTION: "Incomplete resolution",
+    DefectCategory.OTHER: "Other",
+}
+SHOWN_CHARS = 1200  # of each text on the card: the card stays compact, the ticket has the rest
+
+
+class QaError(DecisionError):
+    """A rating that cannot be recorded; the rater is told why, ephemerally (and it is audited)."""
+
+
+class AlreadyRated(QaError):
+    """Someone rated this reply first (plain values: the session that found them may roll back)."""
+
+    def __init__(self, first: Decision) -> None:
+        super().__init__(first.review_id, f"review {first.review_id} was already rated {first.decision} by "
+                                          f"{first.actor_name or first.actor_id}")
+        self.decision, self.actor_id, self.category = first.decision, first.actor_id, first.defect_category
+
+    def user_message(self, user_id: str) -> str:
+        who = "you" if self.actor_id == user_id else f"<@{self.actor_id}>" if self.actor_id else "someone"
+        verdict = "*Good*" if self.decision == DecisionKind.QA_GOOD else f"*Defect: {label(self.category)}*"
+        return f"This reply was already rated {verdict} by {who}; the first rating counts."
+
+
+def label(category: str | None) -> str:
+    return DEFECT_LABELS.get(category or "", category or "unspecified")
+
+
+def escape(text: str) -> str:
+    """Customer text in mrkdwn: it must not ping anyone or fake a link."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _shown(text: str, limit: int = SHOWN_CHARS) -> str:
+    text = mask_pii(text).strip()
+    return escape(text if len(text) <= limit else text[: limit - 1].rstrip() + "…")
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f">{line}" for line in text.splitlines() or [""])
+
+
+# ------------------------------------------------------------------ Block Kit (pure)
+
+
+def qa_text(review: Review) -> str:
+    """The notification/fallback text of a QA card."""
+    return f"QA: auto-sent reply to ticket {review.ticket_id} ({review.interaction_type}, {review.confidence:.2f})"
+
+
+def qa_card(review: Review, rating: Decision | None = None) -> list[Block]:
+    """The QA card: customer message, the reply that went out, confidence and type; Good / Defect until rated."""
+    ticket = f"<{review.ticket_url}|#{escape(review.ticket_id)}>" if review.ticket_url else f"#{escape(review.ticket_id)}"
+    blocks: list[Block] = [
+        HeaderBlock(block_id=BlockId.QA_HEADER, text=PlainTextObject(text="QA · auto-sent reply", emoji=True)),
+        ContextBlock(block_id=BlockId.QA_FACTS, elements=[MarkdownTextObject(
+            text=f"Ticket {ticket} · *{escape(review.interaction_type)}* · confidence *{review.confidence:.2f}* · "
+                 f"sent {_when(review.decided_at)}")]),
+        SectionBlock(block_id=BlockId.QA_CUSTOMER,
+                     text=MarkdownTextObject(text="*Customer*\n" + _quote(_shown(review.customer_message)))),
+        SectionBlock(block_id=BlockId.QA_REPLY,
+                     text=MarkdownTextObject(text="*Reply sent*\n" + _quote(_shown(review.final_text or review.draft)))),
+    ]
+    if rating is None:
+        ref = ReviewRef(review_id=review.id).model_dump_json()
+        blocks.append(ActionsBlock(block_id=BlockId.QA_ACTIONS, elements=[
+            ButtonElement(action_id=ActionId.QA_GOOD, text=PlainTextObject(text="Good", emoji=True), value=ref,
+                          style="primary"),
+            ButtonElement(action_id=ActionId.QA_DEFECT, text=PlainTextObject(text="Defect", emoji=True), value=ref,
+                          style="danger"),
+        ]))
+    else:
+        blocks.append(ContextBlock(block_id=BlockId.QA_RATING, elements=[MarkdownTextObject(text=rating_line(rating))]))
+    return blocks
+
+
+def rating_line(rating: Decision) -> str:
+    who = f"<@{rating.actor_id}>" if rating.actor_id else escape(rating.actor_name or "someone")
+    if rating.decision == DecisionKind.QA_GOOD:
+        return f":white_check_mark: Rated *Good* by {who}"
+    line = f":warning: *Defect: {label(rating.defect_category)}* — reported by {who}"
+    if rating.defect_comment:
+        line += f"\n>{escape(rating.defect_comment[:500])}"
+    return line
+
+
+def _when(at: datetime | None) -> str:
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>" if at else "just now"
+
+
+def defect_modal(*, review_id: str, channel: str, ts: str) -> View:
+    """Defect details: the category (the taxonomy) and an optional comment."""
+    options = [Option(value=value, label=text) for value, text in DEFECT_LABELS.items()]
+    return View(
+        type="modal", callback_id=CallbackId.QA_DEFECT_MODAL, title=PlainTextObject(text="Report a defect"),
+        submit=PlainTextObject(text="Save"), close=PlainTextObject(text="Cancel"),
+        private_metadata=ModalMeta(review_id=review_id, channel=channel, ts=ts).model_dump_json(),
+        blocks=[
+            InputBlock(block_id=BlockId.QA_DEFECT_CATEGORY, label=PlainTextObject(text="What went wrong?"),
+                       element=StaticSelectElement(action_id=ActionId.QA_DEFECT_CATEGORY, options=options,
+                                                   placeholder=PlainTextObject(text="Pick a category"))),
+            InputBlock(block_id=BlockId.QA_DEFECT_COMMENT, label=PlainTextObject(text="Comment"), optional=True,
+                       element=PlainTextInputElement(action_id=ActionId.QA_DEFECT_COMMENT, multiline=True,
+                                                     max_length=2000)),
+        ],
+    )
+
+
+# ------------------------------------------------------------------ recording a rating
+
+
+@dataclass(frozen=True)
+class Rated:
+    review: Review
+    rating: Decision
+
+
+def rate_auto_send(*, session: Session, review_id: str, good: bool, actor_id: str, actor_name: str | None,
+                   now: datetime, category: str | None = None, comment: str | None = None,
+                   card: dict[str, str] | None = None) -> Rated:
+    """Record the one QA rating of an auto-sent reply, update its card, audit it. Raises AlreadyRated."""
+    review = session.get(Review, review_id)
+    if review is None or review.route != Route.AUTO_SEND:
+        raise QaError(review_id, "This reply is not an auto-sent one; nothing to rate.")
+    first = _qa_row(session, review_id)
+    if first is not None:
+        raise AlreadyRated(first)
+    if not good and category not in DEFECT_LABELS:
+        raise QaError(review_id, "Pick a defect category.")
+    row = Decision(
+        review_id=review.id, stage="qa", ticket_id=review.ticket_id, interaction_type=review.interaction_type,
+        confidence=review.confidence, route=review.route, tier=review.tier, reasons=review.reasons,
+        customer_message=review.customer_message, ai_draft=review.draft, final_text=review.final_text,
+        decision=DecisionKind.QA_GOOD if good else DecisionKind.QA_DEFECT, actor_id=actor_id, actor_name=actor_name,
+        decided_at=now, seconds_to_decision=(now - review.decided_at).total_seconds() if review.decided_at else None,
+        edit_distance=0.0, defect_category=None if good else category,
+        defect_comment=None if good else ((comment or "").strip() or None),
+        model=review.extra.get("model"), prompt_version=review.extra.get("prompt_version"),
+    )
+    try:
+        with session.begin_nested():  # two raters at once: the unique (review_id, stage) picks the first
+            session.add(row)
+    except IntegrityError:
+        first = _qa_row(session, review_id)
+        if first is None:
+            raise
+        raise AlreadyRated(first) from None
+    card = card or review.extra.get("qa_card") or {}
+    if card.get("channel") and card.get("ts"):
+        repo.enqueue(session=session, now=now, kind="slack_update", order_key=f"review:{review.id}",
+                     payload={"channel": card["channel"], "ts": card["ts"], "text": qa_text(review),
+                              "blocks": [b.to_dict() for b in qa_card(review, row)]})
+    repo.audit(session=session, at=now, actor=actor_id, action="qa_rated", review_id=review.id,
+               rating=row.decision, defect_category=row.defect_category)
+    return Rated(review, row)
+
+
+def rate(runtime: Runtime, click: Click, *, good: bool, category: str | None = None,
+         comment: str | None = None) -> Rated | None:
+    """The service the QA listeners call: one rating per click delivery; None when the delivery was seen before."""
+    now = runtime.clock.now()
+    if click.delivery_key and not first_delivery(engine=runtime.engine, key=click.delivery_key, now=now):
+        return None
+    with session_scope(runtime.engine) as session:
+        rated = rate_auto_send(session=session, review_id=click.review_id, good=good, actor_id=click.user_id,
+                               actor_name=click.user_name, now=now, category=category, comment=comment,
+                               card={"channel": click.channel, "ts": click.message_ts})
+    runtime.services["outbox"].wake()
+    return rated
+
+
+def ensure_unrated(runtime: Runtime, review_id: str) -> None:
+    """Before opening the defect modal: AlreadyRated if someone was first."""
+    with session_scope(runtime.engine, readonly=True) as session:
+        first = _qa_row(session, review_id)
+    if first is not None:
+        raise AlreadyRated(first)
+
+
+def _qa_row(session: Session, review_id: str) -> Decision | None:
+    q = select(Decision).where(Decision.review_id == review_id, Decision.stage == "qa")
+    return session.execute(q).scalars().first()
+
+
+# ------------------------------------------------------------------ outbox kind `slack_post_qa`
+
+
+def post_qa_card(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
+    """Post the QA card for one auto-sent reply (once: a posted card is remembered on the review)."""
+    review_id = str(item.payload["review_id"])
+    with session_scope(runtime.engine, readonly=True) as session:
+        review = session.get(Review, review_id)
+        rating = _qa_row(session, review_id)
+    if review is None:
+        raise Permanent(f"review {review_id} does not exist")
+    if review.extra.get("qa_card"):
+        return dict(review.extra["qa_card"])
+    channel = runtime.policy.qa.channel
+    if not channel:
+        return {"outcome": "skipped", "why": "the policy names no qa.channel"}
+    resp = slack_call(runtime, "chat_postMessage", gate_channel=channel, channel=channel, text=qa_text(review),
+                      blocks=qa_card(review, rating), unfurl_links=False, unfurl_media=False)
+    card = {"channel": resp["channel"], "ts": resp["ts"]}
+    now = runtime.clock.now()
+    with session_scope(runtime.engine) as session:
+        stored = session.get(Review, review_id)
+        if stored is not None:
+            stored.extra = {**stored.extra, "qa_card": card}
+            session.add(stored)
+        repo.audit(session=session, at=now, actor="hitl", action="qa_posted", review_id=review_id, **card)
+    return card
+
