@@ -31,12 +31,12 @@ from slack_sdk import WebClient
 from sqlalchemy import func, insert, select, update
 
 from bot.app.asgi import create_app
-from bot.slack.ids import ActionId, ReviewRef
 from bot.app.runtime import build_runtime
+from bot.app.settings import Settings
+from bot.slack.ids import ActionId, ReviewRef
 from sandbox.server import ServerThread
 from sandbox.slack_sim import block_action_payload, signed_headers
 from sandbox.slack_standin import SlackStandin
-from bot.app.settings import Settings
 from storage.db import make_engine, upgrade
 from storage.models import Decision, Review
 
@@ -58,21 +58,43 @@ def store_reviews(url: str, count: int) -> list[tuple[str, str]]:
             for i in range(start, min(count, start + 5000)):
                 review_id, ts = uuid.uuid4().hex, f"{1_700_000_000 + i}.{i % 1_000_000:06d}"
                 cards.append((review_id, ts))
-                rows.append({
-                    "id": review_id, "idempotency_key": f"bench-{i}", "ticket_id": str(100_000 + i),
-                    "interaction_type": "order_status", "confidence": 0.8,
-                    "customer_message": "Where is my order? It was due Monday.",
-                    "draft": "Hi! Your order shipped yesterday and arrives Thursday.", "subject": "Order",
-                    "customer_key": None, "customer": {"name": "Bench Customer", "tier": "standard"},
-                    "refund_amount": None, "sentiment": None, "policy_exception": False,
-                    "ticket_url": f"https://example.zendesk.com/agent/tickets/{i}", "kb_sources": [], "extra": {},
-                    "route": "review", "tier": "standard",
-                    "reasons": [{"code": "confidence_medium", "message": "confidence 0.80 below 0.90"}],
-                    "supervisor_decisions": [], "status": "pending", "created_at": now - timedelta(minutes=5),
-                    "sla_due_at": now + timedelta(minutes=25), "sla_warn_at": now + timedelta(minutes=17),
-                    "slack_channel": CHANNEL, "slack_ts": ts, "assignee": None, "decision": None, "decided_by": None,
-                    "decided_by_name": None, "decided_at": None, "final_text": None, "helpdesk_state": None,
-                })
+                rows.append(
+                    {
+                        "id": review_id,
+                        "idempotency_key": f"bench-{i}",
+                        "ticket_id": str(100_000 + i),
+                        "interaction_type": "order_status",
+                        "confidence": 0.8,
+                        "customer_message": "Where is my order? It was due Monday.",
+                        "draft": "Hi! Your order shipped yesterday and arrives Thursday.",
+                        "subject": "Order",
+                        "customer_key": None,
+                        "customer": {"name": "Bench Customer", "tier": "standard"},
+                        "refund_amount": None,
+                        "sentiment": None,
+                        "policy_exception": False,
+                        "ticket_url": f"https://example.zendesk.com/agent/tickets/{i}",
+                        "kb_sources": [],
+                        "extra": {},
+                        "route": "review",
+                        "tier": "standard",
+                        "reasons": [{"code": "confidence_medium", "message": "confidence 0.80 below 0.90"}],
+                        "supervisor_decisions": [],
+                        "status": "pending",
+                        "created_at": now - timedelta(minutes=5),
+                        "sla_due_at": now + timedelta(minutes=25),
+                        "sla_warn_at": now + timedelta(minutes=17),
+                        "slack_channel": CHANNEL,
+                        "slack_ts": ts,
+                        "assignee": None,
+                        "decision": None,
+                        "decided_by": None,
+                        "decided_by_name": None,
+                        "decided_at": None,
+                        "final_text": None,
+                        "helpdesk_state": None,
+                    }
+                )
             conn.execute(insert(table), rows)
     engine.dispose()
     return cards
@@ -95,8 +117,12 @@ def post_cards(url: str, standin: SlackStandin, cards: list[tuple[str, str]]) ->
 
 def bare_bolt_app(standin: SlackStandin) -> FastAPI:
     """A Bolt app that only acks Approve, behind Bolt's FastAPI adapter: the floor for any Bolt app."""
-    bolt = App(signing_secret=SECRET, client=WebClient(token=TOKEN, base_url=standin.base_url),
-               token_verification_enabled=False, process_before_response=False)
+    bolt = App(
+        signing_secret=SECRET,
+        client=WebClient(token=TOKEN, base_url=standin.base_url),
+        token_verification_enabled=False,
+        process_before_response=False,
+    )
 
     @bolt.action(ActionId.APPROVE)
     def approve(ack: Ack) -> None:
@@ -115,8 +141,23 @@ def bare_bolt_app(standin: SlackStandin) -> FastAPI:
 def click_body(review_id: str, ts: str) -> bytes:
     """A Slack-shaped Approve click on the card of `review_id`, form-encoded as Slack sends it."""
     value = ReviewRef(review_id=review_id).model_dump_json()
-    card = {"ts": ts, "blocks": [{"type": "actions", "block_id": "review_actions", "elements": [
-        {"type": "button", "action_id": ActionId.APPROVE, "value": value, "text": {"type": "plain_text", "text": "Approve"}}]}]}
+    card = {
+        "ts": ts,
+        "blocks": [
+            {
+                "type": "actions",
+                "block_id": "review_actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": ActionId.APPROVE,
+                        "value": value,
+                        "text": {"type": "plain_text", "text": "Approve"},
+                    }
+                ],
+            }
+        ],
+    }
     user = f"U0BENCH{secrets.randbelow(1000):03d}"
     payload = block_action_payload(message=card, channel=CHANNEL, action_id=ActionId.APPROVE, user_id=user)
     return urlencode({"payload": json.dumps(payload)}).encode()
@@ -139,13 +180,17 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def summary(name: str, values: list[float]) -> str:
-    return (f"{name:<28} p50 {percentile(values, 50):6.1f} ms   p90 {percentile(values, 90):6.1f} ms   "
-            f"p99 {percentile(values, 99):6.1f} ms   max {max(values):6.1f} ms   mean {statistics.fmean(values):6.1f} ms")
+    return (
+        f"{name:<28} p50 {percentile(values, 50):6.1f} ms   p90 {percentile(values, 90):6.1f} ms   "
+        f"p99 {percentile(values, 99):6.1f} ms   max {max(values):6.1f} ms   mean {statistics.fmean(values):6.1f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reviews", type=int, default=100_000, help="pending reviews stored first (default 100000)")
+    parser.add_argument(
+        "--reviews", type=int, default=100_000, help="pending reviews stored first (default 100000)"
+    )
     parser.add_argument("--clicks", type=int, default=500, help="measured clicks per app (default 500)")
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temporary directory")
     args = parser.parse_args(argv)
@@ -157,22 +202,35 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     upgrade(url)
     cards = store_reviews(url, args.reviews)
-    print(f"stored {args.reviews:,} pending reviews in {time.perf_counter() - started:.1f}s ({make_engine(url).dialect.name})")
+    print(
+        f"stored {args.reviews:,} pending reviews in {time.perf_counter() - started:.1f}s ({make_engine(url).dialect.name})"
+    )
 
     # The stand-in enforces Slack's 1 post/s per channel; the bench posts its cards in bulk and one thread reply
     # per click into one channel, so it lifts that limit: what is measured is the ack, not the drain.
     standin = SlackStandin(token=TOKEN, post_rate_per_channel=10_000, burst=10_000).start()
     clicks = post_cards(url, standin, cards[: args.clicks + WARMUP])
-    env = {"HITL_DATABASE_URL": url, "HITL_INGEST_TOKEN": "bench", "SLACK_SIGNING_SECRET": SECRET,
-           "SLACK_BOT_TOKEN": TOKEN, "SLACK_API_URL": standin.base_url, "HITL_SCHEDULER": False}
+    env = {
+        "HITL_DATABASE_URL": url,
+        "HITL_INGEST_TOKEN": "bench",
+        "SLACK_SIGNING_SECRET": SECRET,
+        "SLACK_BOT_TOKEN": TOKEN,
+        "SLACK_API_URL": standin.base_url,
+        "HITL_SCHEDULER": False,
+    }
     settings = Settings(_env_file=None, **env)  # type: ignore[call-arg,arg-type]
     runtime = build_runtime(settings)
-    with ServerThread(create_app(runtime)) as hitl, ServerThread(bare_bolt_app(standin)) as bare, \
-            httpx.Client(timeout=10) as http:
+    with (
+        ServerThread(create_app(runtime)) as hitl,
+        ServerThread(bare_bolt_app(standin)) as bare,
+        httpx.Client(timeout=10) as http,
+    ):
         times: dict[str, list[float]] = {"hitl": [], "bare": []}
         for n, (review_id, ts) in enumerate(clicks):
             body = click_body(review_id, ts)
-            for name, server in (("hitl", hitl), ("bare", bare)) if n % 2 else (("bare", bare), ("hitl", hitl)):
+            for name, server in (
+                (("hitl", hitl), ("bare", bare)) if n % 2 else (("bare", bare), ("hitl", hitl))
+            ):
                 elapsed = timed_post(http, server.url + "/slack/events", body)
                 if n >= WARMUP:
                     times[name].append(elapsed)
@@ -180,15 +238,21 @@ def main(argv: list[str] | None = None) -> int:
         while (done := len(standin.messages()) - len(clicks)) < len(clicks) and time.monotonic() < deadline:
             time.sleep(0.1)  # every decision's thread reply has reached Slack
         with runtime.engine.connect() as conn:
-            decided = conn.execute(select(func.count()).select_from(Decision.metadata.tables["decisions"])).scalar_one()
+            decided = conn.execute(
+                select(func.count()).select_from(Decision.metadata.tables["decisions"])
+            ).scalar_one()
     standin.stop()
     runtime.engine.dispose()
 
-    print(f"{args.clicks} measured clicks per app ({WARMUP} warm-up), sequential, alternating, same payloads:")
+    print(
+        f"{args.clicks} measured clicks per app ({WARMUP} warm-up), sequential, alternating, same payloads:"
+    )
     print(summary("hitl (record + queue)", times["hitl"]))
     print(summary("bare Bolt (ack only)", times["bare"]))
-    print(f"hitl overhead at p50: {percentile(times['hitl'], 50) - percentile(times['bare'], 50):+.1f} ms; "
-          f"decisions recorded: {decided}/{len(clicks)}, thread replies in Slack: {done}/{len(clicks)}")
+    print(
+        f"hitl overhead at p50: {percentile(times['hitl'], 50) - percentile(times['bare'], 50):+.1f} ms; "
+        f"decisions recorded: {decided}/{len(clicks)}, thread replies in Slack: {done}/{len(clicks)}"
+    )
     return 0
 
 

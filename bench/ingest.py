@@ -43,8 +43,13 @@ def serve(url: str, port: int) -> None:
     from storage.db import session_scope
     from storage.models import Review
 
-    settings = Settings(_env_file=None, HITL_DATABASE_URL=url, HITL_INGEST_TOKEN=TOKEN,  # type: ignore[call-arg]
-                        HITL_OUTBOX_WORKER=False, HITL_SCHEDULER=False)
+    settings = Settings(
+        _env_file=None,
+        HITL_DATABASE_URL=url,
+        HITL_INGEST_TOKEN=TOKEN,  # type: ignore[call-arg]
+        HITL_OUTBOX_WORKER=False,
+        HITL_SCHEDULER=False,
+    )
     runtime = build_runtime(settings)
     app = create_app(runtime)
 
@@ -55,10 +60,20 @@ def serve(url: str, port: int) -> None:
         def insert() -> str:
             rid = uuid.uuid4().hex
             with session_scope(runtime.engine) as s:
-                s.add(Review(id=rid, idempotency_key=data["idempotency_key"], ticket_id=data["ticket_id"],
-                             interaction_type=data["interaction_type"], confidence=data["confidence"],
-                             customer_message=data["customer_message"], draft=data["draft"], route="review",
-                             tier="standard", created_at=runtime.clock.now()))
+                s.add(
+                    Review(
+                        id=rid,
+                        idempotency_key=data["idempotency_key"],
+                        ticket_id=data["ticket_id"],
+                        interaction_type=data["interaction_type"],
+                        confidence=data["confidence"],
+                        customer_message=data["customer_message"],
+                        draft=data["draft"],
+                        route="review",
+                        tier="standard",
+                        created_at=runtime.clock.now(),
+                    )
+                )
             return rid
 
         return JSONResponse({"id": await run_in_threadpool(insert)}, status_code=201)
@@ -68,8 +83,10 @@ def serve(url: str, port: int) -> None:
 
 def body(i: int, run: str) -> dict[str, object]:
     return {
-        "ticket_id": f"{run}-{i}", "interaction_type": ["order_status", "refund", "billing"][i % 3],
-        "confidence": 0.5 + (i % 50) / 100, "customer_message": "Where is my order? It was due on Monday. " * 4,
+        "ticket_id": f"{run}-{i}",
+        "interaction_type": ["order_status", "refund", "billing"][i % 3],
+        "confidence": 0.5 + (i % 50) / 100,
+        "customer_message": "Where is my order? It was due on Monday. " * 4,
         "draft": "Hi! Your order shipped yesterday and should arrive on Thursday. Tracking: NW123456.",
         "customer": {"id": f"cus_{i % 997}", "name": "Pat", "tier": "standard", "account_value": 300},
         "idempotency_key": f"{run}-{i}",
@@ -145,7 +162,9 @@ def bench_backend(name: str, url: str, requests: int, clients: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--pg-url", default=os.environ.get("HITL_TEST_POSTGRES_URL"))
@@ -168,7 +187,12 @@ def main() -> None:
         with admin.connect() as c:
             c.execute(text(f'CREATE DATABASE "{db}"'))
         try:
-            bench_backend("PostgreSQL", normalise_url(args.pg_url).rsplit("/", 1)[0] + f"/{db}", args.requests, args.clients)
+            bench_backend(
+                "PostgreSQL",
+                normalise_url(args.pg_url).rsplit("/", 1)[0] + f"/{db}",
+                args.requests,
+                args.clients,
+            )
         finally:
             with admin.connect() as c:
                 c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))

@@ -46,21 +46,36 @@ def review_rows(n: int, now: datetime, warn_at: Any, run: str) -> list[dict[str,
     rows = []
     for i in range(n):
         warn = warn_at(i)
-        rows.append({
-            "id": uuid.uuid4().hex, "idempotency_key": f"{run}-{i}", "ticket_id": f"{run}-{i}",
-            "interaction_type": "order_status", "confidence": 0.8, "customer_message": "Where is my order?",
-            "draft": "It shipped yesterday.", "customer": {}, "kb_sources": [], "extra": {}, "reasons": [],
-            "supervisor_decisions": [], "route": "review", "tier": "standard", "status": "pending",
-            "created_at": now, "sla_warn_at": warn, "sla_due_at": warn + timedelta(hours=1),
-            "policy_exception": False,
-        })
+        rows.append(
+            {
+                "id": uuid.uuid4().hex,
+                "idempotency_key": f"{run}-{i}",
+                "ticket_id": f"{run}-{i}",
+                "interaction_type": "order_status",
+                "confidence": 0.8,
+                "customer_message": "Where is my order?",
+                "draft": "It shipped yesterday.",
+                "customer": {},
+                "kb_sources": [],
+                "extra": {},
+                "reasons": [],
+                "supervisor_decisions": [],
+                "route": "review",
+                "tier": "standard",
+                "status": "pending",
+                "created_at": now,
+                "sla_warn_at": warn,
+                "sla_due_at": warn + timedelta(hours=1),
+                "policy_exception": False,
+            }
+        )
     return rows
 
 
 def insert_reviews(runtime: Runtime, rows: list[dict[str, Any]]) -> None:
     with session_scope(runtime.engine) as s:
         for i in range(0, len(rows), 5000):
-            s.execute(insert(Review.__table__), rows[i:i + 5000])  # type: ignore[arg-type]
+            s.execute(insert(Review.__table__), rows[i : i + 5000])  # type: ignore[arg-type]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -75,8 +90,12 @@ def bench_lateness(url: str, timers: int, window: float) -> None:
     lead = 5.0  # seconds between start-up and the first due timer
     now = datetime.now(UTC)
     start = now + timedelta(seconds=lead)
-    insert_reviews(runtime, review_rows(timers, now, lambda _i: start + timedelta(seconds=random.uniform(0, window)),
-                                       uuid.uuid4().hex[:8]))
+    insert_reviews(
+        runtime,
+        review_rows(
+            timers, now, lambda _i: start + timedelta(seconds=random.uniform(0, window)), uuid.uuid4().hex[:8]
+        ),
+    )
     scheduling.install(runtime)
     sla.install(runtime)
     t0 = time.perf_counter()
@@ -95,12 +114,16 @@ def bench_lateness(url: str, timers: int, window: float) -> None:
         late = [(f - d).total_seconds() for f, d in s.execute(select(SlaPing.fired_at, SlaPing.due_at))]
     runtime.engine.dispose()
     late_ms = [x * 1000 for x in late]
-    print(f"  {len(late)} of {timers} timers fired over {window:g}s "
-          f"({timers / window:.0f}/s); lateness (claimed − due):")
+    print(
+        f"  {len(late)} of {timers} timers fired over {window:g}s "
+        f"({timers / window:.0f}/s); lateness (claimed − due):"
+    )
     if late_ms:
-        print(f"    p50 {pct(late_ms, 0.50):7.0f} ms   p99 {pct(late_ms, 0.99):7.0f} ms   "
-              f"max {max(late_ms):7.0f} ms   mean {statistics.fmean(late_ms):7.0f} ms   "
-              f"over 2 s: {sum(1 for x in late if x > 2.0)}")
+        print(
+            f"    p50 {pct(late_ms, 0.50):7.0f} ms   p99 {pct(late_ms, 0.99):7.0f} ms   "
+            f"max {max(late_ms):7.0f} ms   mean {statistics.fmean(late_ms):7.0f} ms   "
+            f"over 2 s: {sum(1 for x in late if x > 2.0)}"
+        )
 
 
 def bench_rebuild(url: str, pending: int, compare: bool) -> None:
@@ -108,16 +131,29 @@ def bench_rebuild(url: str, pending: int, compare: bool) -> None:
 
     runtime = runtime_for(url)
     now = datetime.now(UTC)
-    rows = review_rows(pending, now, lambda _i: now + timedelta(seconds=random.uniform(60, 7200)), uuid.uuid4().hex[:8])
+    rows = review_rows(
+        pending, now, lambda _i: now + timedelta(seconds=random.uniform(60, 7200)), uuid.uuid4().hex[:8]
+    )
     t0 = time.perf_counter()
     insert_reviews(runtime, rows)
     claimed = rows[: pending // 10]
     with session_scope(runtime.engine) as s:
-        pings = [{"review_id": r["id"], "kind": "warn", "due_at": r["sla_warn_at"], "status": "fired",
-                  "claimed_by": "bench", "fired_at": r["sla_warn_at"]} for r in claimed]
+        pings = [
+            {
+                "review_id": r["id"],
+                "kind": "warn",
+                "due_at": r["sla_warn_at"],
+                "status": "fired",
+                "claimed_by": "bench",
+                "fired_at": r["sla_warn_at"],
+            }
+            for r in claimed
+        ]
         for i in range(0, len(pings), 5000):
-            s.execute(insert(SlaPing.__table__), pings[i:i + 5000])  # type: ignore[arg-type]
-    print(f"  stored {pending} pending reviews ({len(claimed)} with a claimed warning) in {time.perf_counter() - t0:.1f}s")
+            s.execute(insert(SlaPing.__table__), pings[i : i + 5000])  # type: ignore[arg-type]
+    print(
+        f"  stored {pending} pending reviews ({len(claimed)} with a claimed warning) in {time.perf_counter() - t0:.1f}s"
+    )
     engine = SlaEngine(runtime)
     t0 = time.perf_counter()
     count = engine.rebuild()
@@ -135,8 +171,10 @@ def bench_rebuild(url: str, pending: int, compare: bool) -> None:
             scheduler.add_job(print, "date", run_date=at, args=[rid], id=f"sla:{rid}", replace_existing=True)
         took_aps = time.perf_counter() - t0
         scheduler.shutdown(wait=False)
-        print(f"  for comparison, one APScheduler date job per review (paused scheduler): +{took_aps:.2f}s "
-              f"on top of the same query")
+        print(
+            f"  for comparison, one APScheduler date job per review (paused scheduler): +{took_aps:.2f}s "
+            f"on top of the same query"
+        )
     runtime.engine.dispose()
 
 
@@ -151,14 +189,26 @@ def run_backend(label: str, url: str, args: argparse.Namespace) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--timers", type=int, default=10_000, help="timers due within the window (default 10000)")
-    parser.add_argument("--window", type=float, default=60.0, help="seconds over which they fall due (default 60)")
-    parser.add_argument("--pending", type=int, default=100_000, help="pending timers to rebuild (default 100000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--timers", type=int, default=10_000, help="timers due within the window (default 10000)"
+    )
+    parser.add_argument(
+        "--window", type=float, default=60.0, help="seconds over which they fall due (default 60)"
+    )
+    parser.add_argument(
+        "--pending", type=int, default=100_000, help="pending timers to rebuild (default 100000)"
+    )
     parser.add_argument("--pg-url", default=os.environ.get("HITL_TEST_POSTGRES_URL"))
-    parser.add_argument("--no-compare", action="store_true", help="skip the one-APScheduler-job-per-review comparison")
+    parser.add_argument(
+        "--no-compare", action="store_true", help="skip the one-APScheduler-job-per-review comparison"
+    )
     args = parser.parse_args()
-    print(f"bench/sla.py: {args.timers} timers over {args.window:g}s; rebuild of {args.pending} pending timers")
+    print(
+        f"bench/sla.py: {args.timers} timers over {args.window:g}s; rebuild of {args.pending} pending timers"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         run_backend("SQLite (WAL)", f"sqlite:///{tmp}/bench.db", args)
     if not args.pg_url:

@@ -32,18 +32,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-from bot.reporting.oversight import build_review
-from bot.review.policy import load_policy
 from bot.app.settings import BUNDLED_POLICY
+from bot.reporting.oversight import build_review
 from bot.reporting.stats import compute_stats
+from bot.review.policy import load_policy
 from storage.db import make_engine, normalise_url, session_scope, upgrade
 from storage.models import Decision, Review
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
-TYPES = [("order_status", 30, "standard"), ("password_reset", 15, "standard"), ("shipping", 12, "standard"),
-         ("product_question", 12, "standard"), ("refund", 10, "billing"), ("billing", 8, "billing"),
-         ("cancellation", 6, "billing"), ("warranty_claim", 3, "standard"), ("privacy", 3, "priority"),
-         ("safety", 1, "priority")]
+TYPES = [
+    ("order_status", 30, "standard"),
+    ("password_reset", 15, "standard"),
+    ("shipping", 12, "standard"),
+    ("product_question", 12, "standard"),
+    ("refund", 10, "billing"),
+    ("billing", 8, "billing"),
+    ("cancellation", 6, "billing"),
+    ("warranty_claim", 3, "standard"),
+    ("privacy", 3, "priority"),
+    ("safety", 1, "priority"),
+]
 DEFECTS = ["hallucination", "tone_mismatch", "policy_misapplication", "incomplete_resolution", "other"]
 QA_SHARE = 0.03
 BATCH = 20_000
@@ -67,27 +75,52 @@ def generate(rows: int, days: float, seed: int = 7) -> Iterator[tuple[dict[str, 
         th = POLICY.thresholds(itype)
         trigger = rnd.random() < 0.15
         human_only = itype in POLICY.human_only
-        route = ("take_over" if human_only or conf < th.review_at else
-                 "review" if trigger or conf < th.auto_send_at else "auto_send")
+        route = (
+            "take_over"
+            if human_only or conf < th.review_at
+            else "review"
+            if trigger or conf < th.auto_send_at
+            else "auto_send"
+        )
         reasons = [{"code": "confidence_medium", "message": "m"}]
         if trigger:
             reasons.append({"code": rnd.choice(["repeat_contact", "risky_keyword", "vip"]), "message": "t"})
         tier = "priority" if human_only else tiers[itype]
         rid = uuid.UUID(int=rnd.getrandbits(128)).hex
         review: dict[str, Any] = {
-            "id": rid, "idempotency_key": f"bench-{i}", "ticket_id": str(100000 + i), "interaction_type": itype,
-            "confidence": conf, "customer_message": "Where is my order? It was due Monday.",
-            "draft": "Hi! Your order shipped yesterday and should arrive Thursday.", "customer": {},
-            "policy_exception": False, "kb_sources": [], "extra": {}, "route": route, "tier": tier,
-            "reasons": reasons, "supervisor_decisions": [], "status": "pending", "created_at": created,
+            "id": rid,
+            "idempotency_key": f"bench-{i}",
+            "ticket_id": str(100000 + i),
+            "interaction_type": itype,
+            "confidence": conf,
+            "customer_message": "Where is my order? It was due Monday.",
+            "draft": "Hi! Your order shipped yesterday and should arrive Thursday.",
+            "customer": {},
+            "policy_exception": False,
+            "kb_sources": [],
+            "extra": {},
+            "route": route,
+            "tier": tier,
+            "reasons": reasons,
+            "supervisor_decisions": [],
+            "status": "pending",
+            "created_at": created,
             "sla_due_at": created + timedelta(minutes=30),
         }
         decisions: list[dict[str, Any]] = []
         pending = rnd.random() < 0.02 and route != "auto_send"
         if not pending:
-            base = {"review_id": rid, "ticket_id": review["ticket_id"], "interaction_type": itype,
-                    "confidence": conf, "route": route, "tier": tier, "reasons": reasons,
-                    "customer_message": review["customer_message"], "ai_draft": review["draft"]}
+            base = {
+                "review_id": rid,
+                "ticket_id": review["ticket_id"],
+                "interaction_type": itype,
+                "confidence": conf,
+                "route": route,
+                "tier": tier,
+                "reasons": reasons,
+                "customer_message": review["customer_message"],
+                "ai_draft": review["draft"],
+            }
             if route == "auto_send":
                 kind, seconds, dist, breached, defect = "auto_send", 0.0, 0.0, None, None
             else:
@@ -95,26 +128,58 @@ def generate(rows: int, days: float, seed: int = 7) -> Iterator[tuple[dict[str, 
                 if route == "take_over":
                     kind = "take_over" if roll < 0.8 else "edit"
                 else:
-                    kind = ("approve" if roll < 0.72 else "edit" if roll < 0.9 else
-                            "take_over" if roll < 0.95 else "reject")
+                    kind = (
+                        "approve"
+                        if roll < 0.72
+                        else "edit"
+                        if roll < 0.9
+                        else "take_over"
+                        if roll < 0.95
+                        else "reject"
+                    )
                 seconds = round(rnd.lognormvariate(5.5, 0.9), 1)
                 dist = round(rnd.uniform(0.02, 0.6), 3) if kind == "edit" else 0.0
                 breached = seconds > 1800
                 defect = rnd.choice(DEFECTS) if kind == "reject" or (kind == "edit" and dist > 0.3) else None
-            status = {"approve": "approved", "edit": "edited", "take_over": "taken_over", "reject": "rejected",
-                      "auto_send": "auto_sent"}[kind]
+            status = {
+                "approve": "approved",
+                "edit": "edited",
+                "take_over": "taken_over",
+                "reject": "rejected",
+                "auto_send": "auto_sent",
+            }[kind]
             review["status"] = status
             decided = created + timedelta(seconds=seconds)
-            decisions.append({**base, "stage": "review", "decision": kind, "decided_at": decided,
-                              "seconds_to_decision": seconds, "edit_distance": dist, "sla_breached": breached,
-                              "defect_category": defect, "actor_id": "U0BENCH", "final_text": review["draft"]})
+            decisions.append(
+                {
+                    **base,
+                    "stage": "review",
+                    "decision": kind,
+                    "decided_at": decided,
+                    "seconds_to_decision": seconds,
+                    "edit_distance": dist,
+                    "sla_breached": breached,
+                    "defect_category": defect,
+                    "actor_id": "U0BENCH",
+                    "final_text": review["draft"],
+                }
+            )
             if route == "auto_send" and rnd.random() < QA_SHARE * 4 and made + 2 <= rows:
                 good = rnd.random() < 0.93
-                decisions.append({**base, "stage": "qa", "decision": "qa_good" if good else "qa_defect",
-                                  "decided_at": decided + timedelta(hours=2), "seconds_to_decision": None,
-                                  "edit_distance": None, "sla_breached": None,
-                                  "defect_category": None if good else rnd.choice(DEFECTS),
-                                  "actor_id": "U0QA", "final_text": None})
+                decisions.append(
+                    {
+                        **base,
+                        "stage": "qa",
+                        "decision": "qa_good" if good else "qa_defect",
+                        "decided_at": decided + timedelta(hours=2),
+                        "seconds_to_decision": None,
+                        "edit_distance": None,
+                        "sla_breached": None,
+                        "defect_category": None if good else rnd.choice(DEFECTS),
+                        "actor_id": "U0QA",
+                        "final_text": None,
+                    }
+                )
         made += len(decisions)
         yield review, decisions
 
@@ -148,12 +213,46 @@ def load(engine: Engine, rows: int, days: float) -> tuple[int, int]:
     return n_reviews, n_decisions
 
 
-REVIEW_COLS = ["id", "idempotency_key", "ticket_id", "interaction_type", "confidence", "customer_message", "draft",
-               "customer", "policy_exception", "kb_sources", "extra", "route", "tier", "reasons",
-               "supervisor_decisions", "status", "created_at", "sla_due_at"]
-DECISION_COLS = ["review_id", "stage", "ticket_id", "interaction_type", "confidence", "route", "tier", "reasons",
-                 "customer_message", "ai_draft", "final_text", "decision", "actor_id", "decided_at",
-                 "seconds_to_decision", "edit_distance", "defect_category", "sla_breached"]
+REVIEW_COLS = [
+    "id",
+    "idempotency_key",
+    "ticket_id",
+    "interaction_type",
+    "confidence",
+    "customer_message",
+    "draft",
+    "customer",
+    "policy_exception",
+    "kb_sources",
+    "extra",
+    "route",
+    "tier",
+    "reasons",
+    "supervisor_decisions",
+    "status",
+    "created_at",
+    "sla_due_at",
+]
+DECISION_COLS = [
+    "review_id",
+    "stage",
+    "ticket_id",
+    "interaction_type",
+    "confidence",
+    "route",
+    "tier",
+    "reasons",
+    "customer_message",
+    "ai_draft",
+    "final_text",
+    "decision",
+    "actor_id",
+    "decided_at",
+    "seconds_to_decision",
+    "edit_distance",
+    "defect_category",
+    "sla_breached",
+]
 
 
 def _insert_core(engine: Engine, reviews: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> None:
@@ -186,8 +285,13 @@ def time_stats(engine: Engine, period: timedelta, itype: str | None, repeat: int
     for _ in range(repeat):
         t0 = time.perf_counter()
         with session_scope(engine, readonly=True) as session:
-            stats = compute_stats(session=session, since=NOW - period, until=NOW, interaction_type=itype,
-                                  oversight=POLICY.oversight)
+            stats = compute_stats(
+                session=session,
+                since=NOW - period,
+                until=NOW,
+                interaction_type=itype,
+                oversight=POLICY.oversight,
+            )
         times.append(time.perf_counter() - t0)
     return times, stats
 
@@ -203,8 +307,10 @@ def time_review(engine: Engine, period: timedelta, repeat: int) -> list[float]:
 
 
 def fmt(times: list[float]) -> str:
-    return (f"first {times[0] * 1000:7.0f} ms   median {statistics.median(times) * 1000:7.0f} ms   "
-            f"best {min(times) * 1000:7.0f} ms")
+    return (
+        f"first {times[0] * 1000:7.0f} ms   median {statistics.median(times) * 1000:7.0f} ms   "
+        f"best {min(times) * 1000:7.0f} ms"
+    )
 
 
 def run_backend(name: str, url: str, rows: int, days: float, repeat: int) -> dict[str, Any]:
@@ -214,8 +320,11 @@ def run_backend(name: str, url: str, rows: int, days: float, repeat: int) -> dic
     t0 = time.perf_counter()
     n_reviews, n_decisions = load(engine, rows, days)
     load_s = time.perf_counter() - t0
-    print(f"loaded {n_decisions:,} decisions for {n_reviews:,} reviews in {load_s:.1f} s "
-          f"({n_decisions / load_s:,.0f} decisions/s)", flush=True)
+    print(
+        f"loaded {n_decisions:,} decisions for {n_reviews:,} reviews in {load_s:.1f} s "
+        f"({n_decisions / load_s:,.0f} decisions/s)",
+        flush=True,
+    )
     t0 = time.perf_counter()
     if name == "PostgreSQL":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -227,15 +336,23 @@ def run_backend(name: str, url: str, rows: int, days: float, repeat: int) -> dic
             conn.commit()
     print(f"ANALYZE in {time.perf_counter() - t0:.1f} s", flush=True)
     out: dict[str, Any] = {}
-    for label, period, itype in (("/hitl stats 30d", timedelta(days=30), None),
-                                 ("/hitl stats 7d", timedelta(days=7), None),
-                                 ("/hitl stats 30d refund", timedelta(days=30), "refund")):
+    for label, period, itype in (
+        ("/hitl stats 30d", timedelta(days=30), None),
+        ("/hitl stats 7d", timedelta(days=7), None),
+        ("/hitl stats 30d refund", timedelta(days=30), "refund"),
+    ):
         times, stats = time_stats(engine, period, itype, repeat)
         out[label] = stats
-        print(f"{label:<24} {fmt(times)}   ({stats.total.decided:,} decisions, {stats.total.volume:,} drafts "
-              f"in window; median {stats.median_seconds:.0f}s, p90 {stats.p90_seconds:.0f}s)", flush=True)
-    print(f"{'/hitl review 30d':<24} {fmt(time_review(engine, timedelta(days=30), max(1, repeat // 2)))}   "
-          "(two periods + what-if + warning signs)", flush=True)
+        print(
+            f"{label:<24} {fmt(times)}   ({stats.total.decided:,} decisions, {stats.total.volume:,} drafts "
+            f"in window; median {stats.median_seconds:.0f}s, p90 {stats.p90_seconds:.0f}s)",
+            flush=True,
+        )
+    print(
+        f"{'/hitl review 30d':<24} {fmt(time_review(engine, timedelta(days=30), max(1, repeat // 2)))}   "
+        "(two periods + what-if + warning signs)",
+        flush=True,
+    )
     engine.dispose()
     return out
 
@@ -243,25 +360,37 @@ def run_backend(name: str, url: str, rows: int, days: float, repeat: int) -> dic
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="decisions to store (default 1,000,000)")
-    parser.add_argument("--days", type=float, default=30.0,
-                        help="spread the rows over this many days before 'now' (default 30: all in the window)")
+    parser.add_argument(
+        "--days",
+        type=float,
+        default=30.0,
+        help="spread the rows over this many days before 'now' (default 30: all in the window)",
+    )
     parser.add_argument("--repeat", type=int, default=5, help="timed runs per query (default 5)")
-    parser.add_argument("--pg-url", default=os.environ.get("HITL_TEST_POSTGRES_URL"),
-                        help="PostgreSQL server URL (default HITL_TEST_POSTGRES_URL); a scratch database is created")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("HITL_TEST_POSTGRES_URL"),
+        help="PostgreSQL server URL (default HITL_TEST_POSTGRES_URL); a scratch database is created",
+    )
     parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args(argv)
-    print(f"hitl stats benchmark: {args.rows:,} decisions over {args.days:g} days; 'now' = {NOW:%Y-%m-%d %H:%M} UTC")
+    print(
+        f"hitl stats benchmark: {args.rows:,} decisions over {args.days:g} days; 'now' = {NOW:%Y-%m-%d %H:%M} UTC"
+    )
     results: dict[str, dict[str, Any]] = {}
     if not args.skip_sqlite:
         workdir = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
         try:
-            results["SQLite"] = run_backend("SQLite", f"sqlite:///{workdir / 'bench.db'}", args.rows, args.days,
-                                            args.repeat)
+            results["SQLite"] = run_backend(
+                "SQLite", f"sqlite:///{workdir / 'bench.db'}", args.rows, args.days, args.repeat
+            )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
     if not args.pg_url:
-        print("\n== PostgreSQL ==\nskipped: set HITL_TEST_POSTGRES_URL or pass --pg-url "
-              "(e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        print(
+            "\n== PostgreSQL ==\nskipped: set HITL_TEST_POSTGRES_URL or pass --pg-url "
+            "(e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
     else:
         base = normalise_url(args.pg_url)
         name = f"hitl_bench_{uuid.uuid4().hex[:8]}"
@@ -273,13 +402,19 @@ def main(argv: list[str] | None = None) -> int:
             results["PostgreSQL"] = run_backend("PostgreSQL", url, args.rows, args.days, args.repeat)
         finally:
             with admin.connect() as conn:
-                conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
-                                  "AND pid <> pg_backend_pid()"))
+                conn.execute(
+                    text(
+                        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
+                        "AND pid <> pg_backend_pid()"
+                    )
+                )
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
             admin.dispose()
     if len(results) == 2:
         a, b = results["SQLite"]["/hitl stats 30d"], results["PostgreSQL"]["/hitl stats 30d"]
-        same = json.dumps(a.as_dict(), sort_keys=True, default=str) == json.dumps(b.as_dict(), sort_keys=True, default=str)
+        same = json.dumps(a.as_dict(), sort_keys=True, default=str) == json.dumps(
+            b.as_dict(), sort_keys=True, default=str
+        )
         print(f"\nSQLite and PostgreSQL agree on every number of /hitl stats 30d: {'yes' if same else 'NO'}")
     return 0
 

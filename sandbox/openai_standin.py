@@ -34,8 +34,24 @@ _TYPE_WORDS: list[tuple[str, tuple[str, ...]]] = [
     ("billing", ("charge", "charged", "invoice", "billing", "vat", "payment")),
     ("order_status", ("order", "tracking", "delivered", "package", "parcel", "ship")),
 ]
-_NEGATIVE = ("unacceptable", "ridiculous", "angry", "furious", "fraud", "chargeback", "lawyer", "worst", "terrible",
-             "third time", "nothing", "still not", "never", "disappointed", "scared", "!!")
+_NEGATIVE = (
+    "unacceptable",
+    "ridiculous",
+    "angry",
+    "furious",
+    "fraud",
+    "chargeback",
+    "lawyer",
+    "worst",
+    "terrible",
+    "third time",
+    "nothing",
+    "still not",
+    "never",
+    "disappointed",
+    "scared",
+    "!!",
+)
 _POSITIVE = ("thanks", "thank you", "great", "love", "happy", "appreciate", ":)")
 
 
@@ -83,10 +99,14 @@ def draft_text(sections: dict[str, str]) -> JSONDict:
     greeting = f"Hi {name}," if name and not name.startswith("(") else "Hello,"
     kb = sections.get("knowledge base", "")
     first = kb.split("\n\n[")[0]  # the best snippet: "[source — title]" then its text
-    text = " ".join(line.strip() for line in first.splitlines()[1:] if line.strip() and not line.startswith("- "))
+    text = " ".join(
+        line.strip() for line in first.splitlines()[1:] if line.strip() and not line.startswith("- ")
+    )
     sentences = [x for x in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text) if x]
     if not sentences or kb.startswith("(no"):
-        body = "Thanks for getting in touch. I've passed your message to a colleague who will follow up shortly."
+        body = (
+            "Thanks for getting in touch. I've passed your message to a colleague who will follow up shortly."
+        )
         confidence = 0.3
     else:
         body = "Thanks for getting in touch. " + " ".join(s.strip() for s in sentences[:2])
@@ -178,7 +198,14 @@ class OpenAIStandin:
         @app.post("/v1/chat/completions")
         async def completions(request: Request) -> Response:
             raw = await request.body()
-            entry: JSONDict = {"task": None, "system": "", "user": "", "body": None, "status": None, "at": time.time()}
+            entry: JSONDict = {
+                "task": None,
+                "system": "",
+                "user": "",
+                "body": None,
+                "status": None,
+                "at": time.time(),
+            }
             with self._lock:
                 self._log.append(entry)
                 forced = self._forced.pop(0) if self._forced else None
@@ -189,14 +216,18 @@ class OpenAIStandin:
                 system = next((m.get("content", "") for m in messages if m.get("role") == "system"), "")
                 user = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
             except (ValueError, KeyError, TypeError, AttributeError, StopIteration):
-                return self._error(entry, 400, "We could not parse the JSON body of your request.", "invalid_request_error")
+                return self._error(
+                    entry, 400, "We could not parse the JSON body of your request.", "invalid_request_error"
+                )
             m = re.search(r"^Task: (\w+)", system or "", re.MULTILINE)
             entry.update(task=m.group(1) if m else "unknown", system=system, user=user, body=body)
             deadline = time.monotonic() + delay
             while not self._stopping.is_set() and time.monotonic() < deadline:
                 await asyncio.sleep(min(0.05, deadline - time.monotonic()))
             if request.headers.get("authorization", "") != f"Bearer {self.api_key}":
-                return self._error(entry, 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+                return self._error(
+                    entry, 401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+                )
             if forced is not None:
                 code, retry_after = forced
                 headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
@@ -206,11 +237,21 @@ class OpenAIStandin:
 
         return app
 
-    def _error(self, entry: JSONDict, status: int, message: str, kind: str, code: str | None = None,
-               headers: dict[str, str] | None = None) -> JSONResponse:
+    def _error(
+        self,
+        entry: JSONDict,
+        status: int,
+        message: str,
+        kind: str,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> JSONResponse:
         entry["status"] = status
-        return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": code}},
-                            status_code=status, headers=headers)
+        return JSONResponse(
+            {"error": {"message": message, "type": kind, "param": None, "code": code}},
+            status_code=status,
+            headers=headers,
+        )
 
     def _answer(self, entry: JSONDict, task: str, system: str, user: str) -> Response:
         with self._lock:
@@ -238,21 +279,33 @@ class OpenAIStandin:
             allowed = [s.strip() for s in m.group(1).split(",")] if m else []
             content = classify_text(f"{sections.get('subject', '')}\n{message}", allowed)
         elif task == "regenerate":
-            content = regenerate_text(sections.get("current draft", ""), sections.get("agent's instruction", ""))
+            content = regenerate_text(
+                sections.get("current draft", ""), sections.get("agent's instruction", "")
+            )
         elif task == "draft":
             content = draft_text(sections)
         else:
             content = "I can only help with hitl's tasks."
         text = content if isinstance(content, str) else json.dumps(content)
         entry["status"] = 200
-        return JSONResponse({
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": self.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
-                         "logprobs": None, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": len((system + user).split()), "completion_tokens": len(text.split()),
-                      "total_tokens": len((system + user + text).split())},
-        })
-
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": self.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": len((system + user).split()),
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": len((system + user + text).split()),
+                },
+            }
+        )

@@ -190,8 +190,15 @@ def event_callback(event: dict[str, Any], *, event_id: str | None = None) -> dic
         "type": "event_callback",
         "event_id": event_id or "Ev" + secrets.token_hex(5).upper(),
         "event_time": int(now),
-        "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID,
-                            "is_bot": True, "is_enterprise_install": False}],
+        "authorizations": [
+            {
+                "enterprise_id": None,
+                "team_id": TEAM_ID,
+                "user_id": BOT_USER_ID,
+                "is_bot": True,
+                "is_enterprise_install": False,
+            }
+        ],
         "is_ext_shared_channel": False,
         "event_context": "4-" + secrets.token_urlsafe(24),
     }

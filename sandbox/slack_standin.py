@@ -144,8 +144,9 @@ def _shape_errors(raw: Any, normalized: Any, pointer: str) -> list[str]:
 def _text_length(value: Any) -> int:
     """Total length of every `text` string inside a block structure."""
     if isinstance(value, dict):
-        return sum(len(v) if k == "text" and isinstance(v, str) else _text_length(v)
-                   for k, v in value.items())
+        return sum(
+            len(v) if k == "text" and isinstance(v, str) else _text_length(v) for k, v in value.items()
+        )
     if isinstance(value, list):
         return sum(_text_length(v) for v in value)
     return 0
@@ -191,8 +192,11 @@ def validate_blocks(blocks: Any, *, limit: int, pointer: str = "/blocks") -> lis
         errors += _shape_errors(raw, as_dict, where)
         normalized.append(as_dict)
     block_ids = [b["block_id"] for b in normalized if "block_id" in b]
-    errors += [f"[ERROR] duplicate block_id: {b} [json-pointer:{pointer}]" for b in sorted(set(block_ids))
-               if block_ids.count(b) > 1]
+    errors += [
+        f"[ERROR] duplicate block_id: {b} [json-pointer:{pointer}]"
+        for b in sorted(set(block_ids))
+        if block_ids.count(b) > 1
+    ]
     if errors:
         raise SlackError("invalid_blocks", errors)
     for block in normalized:
@@ -273,7 +277,9 @@ class SlackStandin:
 
     def start(self) -> SlackStandin:
         """Serve in a background thread and return once the server answers."""
-        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY only then
+        self._socket = socket.socket(
+            socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP
+        )  # asyncio sets TCP_NODELAY only then
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", self.port))
         self.port = self._socket.getsockname()[1]
@@ -322,8 +328,15 @@ class SlackStandin:
             profile["email"] = email
         with self._lock:
             self._users[user_id] = {
-                "id": user_id, "team_id": TEAM_ID, "name": name, "real_name": name, "deleted": False,
-                "is_bot": is_bot, "is_admin": False, "tz": "Europe/London", "profile": profile,
+                "id": user_id,
+                "team_id": TEAM_ID,
+                "name": name,
+                "real_name": name,
+                "deleted": False,
+                "is_bot": is_bot,
+                "is_admin": False,
+                "tz": "Europe/London",
+                "profile": profile,
             }
 
     def add_usergroup(self, group_id: str, user_ids: list[str]) -> None:
@@ -363,8 +376,13 @@ class SlackStandin:
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """Replies in the thread whose parent is `ts` (the parent itself excluded)."""
         with self._lock:
-            return copy.deepcopy([m for m in self._messages
-                                  if m["channel"] == channel and m.get("thread_ts") == ts and m["ts"] != ts])
+            return copy.deepcopy(
+                [
+                    m
+                    for m in self._messages
+                    if m["channel"] == channel and m.get("thread_ts") == ts and m["ts"] != ts
+                ]
+            )
 
     def message(self, channel: str, ts: str) -> dict[str, Any]:
         """One stored message; KeyError if there is none."""
@@ -425,7 +443,8 @@ class SlackStandin:
             body = await request.body()
             root_url = str(request.url).split("?")[0].rsplit("/api/", 1)[0] + "/"  # honours a mount prefix
             status, payload, headers = self._handle(
-                method, request.headers, request.query_params, body, root_url)
+                method, request.headers, request.query_params, body, root_url
+            )
             return JSONResponse(payload, status_code=status, headers=headers)
 
         @app.post("/upload/{file_id}")
@@ -437,8 +456,15 @@ class SlackStandin:
         return app
 
     def _record(self, method: str, status: int, args: dict[str, Any], error: str | None) -> None:
-        self._calls.append({"method": method, "time": time.time(), "status": status,
-                            "args": {k: v for k, v in args.items() if k != "token"}, "error": error})
+        self._calls.append(
+            {
+                "method": method,
+                "time": time.time(),
+                "status": status,
+                "args": {k: v for k, v in args.items() if k != "token"},
+                "error": error,
+            }
+        )
 
     def _handle(
         self, method: str, headers: Mapping[str, str], query: Mapping[str, str], body: bytes, root_url: str
@@ -498,7 +524,7 @@ class SlackStandin:
 
     def _authenticate(self, headers: Mapping[str, str], args: Mapping[str, Any]) -> None:
         auth = headers.get("authorization", "")
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else args.get("token")
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else args.get("token")
         if not token:
             raise SlackError("not_authed")
         if token != self.token:
@@ -540,7 +566,8 @@ class SlackStandin:
                 if self.strict_fallback:
                     raise SlackError("missing_text_fallback")
                 self._warnings.append(
-                    {"method": method, "warning": "missing_text_fallback", "channel": channel})
+                    {"method": method, "warning": "missing_text_fallback", "channel": channel}
+                )
         if isinstance(text, str) and len(text) > MAX_MESSAGE_TEXT:
             text = text[:MAX_MESSAGE_TEXT]
         return text, blocks
@@ -552,8 +579,15 @@ class SlackStandin:
     # ------------------------------------------------------------------ Web API methods
 
     def _auth_test(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
-        return {"url": f"https://{TEAM_DOMAIN}.slack.com/", "team": TEAM_NAME, "user": BOT_NAME,
-                "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+        return {
+            "url": f"https://{TEAM_DOMAIN}.slack.com/",
+            "team": TEAM_NAME,
+            "user": BOT_NAME,
+            "team_id": TEAM_ID,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
 
     def _chat_post_message(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         channel = _require(args, "channel", "channel_not_found")
@@ -561,16 +595,28 @@ class SlackStandin:
         text, blocks = self._message_content("chat.postMessage", args, channel)
         thread_ts = args.get("thread_ts") or None
         message = {
-            "type": "message", "channel": channel, "ts": self._next_ts(), "text": text or "",
-            "blocks": blocks, "thread_ts": thread_ts, "user": BOT_USER_ID, "bot_id": BOT_ID, "app_id": APP_ID,
-            "team": TEAM_ID, "reply_broadcast": bool(thread_ts) and _truthy(args.get("reply_broadcast")),
-            "metadata": args.get("metadata"), "history": [],
+            "type": "message",
+            "channel": channel,
+            "ts": self._next_ts(),
+            "text": text or "",
+            "blocks": blocks,
+            "thread_ts": thread_ts,
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "reply_broadcast": bool(thread_ts) and _truthy(args.get("reply_broadcast")),
+            "metadata": args.get("metadata"),
+            "history": [],
         }
         if thread_ts:
             parent = self._find_message(channel, thread_ts)
             if parent is not None:
-                parent.update(thread_ts=thread_ts, reply_count=parent.get("reply_count", 0) + 1,
-                              latest_reply=message["ts"])
+                parent.update(
+                    thread_ts=thread_ts,
+                    reply_count=parent.get("reply_count", 0) + 1,
+                    latest_reply=message["ts"],
+                )
         self._messages.append(message)
         return {"channel": channel, "ts": message["ts"], "message": self._public(message)}
 
@@ -581,8 +627,13 @@ class SlackStandin:
         if message is None:
             raise SlackError("message_not_found")
         text, blocks = self._message_content("chat.update", args, channel)
-        message["history"].append({"text": message["text"], "blocks": copy.deepcopy(message["blocks"]),
-                                   "edited": copy.deepcopy(message.get("edited"))})
+        message["history"].append(
+            {
+                "text": message["text"],
+                "blocks": copy.deepcopy(message["blocks"]),
+                "edited": copy.deepcopy(message.get("edited")),
+            }
+        )
         if text is not None:
             message["text"] = text
         if blocks is not None:
@@ -597,8 +648,16 @@ class SlackStandin:
         user = _require(args, "user", "user_not_found")
         text, blocks = self._message_content("chat.postEphemeral", args, channel)
         ts = self._next_ts()
-        self._ephemerals.append({"channel": channel, "user": user, "ts": ts, "text": text or "",
-                                 "blocks": blocks, "thread_ts": args.get("thread_ts") or None})
+        self._ephemerals.append(
+            {
+                "channel": channel,
+                "user": user,
+                "ts": ts,
+                "text": text or "",
+                "blocks": blocks,
+                "thread_ts": args.get("thread_ts") or None,
+            }
+        )
         return {"message_ts": ts}
 
     def _chat_get_permalink(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
@@ -615,8 +674,9 @@ class SlackStandin:
 
     def _conversations_open(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         users = args.get("users") or ""
-        members = tuple(sorted(u.strip() for u in (users.split(",") if isinstance(users, str) else users)
-                               if u.strip()))
+        members = tuple(
+            sorted(u.strip() for u in (users.split(",") if isinstance(users, str) else users) if u.strip())
+        )
         if not members:
             raise SlackError("users_list_not_supplied")
         already_open = members in self._dms
@@ -644,25 +704,47 @@ class SlackStandin:
 
     def _views_update(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         view_id, external_id = args.get("view_id"), args.get("external_id")
-        current = self._views.get(view_id) if view_id else next(
-            (v for v in self._views.values() if external_id and v.get("external_id") == external_id), None)
+        current = (
+            self._views.get(view_id)
+            if view_id
+            else next(
+                (v for v in self._views.values() if external_id and v.get("external_id") == external_id), None
+            )
+        )
         if current is None:
             raise SlackError("not_found")
         if args.get("hash") and args["hash"] != current["hash"]:
             raise SlackError("hash_conflict")
         view = validate_view(_require(args, "view"))
-        return self._store_view(view, current["id"], root_view_id=current["root_view_id"],
-                                previous_view_id=current["previous_view_id"])
+        return self._store_view(
+            view,
+            current["id"],
+            root_view_id=current["root_view_id"],
+            previous_view_id=current["previous_view_id"],
+        )
 
     def _store_view(
         self, view: dict[str, Any], view_id: str, *, root_view_id: str, previous_view_id: str | None
     ) -> dict[str, Any]:
         """Store a validated view with the fields Slack adds, and answer with it."""
-        view.update(id=view_id, team_id=TEAM_ID, app_id=APP_ID, bot_id=BOT_ID, app_installed_team_id=TEAM_ID,
-                    root_view_id=root_view_id, previous_view_id=previous_view_id, state={"values": {}},
-                    hash=f"{int(time.time())}.{secrets.token_hex(4)}")
-        for key, default in (("private_metadata", ""), ("callback_id", ""), ("external_id", ""),
-                             ("clear_on_close", False), ("notify_on_close", False)):
+        view.update(
+            id=view_id,
+            team_id=TEAM_ID,
+            app_id=APP_ID,
+            bot_id=BOT_ID,
+            app_installed_team_id=TEAM_ID,
+            root_view_id=root_view_id,
+            previous_view_id=previous_view_id,
+            state={"values": {}},
+            hash=f"{int(time.time())}.{secrets.token_hex(4)}",
+        )
+        for key, default in (
+            ("private_metadata", ""),
+            ("callback_id", ""),
+            ("external_id", ""),
+            ("clear_on_close", False),
+            ("notify_on_close", False),
+        ):
             view.setdefault(key, default)
         self._views[view_id] = view
         return {"view": copy.deepcopy(view)}
@@ -693,8 +775,12 @@ class SlackStandin:
         except ValueError:
             raise SlackError("invalid_arguments", ["[ERROR] length must be an integer"]) from None
         file_id = self._new_id("F")
-        self._uploads[file_id] = {"filename": filename, "length": length, "data": None,
-                                  "alt_txt": args.get("alt_txt")}
+        self._uploads[file_id] = {
+            "filename": filename,
+            "length": length,
+            "data": None,
+            "alt_txt": args.get("alt_txt"),
+        }
         return {"upload_url": f"{root_url.rstrip('/')}/upload/{file_id}", "file_id": file_id}
 
     def _files_complete_upload(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
@@ -712,16 +798,29 @@ class SlackStandin:
             if len(data) != upload["length"]:
                 raise SlackError("file_upload_size_mismatch")
             record = {
-                "id": entry["id"], "name": upload["filename"],
+                "id": entry["id"],
+                "name": upload["filename"],
                 "title": entry.get("title") or upload["filename"],
-                "channel": channel, "channels": channels or ([channel] if channel else []),
-                "initial_comment": args.get("initial_comment"), "thread_ts": args.get("thread_ts") or None,
-                "length": len(data), "head": data[:FILE_HEAD_BYTES], "is_png": data.startswith(PNG_SIGNATURE),
+                "channel": channel,
+                "channels": channels or ([channel] if channel else []),
+                "initial_comment": args.get("initial_comment"),
+                "thread_ts": args.get("thread_ts") or None,
+                "length": len(data),
+                "head": data[:FILE_HEAD_BYTES],
+                "is_png": data.startswith(PNG_SIGNATURE),
                 "alt_txt": upload["alt_txt"],
             }
             self._files.append(record)
             del self._uploads[entry["id"]]
             permalink = f"https://{TEAM_DOMAIN}.slack.com/files/{BOT_USER_ID}/{record['id']}"
-            completed.append({"id": record["id"], "name": record["name"], "title": record["title"],
-                              "size": record["length"], "user": BOT_USER_ID, "permalink": permalink})
+            completed.append(
+                {
+                    "id": record["id"],
+                    "name": record["name"],
+                    "title": record["title"],
+                    "size": record["length"],
+                    "user": BOT_USER_ID,
+                    "permalink": permalink,
+                }
+            )
         return {"files": completed}

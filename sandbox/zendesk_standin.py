@@ -875,7 +875,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--email", default="bot@example.com")
     parser.add_argument("--api-token", default="zd-test-token")
     parser.add_argument("--rate-limit-per-minute", type=int, default=None)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before applying each write")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds to wait before applying each write"
+    )
     args = parser.parse_args(argv)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -35,7 +35,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=20, **kwargs
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=20,
+            max_overflow=20,
+            **kwargs,
         )
         _tune_sqlite(engine)
         return engine
@@ -130,10 +134,14 @@ def check_schema(engine: Engine) -> None:
         return
     if current is None:
         raise SchemaMismatch("the database has no hitl schema yet: run `hitl db upgrade`")
-    known = {rev.revision for rev in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()}
+    known = {
+        rev.revision for rev in ScriptDirectory.from_config(alembic_config("sqlite://")).walk_revisions()
+    }
     if current not in known:
         raise SchemaMismatch(
             f"the database schema is at revision {current}, which this version of hitl does not know "
             f"(newer code migrated it?); upgrade hitl, or point HITL_DATABASE_URL elsewhere"
         )
-    raise SchemaMismatch(f"the database schema is at {current}, this code needs {head}: run `hitl db upgrade`")
+    raise SchemaMismatch(
+        f"the database schema is at {current}, this code needs {head}: run `hitl db upgrade`"
+    )

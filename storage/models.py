@@ -22,7 +22,9 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC) if dialect.name != "sqlite" else value.astimezone(UTC).replace(tzinfo=None)
+        return (
+            value.astimezone(UTC) if dialect.name != "sqlite" else value.astimezone(UTC).replace(tzinfo=None)
+        )
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is None:
@@ -98,8 +100,13 @@ class Review(SQLModel, table=True):
         # 0002 (manager stats): drafts per type/route/tier in a period, and the queue, from indexes alone
         Index("ix_reviews_stats", "interaction_type", "route", "tier", "created_at"),
         Index("ix_reviews_pending", "status", "interaction_type", "sla_due_at"),
-        Index("ix_reviews_repeat_contact", "interaction_type", "created_at",
-              sqlite_where=text(REPEAT_CONTACT), postgresql_where=text(REPEAT_CONTACT)),
+        Index(
+            "ix_reviews_repeat_contact",
+            "interaction_type",
+            "created_at",
+            sqlite_where=text(REPEAT_CONTACT),
+            postgresql_where=text(REPEAT_CONTACT),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=32)
@@ -148,10 +155,27 @@ class Decision(SQLModel, table=True):
         UniqueConstraint("review_id", "stage", name="uq_decisions_review_stage"),
         Index("ix_decisions_decided_type", "decided_at", "interaction_type"),
         # 0002 (manager stats): a period is read from these indexes, never from the wide rows
-        Index("ix_decisions_stats", "interaction_type", "stage", "decision", "decided_at", "sla_breached", "route",
-              "edit_distance", "defect_category", "confidence", "seconds_to_decision"),
-        Index("ix_decisions_human_seconds", "seconds_to_decision", "decided_at", "interaction_type",
-              sqlite_where=text(HUMAN_DECISIONS), postgresql_where=text(HUMAN_DECISIONS)),
+        Index(
+            "ix_decisions_stats",
+            "interaction_type",
+            "stage",
+            "decision",
+            "decided_at",
+            "sla_breached",
+            "route",
+            "edit_distance",
+            "defect_category",
+            "confidence",
+            "seconds_to_decision",
+        ),
+        Index(
+            "ix_decisions_human_seconds",
+            "seconds_to_decision",
+            "decided_at",
+            "interaction_type",
+            sqlite_where=text(HUMAN_DECISIONS),
+            postgresql_where=text(HUMAN_DECISIONS),
+        ),
         Index("ix_decisions_type_stage_decided", "interaction_type", "stage", "decided_at"),
     )
 

@@ -11,17 +11,32 @@ from sqlmodel import Session
 from storage.models import AuditEvent, OutboxItem, Review
 
 
-def audit(*, session: Session, at: datetime, actor: str, action: str, review_id: str | None = None,
-          **detail: Any) -> None:
+def audit(
+    *, session: Session, at: datetime, actor: str, action: str, review_id: str | None = None, **detail: Any
+) -> None:
     """Append one audit row in the caller's transaction."""
     session.add(AuditEvent(at=at, actor=actor, action=action, review_id=review_id, detail=detail))
 
 
-def enqueue(*, session: Session, now: datetime, kind: str, order_key: str, payload: dict[str, Any],
-            dedupe_key: str | None = None, delay: timedelta = timedelta(0)) -> OutboxItem:
+def enqueue(
+    *,
+    session: Session,
+    now: datetime,
+    kind: str,
+    order_key: str,
+    payload: dict[str, Any],
+    dedupe_key: str | None = None,
+    delay: timedelta = timedelta(0),
+) -> OutboxItem:
     """Add an outside write to the outbox in the caller's transaction (delivered after commit)."""
-    item = OutboxItem(kind=kind, order_key=order_key, dedupe_key=dedupe_key, payload=payload,
-                      created_at=now, next_attempt_at=now + delay)
+    item = OutboxItem(
+        kind=kind,
+        order_key=order_key,
+        dedupe_key=dedupe_key,
+        payload=payload,
+        created_at=now,
+        next_attempt_at=now + delay,
+    )
     session.add(item)
     return item
 

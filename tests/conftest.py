@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 
 from bot.app.asgi import create_app
 from bot.app.runtime import Runtime, build_runtime
-from sandbox.server import ServerThread
 from bot.app.settings import Settings
+from sandbox.server import ServerThread
 from storage.db import make_engine, normalise_url, upgrade
 
 PG_ENV = "HITL_TEST_POSTGRES_URL"
@@ -68,6 +68,7 @@ def clock() -> FakeClock:
 
 # ------------------------------------------------------------------ databases
 
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'hitl.db'}"
@@ -79,7 +80,9 @@ def sqlite_url(tmp_path: Path) -> str:
 def _pg_database() -> Iterator[str]:
     base = os.environ.get(PG_ENV)
     if not base:
-        pytest.skip(f"PostgreSQL tests skipped: set {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        pytest.skip(
+            f"PostgreSQL tests skipped: set {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
     name = f"hitl_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(normalise_url(base), isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -88,7 +91,11 @@ def _pg_database() -> Iterator[str]:
     upgrade(url)
     yield url
     with admin.connect() as conn:
-        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"))
+        conn.execute(
+            text(
+                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            )
+        )
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
     admin.dispose()
 
@@ -98,10 +105,18 @@ def pg_url(_pg_database: str) -> str:
     """A PostgreSQL database with the schema, emptied before each test."""
     engine = create_engine(_pg_database)
     with engine.begin() as conn:
-        tables = [r[0] for r in conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"))]
+        tables = [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
+            )
+        ]
         if tables:
-            conn.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+            conn.execute(
+                text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+            )
     engine.dispose()
     return _pg_database
 
@@ -122,6 +137,7 @@ def engine(sqlite_url: str) -> Iterator[Engine]:
 
 
 # ------------------------------------------------------------------ settings and service
+
 
 @pytest.fixture
 def make_settings() -> Callable[..., Settings]:
@@ -167,7 +183,9 @@ class Service:
         self.runtime = runtime
         self.server = ServerThread(create_app(runtime))
         self.url = self.server.url
-        self.api = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {INGEST_TOKEN}"}, timeout=30)
+        self.api = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {INGEST_TOKEN}"}, timeout=30
+        )
 
     def start(self) -> Service:
         self.server.start()
@@ -204,8 +222,13 @@ def sample_draft(**overrides: Any) -> dict[str, Any]:
         "customer_message": "Where is my order #1234? It was due Monday.",
         "draft": "Hi! Your order #1234 shipped yesterday and should arrive Thursday.",
         "subject": "Order #1234",
-        "customer": {"id": f"cus_{secrets.randbelow(10**9)}", "name": "Maya Patel", "email": "maya@example.com",
-                     "tier": "standard", "account_value": 420.0},
+        "customer": {
+            "id": f"cus_{secrets.randbelow(10**9)}",
+            "name": "Maya Patel",
+            "email": "maya@example.com",
+            "tier": "standard",
+            "account_value": 420.0,
+        },
         "ticket_url": "https://northwind.zendesk.com/agent/tickets/1",
     }
     body.update(overrides)

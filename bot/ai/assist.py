@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy import update
 
-from bot.review.ingest import Assist, DraftIn
 from bot.ai.kb import KbCache, KnowledgeBase, Snippet
 from bot.ai.llm import LLM, LLMUnavailable, TicketText, llm_from_settings
-from bot.outbox.worker import KindPolicy, Permanent, Retry, register_kind
 from bot.ai.pii import placeholders_in
-from bot.review.policy import Reason
 from bot.app.runtime import Runtime
+from bot.outbox.worker import KindPolicy, Permanent, Retry, register_kind
+from bot.review.ingest import Assist, DraftIn
+from bot.review.policy import Reason
 from storage import repo
 from storage.db import session_scope
 from storage.models import OutboxItem, Review, ReviewStatus
@@ -30,8 +30,9 @@ from storage.models import OutboxItem, Review, ReviewStatus
 log = logging.getLogger("hitl.ai")
 
 SUMMARY_MIN_CHARS = 600
-SUMMARY_POLICY = KindPolicy(max_attempts=3, max_age=timedelta(minutes=30), initial_delay=5.0, max_delay=60.0,
-                            announce_dead=False)
+SUMMARY_POLICY = KindPolicy(
+    max_attempts=3, max_age=timedelta(minutes=30), initial_delay=5.0, max_delay=60.0, announce_dead=False
+)
 NO_DRAFT_TEXT = "(no AI draft: the model was unavailable)"
 REGENERATE_UNAVAILABLE = "AI regenerate unavailable — edit by hand"
 REGENERATING = "⏳ Regenerating with AI…"
@@ -58,7 +59,11 @@ def install(runtime: Runtime) -> None:
     if llm is None:
         log.info("AI assist is off (OPENAI_API_KEY is not set): no summaries, classification or regenerate")
     else:
-        log.info("AI assist on: model %s at %s", settings.openai_model, settings.openai_base_url or "api.openai.com")
+        log.info(
+            "AI assist on: model %s at %s",
+            settings.openai_model,
+            settings.openai_base_url or "api.openai.com",
+        )
 
 
 def get_llm(runtime: Runtime) -> LLM | None:
@@ -92,23 +97,49 @@ def prepare_draft(runtime: Runtime, draft: DraftIn) -> tuple[DraftIn, Assist]:
         return draft, Assist(summarize=summarize)
     if llm is None:
         if draft.interaction_type is None:
-            return draft, Assist(reasons=(Reason("classification_failed",
-                                                 "no interaction type sent and no model configured to classify it"),),
-                                 min_route="review")
+            return draft, Assist(
+                reasons=(
+                    Reason(
+                        "classification_failed",
+                        "no interaction type sent and no model configured to classify it",
+                    ),
+                ),
+                min_route="review",
+            )
         return draft, Assist(summarize=summarize)  # no sentiment and no model: routed on what was sent
     try:
-        found = llm.classify(draft.customer_message, subject=draft.subject, interaction_types=_policy_types(runtime),
-                             timeout=runtime.settings.openai_classify_timeout, max_retries=0)
+        found = llm.classify(
+            draft.customer_message,
+            subject=draft.subject,
+            interaction_types=_policy_types(runtime),
+            timeout=runtime.settings.openai_classify_timeout,
+            max_retries=0,
+        )
     except LLMUnavailable as exc:
         return draft, Assist(
-            reasons=(Reason("classification_failed",
-                            f"{' and '.join(missing)} not classified: the model was unavailable ({exc.reason})"),),
-            min_route="review", summarize=summarize,
-            extra={"ai": {"classify_failed": exc.reason, "classify_prompt_version": llm.prompt_version("classify")}},
+            reasons=(
+                Reason(
+                    "classification_failed",
+                    f"{' and '.join(missing)} not classified: the model was unavailable ({exc.reason})",
+                ),
+            ),
+            min_route="review",
+            summarize=summarize,
+            extra={
+                "ai": {
+                    "classify_failed": exc.reason,
+                    "classify_prompt_version": llm.prompt_version("classify"),
+                }
+            },
         )
     update: dict[str, Any] = {f: getattr(found, f) for f in missing}
-    extra = {"ai": {"classified": missing, "classify_prompt_version": llm.prompt_version("classify"),
-                    **({"sentiment": found.sentiment} if "sentiment" in missing else {})}}
+    extra = {
+        "ai": {
+            "classified": missing,
+            "classify_prompt_version": llm.prompt_version("classify"),
+            **({"sentiment": found.sentiment} if "sentiment" in missing else {}),
+        }
+    }
     return draft.model_copy(update=update), Assist(summarize=summarize, extra=extra)
 
 
@@ -136,17 +167,28 @@ def summarize_review(runtime: Runtime, item: OutboxItem) -> dict[str, Any] | Non
         review = repo.get_review(session=session, review_id=review_id)
         if review is None:
             raise Permanent(f"no review {review_id!r}")
-        extra = {**review.extra, "summary": summary, "summary_prompt_version": llm.prompt_version("summarize")}
+        extra = {
+            **review.extra,
+            "summary": summary,
+            "summary_prompt_version": llm.prompt_version("summarize"),
+        }
         # Conditional, like every state change: a decision that got in first keeps its own extra fields.
         written = session.execute(
-            update(Review).where(Review.id == review_id, Review.status == ReviewStatus.PENDING).values(extra=extra)
+            update(Review)
+            .where(Review.id == review_id, Review.status == ReviewStatus.PENDING)
+            .values(extra=extra)
             .execution_options(synchronize_session=False)
         ).rowcount
         if not written:
             return {"skipped": "decided meanwhile"}
-        repo.enqueue(session=session, now=runtime.clock.now(), kind="slack_refresh_review",
-                     order_key=f"review:{review_id}", payload={"review_id": review_id},
-                     dedupe_key=f"refresh:{review_id}:summary")
+        repo.enqueue(
+            session=session,
+            now=runtime.clock.now(),
+            kind="slack_refresh_review",
+            order_key=f"review:{review_id}",
+            payload={"review_id": review_id},
+            dedupe_key=f"refresh:{review_id}:summary",
+        )
     wake = getattr(runtime.services.get("outbox"), "wake", None)
     if callable(wake):
         wake()
@@ -161,7 +203,9 @@ def kb_snippets_for(runtime: Runtime, *, sources: list[str], text: str) -> list[
     return get_kb(runtime).search(text, sources=sources)
 
 
-def regenerate_for_review(runtime: Runtime, *, review_id: str, instruction: str, current_text: str | None = None) -> str:
+def regenerate_for_review(
+    runtime: Runtime, *, review_id: str, instruction: str, current_text: str | None = None
+) -> str:
     """The review's draft (or the text being edited) rewritten to the reviewer's instruction.
 
     Raises AiOff when no model is configured and LLMUnavailable when it fails: the reviewer edits by hand.
@@ -175,23 +219,38 @@ def regenerate_for_review(runtime: Runtime, *, review_id: str, instruction: str,
             raise ReviewMissing(review_id)
         customer, draft, sources = review.customer_message, review.draft, list(review.kb_sources)
     snippets = kb_snippets_for(runtime, sources=sources, text=f"{customer}\n{instruction}")
-    return llm.regenerate(draft=current_text or draft, instruction=instruction, kb_snippets=snippets,
-                          customer_message=customer)
+    return llm.regenerate(
+        draft=current_text or draft, instruction=instruction, kb_snippets=snippets, customer_message=customer
+    )
 
 
-def regenerate_for_modal(runtime: Runtime, *, review_id: str, instruction: str, current_text: str,
-                         actor: str) -> tuple[str, str]:
+def regenerate_for_modal(
+    runtime: Runtime, *, review_id: str, instruction: str, current_text: str, actor: str
+) -> tuple[str, str]:
     """(text, note) for the Edit modal after Regenerate: the rewrite, or the reviewer's own text and a quiet note."""
     try:
-        text = regenerate_for_review(runtime, review_id=review_id, instruction=instruction, current_text=current_text)
+        text = regenerate_for_review(
+            runtime, review_id=review_id, instruction=instruction, current_text=current_text
+        )
     except (AiOff, LLMUnavailable):
         return current_text, REGENERATE_UNAVAILABLE
     llm = get_llm(runtime)
     version = llm.prompt_version("regenerate") if llm else None
     with session_scope(runtime.engine) as session:
-        repo.audit(session=session, at=runtime.clock.now(), actor=actor, action="ai_regenerate", review_id=review_id,
-                   prompt_version=version, instruction=instruction[:200])
-    note = "✨ Regenerated by AI" + (f" (“{instruction[:200]}”)" if instruction else "") + ": read it before sending."
+        repo.audit(
+            session=session,
+            at=runtime.clock.now(),
+            actor=actor,
+            action="ai_regenerate",
+            review_id=review_id,
+            prompt_version=version,
+            instruction=instruction[:200],
+        )
+    note = (
+        "✨ Regenerated by AI"
+        + (f" (“{instruction[:200]}”)" if instruction else "")
+        + ": read it before sending."
+    )
     left = placeholders_in(text)
     if left:
         note += f" Replace {', '.join(left)}: details masked from the AI."
@@ -226,11 +285,18 @@ def draft_for_ticket(runtime: Runtime, ticket: Ticket, *, source: str = "zendesk
     ai: dict[str, Any] = {"drafted_by": "hitl", "source": source, "kb_snippets": [s.title for s in snippets]}
     # Both calls at once: the webhook answers in the time of the slower one.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="hitl-ai") as pool:
-        drafting = pool.submit(llm.draft_reply, TicketText(message=ticket.message, subject=ticket.subject,
-                                                           customer_name=ticket.requester_name), snippets)
-        classifying = pool.submit(llm.classify, ticket.message, subject=ticket.subject,
-                                  interaction_types=_policy_types(runtime),
-                                  timeout=runtime.settings.openai_classify_timeout)
+        drafting = pool.submit(
+            llm.draft_reply,
+            TicketText(message=ticket.message, subject=ticket.subject, customer_name=ticket.requester_name),
+            snippets,
+        )
+        classifying = pool.submit(
+            llm.classify,
+            ticket.message,
+            subject=ticket.subject,
+            interaction_types=_policy_types(runtime),
+            timeout=runtime.settings.openai_classify_timeout,
+        )
     try:
         text, model_confidence = drafting.result()
         cap = DRAFT_CONFIDENCE_CAP if snippets else UNGROUNDED_CONFIDENCE_CAP
@@ -247,19 +313,37 @@ def draft_for_ticket(runtime: Runtime, ticket: Ticket, *, source: str = "zendesk
         ai["classify_prompt_version"] = llm.prompt_version("classify")
     except LLMUnavailable as exc:
         kind, sentiment = None, None
-        reasons.append(Reason("classification_failed", f"not classified: the model was unavailable ({exc.reason})"))
+        reasons.append(
+            Reason("classification_failed", f"not classified: the model was unavailable ({exc.reason})")
+        )
         min_route = min_route or "review"
         ai["classify_failed"] = exc.reason
-    customer = {k: v for k, v in {"id": ticket.requester_id, "name": ticket.requester_name,
-                                  "email": ticket.requester_email}.items() if v}
-    draft = DraftIn.model_validate({
-        "ticket_id": ticket.ticket_id, "interaction_type": kind, "confidence": confidence,
-        "customer_message": ticket.message, "draft": text, "subject": ticket.subject,
-        "customer": customer or None, "sentiment": sentiment, "ticket_url": ticket.url,
-        "kb_sources": list(dict.fromkeys(s.source for s in snippets)),
-        "idempotency_key": f"{source}:{ticket.ticket_id}:{ticket.updated_at}",
-        "ticket_updated_at": ticket.updated_at, "model": llm.model,
-        "prompt_version": llm.prompt_version("draft") if "draft_failed" not in ai else None,
-    })
+    customer = {
+        k: v
+        for k, v in {
+            "id": ticket.requester_id,
+            "name": ticket.requester_name,
+            "email": ticket.requester_email,
+        }.items()
+        if v
+    }
+    draft = DraftIn.model_validate(
+        {
+            "ticket_id": ticket.ticket_id,
+            "interaction_type": kind,
+            "confidence": confidence,
+            "customer_message": ticket.message,
+            "draft": text,
+            "subject": ticket.subject,
+            "customer": customer or None,
+            "sentiment": sentiment,
+            "ticket_url": ticket.url,
+            "kb_sources": list(dict.fromkeys(s.source for s in snippets)),
+            "idempotency_key": f"{source}:{ticket.ticket_id}:{ticket.updated_at}",
+            "ticket_updated_at": ticket.updated_at,
+            "model": llm.model,
+            "prompt_version": llm.prompt_version("draft") if "draft_failed" not in ai else None,
+        }
+    )
     summarize = len(ticket.message) > SUMMARY_MIN_CHARS
     return draft, Assist(reasons=tuple(reasons), min_route=min_route, extra={"ai": ai}, summarize=summarize)

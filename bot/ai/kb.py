@@ -20,15 +20,97 @@ MAX_SNIPPET_CHARS = 1500
 TOP_K = 3
 
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-_STOP = frozenset({
-    "a", "about", "after", "again", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
-    "been", "before", "being", "but", "by", "can", "could", "did", "do", "does", "don't", "for", "from",
-    "get", "got", "had", "has", "have", "hello", "hi", "how", "i", "i'm", "if", "in", "into", "is", "it",
-    "it's", "its", "just", "me", "my", "no", "not", "now", "of", "on", "or", "our", "out", "please", "so",
-    "than", "thank", "thanks", "that", "the", "their", "them", "then", "there", "they", "this", "to",
-    "too", "up", "us", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with",
-    "would", "you", "your", "yours",
-})
+_STOP = frozenset(
+    {
+        "a",
+        "about",
+        "after",
+        "again",
+        "all",
+        "also",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "been",
+        "before",
+        "being",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "don't",
+        "for",
+        "from",
+        "get",
+        "got",
+        "had",
+        "has",
+        "have",
+        "hello",
+        "hi",
+        "how",
+        "i",
+        "i'm",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "it's",
+        "its",
+        "just",
+        "me",
+        "my",
+        "no",
+        "not",
+        "now",
+        "of",
+        "on",
+        "or",
+        "our",
+        "out",
+        "please",
+        "so",
+        "than",
+        "thank",
+        "thanks",
+        "that",
+        "the",
+        "their",
+        "them",
+        "then",
+        "there",
+        "they",
+        "this",
+        "to",
+        "too",
+        "up",
+        "us",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+    }
+)
 
 
 def _stem(word: str) -> str:
@@ -80,7 +162,9 @@ def split_markdown(source: str, markdown: str) -> list[Snippet]:
     for heading, lines in sections:
         title = f"{doc_title}: {heading}" if heading else doc_title
         for chunk in _chunks("\n".join(lines).strip()):
-            out.append(Snippet(source=source, title=title, text=chunk, terms=Counter(terms(f"{title}\n{chunk}"))))
+            out.append(
+                Snippet(source=source, title=title, text=chunk, terms=Counter(terms(f"{title}\n{chunk}")))
+            )
     return out
 
 
@@ -121,7 +205,9 @@ class KnowledgeBase:
 
     def score(self, snippet: Snippet, query: Counter[str]) -> float:
         """Sum over shared terms of idf × (1 + log tf), normalised a little for long snippets."""
-        total = sum(self._idf.get(t, 0.0) * (1 + math.log(snippet.terms[t])) for t in query if t in snippet.terms)
+        total = sum(
+            self._idf.get(t, 0.0) * (1 + math.log(snippet.terms[t])) for t in query if t in snippet.terms
+        )
         return total / math.sqrt(1 + sum(snippet.terms.values()) / 80)
 
     def search(self, text: str, *, k: int = TOP_K, sources: Iterable[str] = ()) -> list[Snippet]:
@@ -131,11 +217,15 @@ class KnowledgeBase:
         pool = [s for s in self.snippets if source_stem(s.source) in wanted] if wanted else self.snippets
         if wanted and not pool:
             pool = self.snippets
-        scored = sorted(((self.score(s, query), i, s) for i, s in enumerate(pool)), key=lambda x: (-x[0], x[1]))
+        scored = sorted(
+            ((self.score(s, query), i, s) for i, s in enumerate(pool)), key=lambda x: (-x[0], x[1])
+        )
         best = [s for score, _, s in scored if score > 0][:k]
         if wanted and len(best) < k:
             # Named files are picked even when no word matches: the pipeline said they are relevant.
-            best += [s for _, _, s in scored if s not in best and source_stem(s.source) in wanted][: k - len(best)]
+            best += [s for _, _, s in scored if s not in best and source_stem(s.source) in wanted][
+                : k - len(best)
+            ]
         return best
 
 

@@ -92,8 +92,9 @@ def _snippets_text(snippets: Sequence[Snippet]) -> str:
 class LLM:
     """The model calls AI assist makes; each raises `LLMUnavailable` instead of blocking or guessing."""
 
-    def __init__(self, *, client: openai.OpenAI, model: str, mask: bool = True,
-                 banned_phrases: Sequence[str] = ()) -> None:
+    def __init__(
+        self, *, client: openai.OpenAI, model: str, mask: bool = True, banned_phrases: Sequence[str] = ()
+    ) -> None:
         self.client = client
         self.model = model
         self.mask = mask
@@ -109,26 +110,45 @@ class LLM:
     def summarize(self, text: str, *, timeout: float | None = None) -> str:
         """Two short sentences saying what the customer wants."""
         user = _section("Customer message", self._masked(text))
-        out = self._call("summarize", self.prompts["summarize"].render(), user, SummaryOut, timeout=timeout,
-                         max_tokens=400)
+        out = self._call(
+            "summarize", self.prompts["summarize"].render(), user, SummaryOut, timeout=timeout, max_tokens=400
+        )
         return out.summary.strip()
 
-    def classify(self, text: str, *, interaction_types: Sequence[str], subject: str | None = None,
-                 timeout: float | None = None, max_retries: int | None = None) -> Classification:
+    def classify(
+        self,
+        text: str,
+        *,
+        interaction_types: Sequence[str],
+        subject: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ) -> Classification:
         """Interaction type (one of `interaction_types` or "other") and sentiment from -1 to 1."""
         allowed = list(dict.fromkeys([*interaction_types, OTHER_TYPE]))
         system = self.prompts["classify"].render(interaction_types=", ".join(allowed))
-        user = (_section("Subject", self._masked(subject)) if subject else "") + _section("Customer message",
-                                                                                          self._masked(text))
-        out = self._call("classify", system, user, Classification, timeout=timeout, max_retries=max_retries,
-                         max_tokens=300)
+        user = (_section("Subject", self._masked(subject)) if subject else "") + _section(
+            "Customer message", self._masked(text)
+        )
+        out = self._call(
+            "classify", system, user, Classification, timeout=timeout, max_retries=max_retries, max_tokens=300
+        )
         kind = out.interaction_type.lower()
         if kind not in allowed:
-            raise LLMUnavailable(f"the model chose interaction type {kind!r}, not one of the policy's", reason="malformed")
+            raise LLMUnavailable(
+                f"the model chose interaction type {kind!r}, not one of the policy's", reason="malformed"
+            )
         return Classification(interaction_type=kind, sentiment=out.sentiment)
 
-    def regenerate(self, *, draft: str, instruction: str, kb_snippets: Sequence[Snippet],
-                   customer_message: str | None = None, timeout: float | None = None) -> str:
+    def regenerate(
+        self,
+        *,
+        draft: str,
+        instruction: str,
+        kb_snippets: Sequence[Snippet],
+        customer_message: str | None = None,
+        timeout: float | None = None,
+    ) -> str:
         """The draft rewritten to the reviewer's instruction, grounded in the snippets.
 
         Details the draft itself held (already shown in Slack) are put back where the model kept their
@@ -136,26 +156,35 @@ class LLM:
         """
         system = self.prompts["regenerate"].render(banned_phrases=self._banned())
         masked_draft, found = mask_pii_found(draft[:MAX_INPUT_CHARS], enabled=self.mask)
-        user = "".join([
-            _section("Customer message", self._masked(customer_message)) if customer_message else "",
-            _section("Current draft", masked_draft),
-            _section("Agent's instruction", self._masked(instruction[:1000]) or "(none: improve clarity)"),
-            _section("Knowledge base", _snippets_text(kb_snippets)),
-        ])
-        reply = self._call("regenerate", system, user, ReplyOut, timeout=timeout, max_tokens=1200).reply.strip()
+        user = "".join(
+            [
+                _section("Customer message", self._masked(customer_message)) if customer_message else "",
+                _section("Current draft", masked_draft),
+                _section(
+                    "Agent's instruction", self._masked(instruction[:1000]) or "(none: improve clarity)"
+                ),
+                _section("Knowledge base", _snippets_text(kb_snippets)),
+            ]
+        )
+        reply = self._call(
+            "regenerate", system, user, ReplyOut, timeout=timeout, max_tokens=1200
+        ).reply.strip()
         return restore_pii(reply, found)
 
-    def draft_reply(self, ticket: TicketText, kb_snippets: Sequence[Snippet], *,
-                    timeout: float | None = None) -> tuple[str, float]:
+    def draft_reply(
+        self, ticket: TicketText, kb_snippets: Sequence[Snippet], *, timeout: float | None = None
+    ) -> tuple[str, float]:
         """A reply drafted from the snippets, and the model's confidence that it resolves the ticket."""
         system = self.prompts["draft"].render(banned_phrases=self._banned())
         first_name = (ticket.customer_name or "").strip().split(" ")[0][:60]
-        user = "".join([
-            _section("Customer first name", first_name or "(unknown)"),
-            _section("Subject", self._masked(ticket.subject)) if ticket.subject else "",
-            _section("Customer message", self._masked(ticket.message)),
-            _section("Knowledge base", _snippets_text(kb_snippets)),
-        ])
+        user = "".join(
+            [
+                _section("Customer first name", first_name or "(unknown)"),
+                _section("Subject", self._masked(ticket.subject)) if ticket.subject else "",
+                _section("Customer message", self._masked(ticket.message)),
+                _section("Knowledge base", _snippets_text(kb_snippets)),
+            ]
+        )
         out = self._call("draft", system, user, DraftOut, timeout=timeout, max_tokens=1200)
         return out.reply.strip(), out.confidence
 
@@ -167,8 +196,17 @@ class LLM:
     def _banned(self) -> str:
         return ", ".join(f'"{p}"' for p in self.banned_phrases) or "(none listed)"
 
-    def _call(self, task: str, system: str, user: str, schema: type[T], *, timeout: float | None = None,
-              max_retries: int | None = None, max_tokens: int = 800) -> T:
+    def _call(
+        self,
+        task: str,
+        system: str,
+        user: str,
+        schema: type[T],
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        max_tokens: int = 800,
+    ) -> T:
         options: dict[str, Any] = {}
         if timeout is not None:
             options["timeout"] = timeout
@@ -201,7 +239,9 @@ class LLM:
         try:
             return schema.model_validate(json.loads(_strip_fences(content)))
         except (json.JSONDecodeError, ValidationError, TypeError) as exc:
-            raise self._unavailable(task, "malformed", f"the model's answer is not the JSON asked for: {exc}") from exc
+            raise self._unavailable(
+                task, "malformed", f"the model's answer is not the JSON asked for: {exc}"
+            ) from exc
 
     def _unavailable(self, task: str, reason: str, message: str) -> LLMUnavailable:
         log.warning("AI %s unavailable (%s): %s", task, reason, message.splitlines()[0][:300])
@@ -213,6 +253,9 @@ def llm_from_settings(settings: Settings, *, banned_phrases: Sequence[str] = ())
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key is not None else ""
     if not key:
         return None
-    client = openai.OpenAI(api_key=key, base_url=settings.openai_base_url or None,
-                           timeout=settings.openai_timeout, max_retries=1)
-    return LLM(client=client, model=settings.openai_model, mask=settings.mask_pii, banned_phrases=banned_phrases)
+    client = openai.OpenAI(
+        api_key=key, base_url=settings.openai_base_url or None, timeout=settings.openai_timeout, max_retries=1
+    )
+    return LLM(
+        client=client, model=settings.openai_model, mask=settings.mask_pii, banned_phrases=banned_phrases
+    )

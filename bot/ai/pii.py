@@ -45,8 +45,10 @@ def iban_valid(iban: str) -> bool:
 
 # ---------------------------------------------------------------- patterns
 
-_EMAIL_RE = re.compile(r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])")
+_EMAIL_RE = re.compile(
+    r"(?<![\w.%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*\.[A-Za-z]{2,}(?![A-Za-z0-9-])"
+)
 
 # An IBAN candidate: country, check digits, then alphanumeric chunks, optionally space-separated.
 _IBAN_RE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{1,4}){3,8}")
@@ -58,7 +60,9 @@ _DIGIT_RUN_RE = re.compile(r"(?<!\d)\d+(?:[ -]\d+)*(?!\d)")
 _GROUP_RE = re.compile(r"\d+")
 
 _SSN_RE = re.compile(r"(?<![\d-])(\d{3})([- ])(\d{2})\2(\d{4})(?![\d-])")
-_SSN_KEYWORD_RE = re.compile(r"(?i)(\b(?:ssn|social security(?: number| no\.?| #)?)\s*(?:is|:|#)?\s*)(\d{9})(?!\d)")
+_SSN_KEYWORD_RE = re.compile(
+    r"(?i)(\b(?:ssn|social security(?: number| no\.?| #)?)\s*(?:is|:|#)?\s*)(\d{9})(?!\d)"
+)
 _NINO_RE = re.compile(
     r"(?<![A-Za-z0-9])(?!(?:BG|GB|KN|NK|NT|TN|ZZ))[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]"
     r"(?![A-Za-z0-9])",
@@ -74,8 +78,10 @@ _PHONE_RE = re.compile(
     r")(?!\w)"
 )
 _TRAILING_GROUP_RE = re.compile(r"[ .-]?\d{1,5}$")
-_PHONE_KEYWORD_RE = re.compile(r"(?i)(\b(?:phone|call|tel|mobile|cell|whatsapp|text me|reach me)\b[^\d\n]{0,20})"
-                               r"(?<!\d)(\d{10,11})(?!\d)")
+_PHONE_KEYWORD_RE = re.compile(
+    r"(?i)(\b(?:phone|call|tel|mobile|cell|whatsapp|text me|reach me)\b[^\d\n]{0,20})"
+    r"(?<!\d)(\d{10,11})(?!\d)"
+)
 
 
 def _digits(s: str) -> str:
@@ -112,7 +118,7 @@ def _mask_ibans(text: str, found: Found | None) -> str:
         if iban_text is None:
             pos = m.start() + 1
             continue
-        out.append(text[done:m.start()])
+        out.append(text[done : m.start()])
         out.append(_keep(found, IBAN, iban_text))
         pos = done = m.start() + len(iban_text)
     out.append(text[done:])
@@ -125,8 +131,11 @@ def _card_shaped(lengths: list[int], seps: set[str]) -> bool:
     if len(seps) != 1:
         return False
     head, last = lengths[:-1], lengths[-1]
-    return ((head == [4, 4, 4] and 1 <= last <= 7) or (head == [4, 4, 4, 4] and 1 <= last <= 3)
-            or (head == [4, 6] and last in (4, 5)))
+    return (
+        (head == [4, 4, 4] and 1 <= last <= 7)
+        or (head == [4, 4, 4, 4] and 1 <= last <= 3)
+        or (head == [4, 6] and last in (4, 5))
+    )
 
 
 def _mask_cards(text: str, found: Found | None) -> str:
@@ -136,12 +145,12 @@ def _mask_cards(text: str, found: Found | None) -> str:
         out, done, i = [], 0, 0
         while i < len(groups):
             for j in range(min(len(groups), i + 5) - 1, i - 1, -1):  # the longest card-shaped span first
-                lengths = [e - b for b, e in groups[i:j + 1]]
+                lengths = [e - b for b, e in groups[i : j + 1]]
                 seps = {s[groups[k][1]] for k in range(i, j)}
-                digits = _digits(s[groups[i][0]:groups[j][1]])
+                digits = _digits(s[groups[i][0] : groups[j][1]])
                 if _card_shaped(lengths, seps) and luhn_valid(digits):
-                    original = s[groups[i][0]:groups[j][1]]
-                    out += [s[done:groups[i][0]], _keep(found, f"[card ••••{digits[-4:]}]", original)]
+                    original = s[groups[i][0] : groups[j][1]]
+                    out += [s[done : groups[i][0]], _keep(found, f"[card ••••{digits[-4:]}]", original)]
                     done, i = groups[j][1], j + 1
                     break
             else:
@@ -156,11 +165,20 @@ def _ssn_ok(area: str, group: str, serial: str) -> bool:
 
 
 def _mask_national_ids(text: str, found: Found | None) -> str:
-    text = _SSN_RE.sub(lambda m: _keep(found, NATIONAL_ID, m.group(0))
-                       if _ssn_ok(m.group(1), m.group(3), m.group(4)) else m.group(0), text)
+    text = _SSN_RE.sub(
+        lambda m: (
+            _keep(found, NATIONAL_ID, m.group(0))
+            if _ssn_ok(m.group(1), m.group(3), m.group(4))
+            else m.group(0)
+        ),
+        text,
+    )
     text = _SSN_KEYWORD_RE.sub(
-        lambda m: m.group(1) + _keep(found, NATIONAL_ID, m.group(2))
-        if _ssn_ok(m.group(2)[:3], m.group(2)[3:5], m.group(2)[5:]) else m.group(0),
+        lambda m: (
+            m.group(1) + _keep(found, NATIONAL_ID, m.group(2))
+            if _ssn_ok(m.group(2)[:3], m.group(2)[3:5], m.group(2)[5:])
+            else m.group(0)
+        ),
         text,
     )
     return _NINO_RE.sub(lambda m: _keep(found, NATIONAL_ID, m.group(0)), text)
@@ -172,7 +190,7 @@ def _mask_phones(text: str, found: Found | None) -> str:
         # A greedy international match may run into a following date or number: drop trailing groups.
         while len(_digits(s)) > 15 and (shorter := _TRAILING_GROUP_RE.sub("", s)) != s:
             s = shorter
-        return _keep(found, PHONE, s) + m.group(0)[len(s):] if 7 <= len(_digits(s)) <= 15 else m.group(0)
+        return _keep(found, PHONE, s) + m.group(0)[len(s) :] if 7 <= len(_digits(s)) <= 15 else m.group(0)
 
     text = _PHONE_RE.sub(repl, text)
     return _PHONE_KEYWORD_RE.sub(lambda m: m.group(1) + _keep(found, PHONE, m.group(2)), text)
@@ -180,7 +198,13 @@ def _mask_phones(text: str, found: Found | None) -> str:
 
 # Order matters: emails first (they may hold digits), IBANs before cards (an IBAN holds a card-length
 # digit run), cards and national ids before phones (a phone pattern would eat their digits).
-_STEPS: tuple[Callable[[str, Found | None], str], ...] = (_mask_emails, _mask_ibans, _mask_cards, _mask_national_ids, _mask_phones)
+_STEPS: tuple[Callable[[str, Found | None], str], ...] = (
+    _mask_emails,
+    _mask_ibans,
+    _mask_cards,
+    _mask_national_ids,
+    _mask_phones,
+)
 
 
 def mask_pii(text: str, *, enabled: bool = True) -> str:

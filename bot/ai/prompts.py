@@ -43,11 +43,17 @@ def _parse(filename: str, raw: str) -> Prompt:
     m = re.match(r"\A---\n(?P<head>.*?)\n---\n(?P<body>.*)\Z", raw, re.DOTALL)
     if m is None:
         raise PromptError(f"{filename}: a prompt file starts with front-matter (---, name:, version:, ---)")
-    head = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in m["head"].splitlines()) if k.strip()}
+    head = {
+        k.strip(): v.strip()
+        for k, _, v in (line.partition(":") for line in m["head"].splitlines())
+        if k.strip()
+    }
     name, version = head.get("name"), head.get("version")
     fm = _FILE_RE.match(filename)
     if not name or not version or fm is None or name != fm["name"] or version != f"{name}.v{fm['n']}":
-        raise PromptError(f"{filename}: front-matter must say name: NAME and version: NAME.vN matching the file name")
+        raise PromptError(
+            f"{filename}: front-matter must say name: NAME and version: NAME.vN matching the file name"
+        )
     return Prompt(name=name, version=version, text=m["body"].strip() + "\n")
 
 

@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from bot.app.runtime import Runtime
 from bot.app.workers import install_workers
 from handlers.http.ingest import build_router, install_error_handlers
-from handlers.slack import mount as mount_slack
 from handlers.http.zendesk_webhook import build_router as build_zendesk_router
+from handlers.slack import mount as mount_slack
 
 
 def create_app(runtime: Runtime) -> FastAPI:

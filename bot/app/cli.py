@@ -56,7 +56,9 @@ def output_stream(path: str | None) -> Iterator[TextIO]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hitl", description="Humans in charge of AI customer-support replies.")
+    parser = argparse.ArgumentParser(
+        prog="hitl", description="Humans in charge of AI customer-support replies."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -82,13 +84,15 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from bot.review.policy import PolicyError
     from bot.app.settings import MissingSetting
+    from bot.review.policy import PolicyError
     from storage.db import SchemaMismatch
 
     try:

@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from bot.app.settings import Settings
 from bot.common.clock import Clock, SystemClock
 from bot.review.policy import Policy, load_policy
-from bot.app.settings import Settings
 from storage.db import check_schema, make_engine
 
 log = logging.getLogger("hitl")
@@ -36,7 +36,9 @@ class Runtime:
 
     def __post_init__(self) -> None:
         if not self.instance_id:
-            self.instance_id = self.settings.instance_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+            self.instance_id = (
+                self.settings.instance_id or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+            )
 
     def add_worker(self, name: str, start: Callable[[], None], stop: Callable[[], None]) -> None:
         """Register a background worker, started with the service and stopped with it."""
@@ -61,11 +63,21 @@ class Runtime:
             stop()
 
 
-def build_runtime(settings: Settings, *, clock: Clock | None = None, engine: Engine | None = None,
-                  policy: Policy | None = None, check: bool = True) -> Runtime:
+def build_runtime(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    engine: Engine | None = None,
+    policy: Policy | None = None,
+    check: bool = True,
+) -> Runtime:
     """Open the database (refusing an unknown schema) and load the policy."""
     engine = engine or make_engine(settings.database_url)
     if check:
         check_schema(engine)
-    return Runtime(settings=settings, engine=engine, policy=policy or load_policy(settings.policy_file),
-                   clock=clock or SystemClock())
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        policy=policy or load_policy(settings.policy_file),
+        clock=clock or SystemClock(),
+    )

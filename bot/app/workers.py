@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import importlib
 
-from bot.outbox.worker import OutboxWorker
 from bot.app.runtime import Runtime
+from bot.outbox.worker import OutboxWorker
 
 WORKER_MODULES: list[str] = [
     "bot.app.scheduling",

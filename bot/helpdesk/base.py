@@ -86,17 +86,28 @@ class Helpdesk(Protocol):
         """The agent with this email, or None."""
         ...
 
-    def reply(self, ticket_id: str, *, body: str, author_id: int | None, status: str | None,
-              stamp: str | None) -> WriteResult:
+    def reply(
+        self, ticket_id: str, *, body: str, author_id: int | None, status: str | None, stamp: str | None
+    ) -> WriteResult:
         """A public reply to the customer; with `stamp`, refused (Conflict) if the ticket changed since."""
         ...
 
-    def note(self, ticket_id: str, *, body: str, author_id: int | None, stamp: str | None = None) -> WriteResult:
+    def note(
+        self, ticket_id: str, *, body: str, author_id: int | None, stamp: str | None = None
+    ) -> WriteResult:
         """An internal note, never shown to the customer."""
         ...
 
-    def assign(self, ticket_id: str, *, assignee_id: int | None, note: str, author_id: int | None,
-               status: str | None, stamp: str | None) -> WriteResult:
+    def assign(
+        self,
+        ticket_id: str,
+        *,
+        assignee_id: int | None,
+        note: str,
+        author_id: int | None,
+        status: str | None,
+        stamp: str | None,
+    ) -> WriteResult:
         """Hand the ticket to an agent, with an internal note, in one write."""
         ...
 
@@ -129,6 +140,11 @@ def response_detail(response: httpx.Response) -> str:
     parts = [str(body.get("error") or ""), str(body.get("description") or "")]
     details = body.get("details")
     if isinstance(details, dict):
-        parts += [str(d.get("description")) for v in details.values() if isinstance(v, list) for d in v
-                  if isinstance(d, dict)]
+        parts += [
+            str(d.get("description"))
+            for v in details.values()
+            if isinstance(v, list)
+            for d in v
+            if isinstance(d, dict)
+        ]
     return " — ".join(p for p in parts if p)[:500]

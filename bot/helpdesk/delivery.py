@@ -21,6 +21,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from bot.app.runtime import Runtime
+from bot.app.settings import HelpdeskKind, Settings, secret
 from bot.helpdesk.base import (
     Closed,
     Comment,
@@ -35,8 +37,6 @@ from bot.helpdesk.webhook import WebhookSender
 from bot.helpdesk.zendesk import ZendeskHelpdesk
 from bot.outbox.worker import KindPolicy, Permanent, Retry, register_kind
 from bot.qa.rating import QA_POST_POLICY, post_qa_card
-from bot.app.runtime import Runtime
-from bot.app.settings import HelpdeskKind, Settings, secret
 from bot.slack.delivery import call as slack_call
 from storage import repo
 from storage.db import session_scope
@@ -47,8 +47,10 @@ FINAL = {DONE, CONFLICT}  # never sent again
 
 REPLY_DECISIONS = {DecisionKind.APPROVE, DecisionKind.EDIT, DecisionKind.AUTO_SEND}
 WHAT_WAS_HELD = {
-    DecisionKind.APPROVE: "the approved reply", DecisionKind.EDIT: "your edited reply",
-    DecisionKind.AUTO_SEND: "the auto-sent reply", DecisionKind.TAKE_OVER: "the assignment to you",
+    DecisionKind.APPROVE: "the approved reply",
+    DecisionKind.EDIT: "your edited reply",
+    DecisionKind.AUTO_SEND: "the auto-sent reply",
+    DecisionKind.TAKE_OVER: "the assignment to you",
     DecisionKind.REJECT: "the rejection note",
 }
 
@@ -61,15 +63,27 @@ def _tell_reviewer_write_failed(session: Session, row: OutboxItem, why: str, now
     if review.helpdesk_state not in (REJECTED, "closed"):
         review.helpdesk_state = "failed"
     session.add(review)
-    missing = ("the customer has not got the reply" if row.payload.get("decision") in REPLY_DECISIONS
-               else "the ticket does not show it")
-    _tell_thread(session, review, now,
-                 f":x: This decision could not be written to the helpdesk, so {missing}: {why}. "
-                 f"Ops were told; `hitl outbox retry {row.id}` sends it again once the cause is fixed.")
+    missing = (
+        "the customer has not got the reply"
+        if row.payload.get("decision") in REPLY_DECISIONS
+        else "the ticket does not show it"
+    )
+    _tell_thread(
+        session,
+        review,
+        now,
+        f":x: This decision could not be written to the helpdesk, so {missing}: {why}. "
+        f"Ops were told; `hitl outbox retry {row.id}` sends it again once the cause is fixed.",
+    )
 
 
-HELPDESK_WRITE_POLICY = KindPolicy(max_attempts=100, max_age=timedelta(hours=12), initial_delay=2.0,
-                                   max_delay=600.0, on_dead=_tell_reviewer_write_failed)
+HELPDESK_WRITE_POLICY = KindPolicy(
+    max_attempts=100,
+    max_age=timedelta(hours=12),
+    initial_delay=2.0,
+    max_delay=600.0,
+    on_dead=_tell_reviewer_write_failed,
+)
 
 
 def install(runtime: Runtime) -> None:
@@ -82,11 +96,16 @@ def make_helpdesk(settings: Settings) -> Helpdesk | WebhookSender | None:
     """The adapter HITL_HELPDESK names (None for `none`)."""
     if settings.helpdesk is HelpdeskKind.ZENDESK:
         settings.require("ZENDESK_URL", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN", why="HITL_HELPDESK=zendesk")
-        return ZendeskHelpdesk(base_url=str(settings.zendesk_url), email=str(settings.zendesk_email),
-                               api_token=str(secret(settings.zendesk_api_token)))
+        return ZendeskHelpdesk(
+            base_url=str(settings.zendesk_url),
+            email=str(settings.zendesk_email),
+            api_token=str(secret(settings.zendesk_api_token)),
+        )
     if settings.helpdesk is HelpdeskKind.WEBHOOK:
         settings.require("HELPDESK_WEBHOOK_URL", "HELPDESK_WEBHOOK_SECRET", why="HITL_HELPDESK=webhook")
-        return WebhookSender(url=str(settings.helpdesk_webhook_url), secret=str(secret(settings.helpdesk_webhook_secret)))
+        return WebhookSender(
+            url=str(settings.helpdesk_webhook_url), secret=str(secret(settings.helpdesk_webhook_secret))
+        )
     return None
 
 
@@ -129,17 +148,31 @@ class DecisionFacts:
     def event(self, *, action: str, status: str | None, actor_email: str | None = None) -> dict[str, Any]:
         """The webhook body (documented in docs/helpdesk.md)."""
         return {
-            "id": self.key, "type": "decision", "review_id": self.review_id, "ticket_id": self.ticket_id,
-            "ticket_url": self.ticket_url, "decision": self.decision, "action": action,
+            "id": self.key,
+            "type": "decision",
+            "review_id": self.review_id,
+            "ticket_id": self.ticket_id,
+            "ticket_url": self.ticket_url,
+            "decision": self.decision,
+            "action": action,
             "public_reply": self.final_text if action == "reply" else None,
             "internal_note": None if action == "reply" else _note_text(self),
-            "status": status, "ai_draft": self.ai_draft, "final_text": self.final_text,
+            "status": status,
+            "ai_draft": self.ai_draft,
+            "final_text": self.final_text,
             "actor": {"slack_user_id": self.actor_id, "name": self.actor_name, "email": actor_email},
-            "reason": ({"category": self.reason_category, "comment": self.reason_comment}
-                       if self.decision == DecisionKind.REJECT else None),
+            "reason": (
+                {"category": self.reason_category, "comment": self.reason_comment}
+                if self.decision == DecisionKind.REJECT
+                else None
+            ),
             "decided_at": self.decided_at.isoformat() if self.decided_at else None,
-            "interaction_type": self.interaction_type, "confidence": self.confidence, "route": self.route,
-            "tier": self.tier, "ticket_updated_at": self.ticket_updated_at, "model": self.model,
+            "interaction_type": self.interaction_type,
+            "confidence": self.confidence,
+            "route": self.route,
+            "tier": self.tier,
+            "ticket_updated_at": self.ticket_updated_at,
+            "model": self.model,
             "prompt_version": self.prompt_version,
         }
 
@@ -149,18 +182,33 @@ def _load_facts(runtime: Runtime, payload: dict[str, Any]) -> DecisionFacts:
     stage = str(payload.get("stage", "review"))
     with session_scope(runtime.engine, readonly=True) as session:
         review = session.get(Review, review_id)
-        row = session.execute(select(Decision).where(Decision.review_id == review_id, Decision.stage == stage)).scalars().first()
+        row = (
+            session.execute(select(Decision).where(Decision.review_id == review_id, Decision.stage == stage))
+            .scalars()
+            .first()
+        )
     if review is None:
         raise Permanent(f"review {review_id} does not exist")
     decision = str(row.decision if row else payload.get("decision") or review.decision)
     return DecisionFacts(
-        key=f"{review_id}:{stage}", review_id=review_id, stage=stage, decision=decision,
-        ticket_id=review.ticket_id, ticket_url=review.ticket_url, ticket_updated_at=review.extra.get("ticket_updated_at"),
-        interaction_type=review.interaction_type, confidence=review.confidence, route=review.route, tier=review.tier,
-        ai_draft=review.draft, final_text=(row.final_text if row else None) or review.final_text,
-        actor_id=row.actor_id if row else review.decided_by, actor_name=(row.actor_name if row else None) or review.decided_by_name,
+        key=f"{review_id}:{stage}",
+        review_id=review_id,
+        stage=stage,
+        decision=decision,
+        ticket_id=review.ticket_id,
+        ticket_url=review.ticket_url,
+        ticket_updated_at=review.extra.get("ticket_updated_at"),
+        interaction_type=review.interaction_type,
+        confidence=review.confidence,
+        route=review.route,
+        tier=review.tier,
+        ai_draft=review.draft,
+        final_text=(row.final_text if row else None) or review.final_text,
+        actor_id=row.actor_id if row else review.decided_by,
+        actor_name=(row.actor_name if row else None) or review.decided_by_name,
         decided_at=row.decided_at if row else review.decided_at,
-        reason_category=row.defect_category if row else None, reason_comment=row.defect_comment if row else None,
+        reason_category=row.defect_category if row else None,
+        reason_comment=row.defect_comment if row else None,
         model=row.model if row else review.extra.get("model"),
         prompt_version=row.prompt_version if row else review.extra.get("prompt_version"),
     )
@@ -196,15 +244,22 @@ def _note_text(facts: DecisionFacts, *, who: str | None = None, agent_missing: s
         if facts.reason_comment:
             reason += f" — {facts.reason_comment}"
         lines = [f"AI draft rejected in Slack by {who}. Reason: {reason}.", "The draft below was NOT sent."]
-    lines += ["", "--- AI draft ---", facts.ai_draft, "---",
-              f"{_marker(facts)} · {facts.interaction_type} · confidence {facts.confidence:.2f}"]
+    lines += [
+        "",
+        "--- AI draft ---",
+        facts.ai_draft,
+        "---",
+        f"{_marker(facts)} · {facts.interaction_type} · confidence {facts.confidence:.2f}",
+    ]
     return "\n".join(lines)
 
 
 def _author_note(facts: DecisionFacts, email: str | None) -> str:
     found = f"no Zendesk agent has the email {email}" if email else "their email is not known to Slack"
-    return (f"The public reply above was {'edited and ' if facts.decision == DecisionKind.EDIT else ''}approved in Slack "
-            f"by {_who(facts)}; {found}, so it shows the API user as its author.\n{_marker(facts)}")
+    return (
+        f"The public reply above was {'edited and ' if facts.decision == DecisionKind.EDIT else ''}approved in Slack "
+        f"by {_who(facts)}; {found}, so it shows the API user as its author.\n{_marker(facts)}"
+    )
 
 
 # ------------------------------------------------------------------ the outbox handler
@@ -243,49 +298,87 @@ def _deliver_webhook(runtime: Runtime, sender: WebhookSender, facts: DecisionFac
         return {"http_status": sender.send(event)}
 
     # A webhook cannot be asked whether a lost attempt arrived: it is sent again with the same id (no check).
-    return _once(runtime, facts, key=facts.key, state_after="sent", prepare=prepare, check=None, call=post,
-                 helpdesk_name="the helpdesk")
+    return _once(
+        runtime,
+        facts,
+        key=facts.key,
+        state_after="sent",
+        prepare=prepare,
+        check=None,
+        call=post,
+        helpdesk_name="the helpdesk",
+    )
 
 
 def _deliver_ticket(runtime: Runtime, hd: Helpdesk, facts: DecisionFacts) -> dict[str, Any]:
     name = str(getattr(hd, "name", "the helpdesk"))
     action = _action(facts.decision)
     state_after = {"reply": "sent", "assign": "assigned", "note": "noted"}[action]
-    main = _once(runtime, facts, key=facts.key, state_after=state_after, helpdesk_name=name,
-                 prepare=lambda: _prepare_ticket(runtime, hd, facts, action),
-                 check=lambda info: _find_ours(hd, facts, info, _ticket_body(facts, info)),
-                 call=lambda info: _write_ticket(hd, facts, info))
+    main = _once(
+        runtime,
+        facts,
+        key=facts.key,
+        state_after=state_after,
+        helpdesk_name=name,
+        prepare=lambda: _prepare_ticket(runtime, hd, facts, action),
+        check=lambda info: _find_ours(hd, facts, info, _ticket_body(facts, info)),
+        call=lambda info: _write_ticket(hd, facts, info),
+    )
     if main.get("outcome") == CONFLICT or not main.get("author_missing") or action != "reply":
         return main
     # The reply went out under the API user: say in a note who really approved it (best effort: the reply
     # is what matters, so a refused note is audited, not dead-lettered).
     note = _author_note(facts, main.get("actor_email"))
     try:
-        _once(runtime, facts, key=f"{facts.key}:author-note", state_after=None, helpdesk_name=name,
-              prepare=lambda: {"action": "note", "author_id": None, "stamp": None},
-              check=lambda info: _find_ours(hd, facts, info, note),
-              call=lambda info: _wrote(hd.note(facts.ticket_id, body=note, author_id=None)))
+        _once(
+            runtime,
+            facts,
+            key=f"{facts.key}:author-note",
+            state_after=None,
+            helpdesk_name=name,
+            prepare=lambda: {"action": "note", "author_id": None, "stamp": None},
+            check=lambda info: _find_ours(hd, facts, info, note),
+            call=lambda info: _wrote(hd.note(facts.ticket_id, body=note, author_id=None)),
+        )
     except Rejected as exc:
         with session_scope(runtime.engine) as session:
-            repo.audit(session=session, at=runtime.clock.now(), actor="hitl", action="helpdesk_note_failed",
-                       review_id=facts.review_id, error=str(exc)[:300])
+            repo.audit(
+                session=session,
+                at=runtime.clock.now(),
+                actor="hitl",
+                action="helpdesk_note_failed",
+                review_id=facts.review_id,
+                error=str(exc)[:300],
+            )
     return main
 
 
 def _prepare_ticket(runtime: Runtime, hd: Helpdesk, facts: DecisionFacts, action: str) -> dict[str, Any]:
     """Settle, once, who writes, the status, and the safe-update stamp; kept in the ledger for retries."""
-    info: dict[str, Any] = {"action": action, "status": _status_for(runtime, facts.decision),
-                            "author_id": None, "assignee_id": None, "author_missing": False, "actor_email": None}
+    info: dict[str, Any] = {
+        "action": action,
+        "status": _status_for(runtime, facts.decision),
+        "author_id": None,
+        "assignee_id": None,
+        "author_missing": False,
+        "actor_email": None,
+    }
     if facts.decision != DecisionKind.AUTO_SEND:
         email = _actor_email(runtime, facts.actor_id)
         agent = hd.find_agent(email) if email else None
-        info.update(actor_email=email, author_id=agent.id if agent else None, author_missing=agent is None,
-                    agent_name=agent.name if agent else None)
+        info.update(
+            actor_email=email,
+            author_id=agent.id if agent else None,
+            author_missing=agent is None,
+            agent_name=agent.name if agent else None,
+        )
         if action == "assign":
             info["assignee_id"] = agent.id if agent else None
     # Replies and assignments must not overwrite a ticket a human changed: the pipeline's stamp when it sent
     # one (the ticket as the AI saw it), else the ticket as it is now. Notes only add, so need none.
-    info["stamp"] = (facts.ticket_updated_at or hd.ticket_stamp(facts.ticket_id)) if action != "note" else None
+    info["stamp"] = (
+        (facts.ticket_updated_at or hd.ticket_stamp(facts.ticket_id)) if action != "note" else None
+    )
     return info
 
 
@@ -310,11 +403,26 @@ def _ticket_body(facts: DecisionFacts, info: dict[str, Any]) -> str:
 def _write_ticket(hd: Helpdesk, facts: DecisionFacts, info: dict[str, Any]) -> dict[str, Any]:
     body = _ticket_body(facts, info)
     if info["action"] == "reply":
-        return _wrote(hd.reply(facts.ticket_id, body=body, author_id=info["author_id"], status=info["status"],
-                               stamp=info["stamp"]))
+        return _wrote(
+            hd.reply(
+                facts.ticket_id,
+                body=body,
+                author_id=info["author_id"],
+                status=info["status"],
+                stamp=info["stamp"],
+            )
+        )
     if info["action"] == "assign":
-        return _wrote(hd.assign(facts.ticket_id, assignee_id=info["assignee_id"], note=body, author_id=info["author_id"],
-                                status=info["status"], stamp=info["stamp"]))
+        return _wrote(
+            hd.assign(
+                facts.ticket_id,
+                assignee_id=info["assignee_id"],
+                note=body,
+                author_id=info["author_id"],
+                status=info["status"],
+                stamp=info["stamp"],
+            )
+        )
     return _wrote(hd.note(facts.ticket_id, body=body, author_id=info["author_id"]))
 
 
@@ -353,9 +461,17 @@ def _parse(stamp: object) -> datetime | None:
 # ------------------------------------------------------------------ the ledger
 
 
-def _once(runtime: Runtime, facts: DecisionFacts, *, key: str, state_after: str | None, helpdesk_name: str,
-          prepare: Callable[[], dict[str, Any]], check: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
-          call: Callable[[dict[str, Any]], dict[str, Any]]) -> dict[str, Any]:
+def _once(
+    runtime: Runtime,
+    facts: DecisionFacts,
+    *,
+    key: str,
+    state_after: str | None,
+    helpdesk_name: str,
+    prepare: Callable[[], dict[str, Any]],
+    check: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
+    call: Callable[[dict[str, Any]], dict[str, Any]],
+) -> dict[str, Any]:
     """Make `call` take effect once per ledger key, whatever crashes or retries happen around it."""
     with session_scope(runtime.engine, readonly=True) as session:
         led = session.get(DeliveryLedger, key)
@@ -396,8 +512,14 @@ def _mark(runtime: Runtime, key: str, state: str, outcome: dict[str, Any]) -> No
         session.add(led)
 
 
-def _settle(runtime: Runtime, facts: DecisionFacts, key: str, state: str, outcome: dict[str, Any],
-            state_after: str | None) -> dict[str, Any]:
+def _settle(
+    runtime: Runtime,
+    facts: DecisionFacts,
+    key: str,
+    state: str,
+    outcome: dict[str, Any],
+    state_after: str | None,
+) -> dict[str, Any]:
     """Record the write as done, with the review's helpdesk state and an audit row, in one transaction."""
     now = runtime.clock.now()
     outcome = {**outcome, "outcome": state_after or "sent"}
@@ -409,15 +531,25 @@ def _settle(runtime: Runtime, facts: DecisionFacts, key: str, state: str, outcom
         if review is not None and state_after is not None:
             review.helpdesk_state = state_after
             session.add(review)
-        repo.audit(session=session, at=now, actor="hitl", action="helpdesk_write", review_id=facts.review_id,
-                   key=key, ticket_id=facts.ticket_id, decision=facts.decision, action_taken=outcome.get("action"),
-                   comment_id=outcome.get("comment_id"),
-                   found_after_unknown_outcome=bool(outcome.get("found_after_unknown_outcome")))
+        repo.audit(
+            session=session,
+            at=now,
+            actor="hitl",
+            action="helpdesk_write",
+            review_id=facts.review_id,
+            key=key,
+            ticket_id=facts.ticket_id,
+            decision=facts.decision,
+            action_taken=outcome.get("action"),
+            comment_id=outcome.get("comment_id"),
+            found_after_unknown_outcome=bool(outcome.get("found_after_unknown_outcome")),
+        )
     return outcome
 
 
-def _conflict(runtime: Runtime, facts: DecisionFacts, key: str, info: dict[str, Any], exc: Conflict,
-              helpdesk_name: str) -> dict[str, Any]:
+def _conflict(
+    runtime: Runtime, facts: DecisionFacts, key: str, info: dict[str, Any], exc: Conflict, helpdesk_name: str
+) -> dict[str, Any]:
     """409: record it, never overwrite, and tell the reviewer in the thread."""
     now = runtime.clock.now()
     outcome = {**info, "outcome": CONFLICT, "error": str(exc)[:300]}
@@ -432,12 +564,26 @@ def _conflict(runtime: Runtime, facts: DecisionFacts, key: str, info: dict[str, 
             session.add(review)
             url = _ticket_link(runtime, facts)
             link = f"<{url}|#{facts.ticket_id}>" if url else f"#{facts.ticket_id}"
-            _tell_thread(session, review, now,
-                         f":warning: Ticket {link} changed in {helpdesk_name} after this draft was written "
-                         f"(someone replied or updated it), so {held} was *not* sent and nothing was overwritten. "
-                         f"Please open the ticket and look again.", ops_if_no_thread=runtime.settings.ops_channel)
-        repo.audit(session=session, at=now, actor="hitl", action="helpdesk_conflict", review_id=facts.review_id,
-                   key=key, ticket_id=facts.ticket_id, decision=facts.decision, error=str(exc)[:300])
+            _tell_thread(
+                session,
+                review,
+                now,
+                f":warning: Ticket {link} changed in {helpdesk_name} after this draft was written "
+                f"(someone replied or updated it), so {held} was *not* sent and nothing was overwritten. "
+                f"Please open the ticket and look again.",
+                ops_if_no_thread=runtime.settings.ops_channel,
+            )
+        repo.audit(
+            session=session,
+            at=now,
+            actor="hitl",
+            action="helpdesk_conflict",
+            review_id=facts.review_id,
+            key=key,
+            ticket_id=facts.ticket_id,
+            decision=facts.decision,
+            error=str(exc)[:300],
+        )
     return outcome
 
 
@@ -448,16 +594,23 @@ def _ticket_link(runtime: Runtime, facts: DecisionFacts) -> str | None:
     return facts.ticket_url
 
 
-def _tell_thread(session: Session, review: Review, now: datetime, text: str, *, ops_if_no_thread: str | None = None) -> None:
+def _tell_thread(
+    session: Session, review: Review, now: datetime, text: str, *, ops_if_no_thread: str | None = None
+) -> None:
     """A reply in the review's Slack thread (or the ops channel for auto-sent replies, which have none)."""
     if review.slack_ts:
         payload: dict[str, Any] = {"review_id": review.id, "in_review_thread": True, "text": text}
     elif ops_if_no_thread:
-        payload = {"channel": ops_if_no_thread, "text": f"Auto-sent reply for ticket {review.ticket_id}: {text}",
-                   "review_id": review.id}
+        payload = {
+            "channel": ops_if_no_thread,
+            "text": f"Auto-sent reply for ticket {review.ticket_id}: {text}",
+            "review_id": review.id,
+        }
     else:
         return
-    repo.enqueue(session=session, now=now, kind="slack_post", order_key=f"review:{review.id}", payload=payload)
+    repo.enqueue(
+        session=session, now=now, kind="slack_post", order_key=f"review:{review.id}", payload=payload
+    )
 
 
 # ------------------------------------------------------------------ who decided, as the helpdesk knows them
@@ -477,4 +630,3 @@ def _actor_email(runtime: Runtime, slack_user_id: str | None) -> str | None:
             email = ((resp.get("user") or {}).get("profile") or {}).get("email")
         cache[slack_user_id] = email
     return cache[slack_user_id]
-

@@ -39,12 +39,16 @@ class WebhookSender:
 
     name = "webhook"
 
-    def __init__(self, *, url: str, secret: str, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, *, url: str, secret: str, timeout: float = 10.0, transport: httpx.BaseTransport | None = None
+    ) -> None:
         self.url = url
         self.secret = secret
-        self.http = httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0), transport=transport,
-                                 headers={"User-Agent": "hitl/0.1"})
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            transport=transport,
+            headers={"User-Agent": "hitl/0.1"},
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -53,14 +57,22 @@ class WebhookSender:
         """POST one event; returns the HTTP status, raises the helpdesk errors otherwise."""
         body = json.dumps(event, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
         timestamp = str(int(now if now is not None else time.time()))
-        headers = {"Content-Type": "application/json", "X-Hitl-Timestamp": timestamp,
-                   "X-Hitl-Signature": sign(self.secret, timestamp, body), "X-Hitl-Delivery": str(event["id"])}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hitl-Timestamp": timestamp,
+            "X-Hitl-Signature": sign(self.secret, timestamp, body),
+            "X-Hitl-Delivery": str(event["id"]),
+        }
         try:
             response = self.http.post(self.url, content=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise Unavailable(f"webhook unreachable: {type(exc).__name__}: {exc}", maybe_applied=False) from exc
+            raise Unavailable(
+                f"webhook unreachable: {type(exc).__name__}: {exc}", maybe_applied=False
+            ) from exc
         except httpx.TransportError as exc:
-            raise Unavailable(f"webhook failed mid-request: {type(exc).__name__}: {exc}", maybe_applied=True) from exc
+            raise Unavailable(
+                f"webhook failed mid-request: {type(exc).__name__}: {exc}", maybe_applied=True
+            ) from exc
         status = response.status_code
         if 200 <= status < 300:
             return status
@@ -70,5 +82,7 @@ class WebhookSender:
         if status == 429:
             raise RateLimited(f"webhook 429: {detail}", retry_after(response))
         if status >= 500 or status == 408:
-            raise Unavailable(f"webhook {status}: {detail}", maybe_applied=True, retry_after=retry_after(response))
+            raise Unavailable(
+                f"webhook {status}: {detail}", maybe_applied=True, retry_after=retry_after(response)
+            )
         raise Rejected(f"webhook {status}: {detail}")

@@ -40,12 +40,22 @@ class ZendeskHelpdesk:
 
     name = "Zendesk"
 
-    def __init__(self, *, base_url: str, email: str, api_token: str, timeout: float = 10.0,
-                 transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        email: str,
+        api_token: str,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.http = httpx.Client(
-            base_url=f"{self.base_url}/api/v2", auth=(f"{email}/token", api_token),
-            timeout=httpx.Timeout(timeout, connect=5.0), headers={"User-Agent": "hitl/0.1"}, transport=transport,
+            base_url=f"{self.base_url}/api/v2",
+            auth=(f"{email}/token", api_token),
+            timeout=httpx.Timeout(timeout, connect=5.0),
+            headers={"User-Agent": "hitl/0.1"},
+            transport=transport,
         )
         self._agents: dict[str, tuple[float, Agent | None]] = {}
         self._lock = threading.Lock()
@@ -68,39 +78,71 @@ class ZendeskHelpdesk:
         if hit is not None and time.monotonic() - hit[0] < AGENT_CACHE_SECONDS:
             return hit[1]
         users = self._call("GET", "/users/search.json", params={"query": f"email:{key}"}).get("users", [])
-        found = next((Agent(id=int(u["id"]), name=str(u.get("name") or key), email=key) for u in users
-                      if str(u.get("email", "")).lower() == key and u.get("role") in AGENT_ROLES
-                      and u.get("active", True)), None)
+        found = next(
+            (
+                Agent(id=int(u["id"]), name=str(u.get("name") or key), email=key)
+                for u in users
+                if str(u.get("email", "")).lower() == key
+                and u.get("role") in AGENT_ROLES
+                and u.get("active", True)
+            ),
+            None,
+        )
         with self._lock:
             self._agents[key] = (time.monotonic(), found)
         return found
 
     def latest_comments(self, ticket_id: str, limit: int = 30) -> list[Comment]:
-        data = self._call("GET", f"/tickets/{self._id(ticket_id)}/comments.json",
-                          params={"sort_order": "desc", "per_page": min(max(limit, 1), 100)})
-        return [Comment(id=int(c["id"]), author_id=c.get("author_id"), body=str(c.get("body") or ""),
-                        public=bool(c.get("public")), created_at=_parse_time(c.get("created_at")))
-                for c in data.get("comments", [])]
+        data = self._call(
+            "GET",
+            f"/tickets/{self._id(ticket_id)}/comments.json",
+            params={"sort_order": "desc", "per_page": min(max(limit, 1), 100)},
+        )
+        return [
+            Comment(
+                id=int(c["id"]),
+                author_id=c.get("author_id"),
+                body=str(c.get("body") or ""),
+                public=bool(c.get("public")),
+                created_at=_parse_time(c.get("created_at")),
+            )
+            for c in data.get("comments", [])
+        ]
 
     # -- writes
-    def reply(self, ticket_id: str, *, body: str, author_id: int | None, status: str | None,
-              stamp: str | None) -> WriteResult:
-        return self._update(ticket_id, self._ticket(body=body, public=True, author_id=author_id, status=status,
-                                                    stamp=stamp))
+    def reply(
+        self, ticket_id: str, *, body: str, author_id: int | None, status: str | None, stamp: str | None
+    ) -> WriteResult:
+        return self._update(
+            ticket_id, self._ticket(body=body, public=True, author_id=author_id, status=status, stamp=stamp)
+        )
 
-    def note(self, ticket_id: str, *, body: str, author_id: int | None, stamp: str | None = None) -> WriteResult:
-        return self._update(ticket_id, self._ticket(body=body, public=False, author_id=author_id, stamp=stamp))
+    def note(
+        self, ticket_id: str, *, body: str, author_id: int | None, stamp: str | None = None
+    ) -> WriteResult:
+        return self._update(
+            ticket_id, self._ticket(body=body, public=False, author_id=author_id, stamp=stamp)
+        )
 
-    def assign(self, ticket_id: str, *, assignee_id: int | None, note: str, author_id: int | None,
-               status: str | None, stamp: str | None) -> WriteResult:
+    def assign(
+        self,
+        ticket_id: str,
+        *,
+        assignee_id: int | None,
+        note: str,
+        author_id: int | None,
+        status: str | None,
+        stamp: str | None,
+    ) -> WriteResult:
         ticket = self._ticket(body=note, public=False, author_id=author_id, status=status, stamp=stamp)
         if assignee_id is not None:
             ticket["assignee_id"] = assignee_id
         return self._update(ticket_id, ticket)
 
     @staticmethod
-    def _ticket(*, body: str, public: bool, author_id: int | None, status: str | None = None,
-                stamp: str | None = None) -> dict[str, Any]:
+    def _ticket(
+        *, body: str, public: bool, author_id: int | None, status: str | None = None, stamp: str | None = None
+    ) -> dict[str, Any]:
         # `public` is always explicit: otherwise Zendesk reuses the ticket's creation-time default.
         comment: dict[str, Any] = {"body": body, "public": public}
         if author_id is not None:
@@ -130,11 +172,15 @@ class ZendeskHelpdesk:
         try:
             response = self.http.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise Unavailable(f"Zendesk unreachable: {type(exc).__name__}: {exc}", maybe_applied=False) from exc
+            raise Unavailable(
+                f"Zendesk unreachable: {type(exc).__name__}: {exc}", maybe_applied=False
+            ) from exc
         except httpx.TransportError as exc:
             # The request went out; whether Zendesk applied it is unknown.
-            raise Unavailable(f"Zendesk connection failed mid-request: {type(exc).__name__}: {exc}",
-                              maybe_applied=method != "GET") from exc
+            raise Unavailable(
+                f"Zendesk connection failed mid-request: {type(exc).__name__}: {exc}",
+                maybe_applied=method != "GET",
+            ) from exc
         status = response.status_code
         if status < 300:
             return dict(response.json())
@@ -148,9 +194,11 @@ class ZendeskHelpdesk:
                 raise Closed(f"the ticket is closed in Zendesk ({detail})")
             raise Rejected(f"Zendesk 422: {detail}")
         if status >= 500 or status == 408:
-            raise Unavailable(f"Zendesk {status}: {detail}", maybe_applied=method != "GET",
-                              retry_after=retry_after(response))
+            raise Unavailable(
+                f"Zendesk {status}: {detail}",
+                maybe_applied=method != "GET",
+                retry_after=retry_after(response),
+            )
         if status in (401, 403):
             raise Rejected(f"Zendesk {status}: check ZENDESK_EMAIL / ZENDESK_API_TOKEN ({detail})")
         raise Rejected(f"Zendesk {status}: {detail}")
-

@@ -72,7 +72,9 @@ def kind_policy(kind: str) -> KindPolicy:
 
 def backoff_delay(attempt: int, policy: KindPolicy, retry_after: float | None = None) -> float:
     """Exponential backoff with jitter (tenacity's), never sooner than the service's Retry-After."""
-    wait = wait_exponential_jitter(initial=policy.initial_delay, max=policy.max_delay, jitter=policy.initial_delay)
+    wait = wait_exponential_jitter(
+        initial=policy.initial_delay, max=policy.max_delay, jitter=policy.initial_delay
+    )
     state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
     state.attempt_number = max(1, attempt)
     delay = float(wait(state))
@@ -85,10 +87,19 @@ def backoff_delay(attempt: int, policy: KindPolicy, retry_after: float | None = 
 class OutboxWorker:
     """Delivers due outbox rows on a background thread; safe to run in several replicas at once."""
 
-    def __init__(self, runtime: Runtime, *, poll_interval: float | None = None, batch: int = 50,
-                 lease: timedelta = timedelta(seconds=120), threads: int = 4) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        poll_interval: float | None = None,
+        batch: int = 50,
+        lease: timedelta = timedelta(seconds=120),
+        threads: int = 4,
+    ) -> None:
         self.runtime = runtime
-        self.poll_interval = poll_interval if poll_interval is not None else runtime.settings.outbox_poll_seconds
+        self.poll_interval = (
+            poll_interval if poll_interval is not None else runtime.settings.outbox_poll_seconds
+        )
         self.batch = batch
         self.lease = lease
         self.threads = threads
@@ -129,14 +140,21 @@ class OutboxWorker:
         me = self.runtime.instance_id
         earlier = aliased(OutboxItem)
         blocked = exists().where(
-            and_(earlier.order_key == OutboxItem.order_key, earlier.id < OutboxItem.id,
-                 earlier.status == OutboxStatus.PENDING)
+            and_(
+                earlier.order_key == OutboxItem.order_key,
+                earlier.id < OutboxItem.id,
+                earlier.status == OutboxStatus.PENDING,
+            )
         )
         with session_scope(self.runtime.engine) as session:
             q = (
                 select(OutboxItem.id)
-                .where(OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= now,
-                       (OutboxItem.locked_until.is_(None)) | (OutboxItem.locked_until < now), ~blocked)
+                .where(
+                    OutboxItem.status == OutboxStatus.PENDING,
+                    OutboxItem.next_attempt_at <= now,
+                    (OutboxItem.locked_until.is_(None)) | (OutboxItem.locked_until < now),
+                    ~blocked,
+                )
                 .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
                 .limit(self.batch)
             )
@@ -146,10 +164,15 @@ class OutboxWorker:
             if not ids:
                 return []
             session.execute(
-                update(OutboxItem).where(OutboxItem.id.in_(ids))
+                update(OutboxItem)
+                .where(OutboxItem.id.in_(ids))
                 .values(locked_by=me, locked_until=now + self.lease)
             )
-            rows = list(session.execute(select(OutboxItem).where(OutboxItem.id.in_(ids)).order_by(OutboxItem.id)).scalars())
+            rows = list(
+                session.execute(
+                    select(OutboxItem).where(OutboxItem.id.in_(ids)).order_by(OutboxItem.id)
+                ).scalars()
+            )
             for row in rows:
                 session.expunge(row)
             return rows
@@ -174,7 +197,9 @@ class OutboxWorker:
     def _due_left(self, kinds: set[str] | None) -> bool:
         now = self.runtime.clock.now()
         with session_scope(self.runtime.engine, readonly=True) as session:
-            q = select(OutboxItem.id).where(OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= now)
+            q = select(OutboxItem.id).where(
+                OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= now
+            )
             if kinds:
                 q = q.where(OutboxItem.kind.in_(kinds))
             return session.execute(q.limit(1)).first() is not None
@@ -197,45 +222,87 @@ class OutboxWorker:
         else:
             with session_scope(self.runtime.engine) as session:
                 session.execute(
-                    update(OutboxItem).where(OutboxItem.id == row.id, OutboxItem.status == OutboxStatus.PENDING)
-                    .values(status=OutboxStatus.DONE, delivered_at=now, attempts=row.attempts + 1,
-                            locked_by=None, locked_until=None, last_error=None, result=result)
+                    update(OutboxItem)
+                    .where(OutboxItem.id == row.id, OutboxItem.status == OutboxStatus.PENDING)
+                    .values(
+                        status=OutboxStatus.DONE,
+                        delivered_at=now,
+                        attempts=row.attempts + 1,
+                        locked_by=None,
+                        locked_until=None,
+                        last_error=None,
+                        result=result,
+                    )
                 )
                 # Every outside write that went out (Slack post, update, DM, helpdesk write) is in the audit log.
-                repo.audit(session=session, at=now, actor="hitl", action="delivered",
-                           review_id=row.payload.get("review_id"), kind=row.kind, outbox_id=row.id,
-                           attempts=row.attempts + 1,
-                           **{k: v for k, v in result.items() if k in ("channel", "ts", "outcome", "comment_id")})
+                repo.audit(
+                    session=session,
+                    at=now,
+                    actor="hitl",
+                    action="delivered",
+                    review_id=row.payload.get("review_id"),
+                    kind=row.kind,
+                    outbox_id=row.id,
+                    attempts=row.attempts + 1,
+                    **{k: v for k, v in result.items() if k in ("channel", "ts", "outcome", "comment_id")},
+                )
 
-    def _settle_failure(self, row: OutboxItem, error: str, policy: KindPolicy, retry_after: float | None,
-                        *, permanent: bool) -> None:
+    def _settle_failure(
+        self, row: OutboxItem, error: str, policy: KindPolicy, retry_after: float | None, *, permanent: bool
+    ) -> None:
         now = self.runtime.clock.now()
         attempts = row.attempts + 1
         too_old = now - row.created_at > policy.max_age
         dead = permanent or attempts >= policy.max_attempts or too_old
         with session_scope(self.runtime.engine) as session:
-            values: dict[str, Any] = {"attempts": attempts, "last_error": error[:4000], "locked_by": None,
-                                      "locked_until": None}
+            values: dict[str, Any] = {
+                "attempts": attempts,
+                "last_error": error[:4000],
+                "locked_by": None,
+                "locked_until": None,
+            }
             if dead:
                 values["status"] = OutboxStatus.DEAD
             else:
-                values["next_attempt_at"] = now + timedelta(seconds=backoff_delay(attempts, policy, retry_after))
+                values["next_attempt_at"] = now + timedelta(
+                    seconds=backoff_delay(attempts, policy, retry_after)
+                )
             changed = session.execute(
-                update(OutboxItem).where(OutboxItem.id == row.id, OutboxItem.status == OutboxStatus.PENDING).values(**values)
+                update(OutboxItem)
+                .where(OutboxItem.id == row.id, OutboxItem.status == OutboxStatus.PENDING)
+                .values(**values)
             ).rowcount
             if dead and changed:
-                why = "gave up: " + ("permanent error" if permanent else "too old" if too_old else f"{attempts} attempts")
+                why = "gave up: " + (
+                    "permanent error" if permanent else "too old" if too_old else f"{attempts} attempts"
+                )
                 log.error("outbox %s #%s dead-lettered (%s): %s", row.kind, row.id, why, error)
-                repo.audit(session=session, at=now, actor="hitl", action="outbox_dead", review_id=row.payload.get("review_id"),
-                           outbox_id=row.id, kind=row.kind, error=error[:500], why=why)
+                repo.audit(
+                    session=session,
+                    at=now,
+                    actor="hitl",
+                    action="outbox_dead",
+                    review_id=row.payload.get("review_id"),
+                    outbox_id=row.id,
+                    kind=row.kind,
+                    error=error[:500],
+                    why=why,
+                )
                 if policy.on_dead is not None:
                     policy.on_dead(session, row, f"{why}: {error[:500]}", now)
                 if policy.announce_dead and self.runtime.settings.ops_channel and row.kind != "slack_post":
-                    repo.enqueue(session=session, now=now, kind="slack_post", order_key="ops",
-                                 payload={"channel": self.runtime.settings.ops_channel,
-                                          "text": f":rotating_light: Outbox #{row.id} ({row.kind}) dead-lettered — {why}: "
-                                                  f"{error[:300]}. Inspect with `hitl outbox list --dead`, "
-                                                  f"retry with `hitl outbox retry {row.id}`."})
+                    repo.enqueue(
+                        session=session,
+                        now=now,
+                        kind="slack_post",
+                        order_key="ops",
+                        payload={
+                            "channel": self.runtime.settings.ops_channel,
+                            "text": f":rotating_light: Outbox #{row.id} ({row.kind}) dead-lettered — {why}: "
+                            f"{error[:300]}. Inspect with `hitl outbox list --dead`, "
+                            f"retry with `hitl outbox retry {row.id}`.",
+                        },
+                    )
 
 
 def requeue(*, runtime: Runtime, ids: list[int] | None = None, all_dead: bool = False) -> int:
@@ -247,7 +314,15 @@ def requeue(*, runtime: Runtime, ids: list[int] | None = None, all_dead: bool = 
             q = q.where(OutboxItem.id.in_(ids))
         elif not all_dead:
             return 0
-        count = session.execute(q.values(status=OutboxStatus.PENDING, attempts=0, next_attempt_at=now,
-                                         created_at=now, locked_by=None, locked_until=None)).rowcount
+        count = session.execute(
+            q.values(
+                status=OutboxStatus.PENDING,
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                locked_by=None,
+                locked_until=None,
+            )
+        ).rowcount
         repo.audit(session=session, at=now, actor="cli", action="outbox_retry", ids=ids or "all", count=count)
         return int(count)

@@ -29,13 +29,13 @@ from slack_sdk.models.views import View
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot.review.decisions import Click, DecisionError
-from bot.slack.dedupe import first_delivery
-from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
-from bot.outbox.worker import KindPolicy, Permanent
 from bot.ai.pii import mask_pii
 from bot.app.runtime import Runtime
+from bot.outbox.worker import KindPolicy, Permanent
+from bot.review.decisions import Click, DecisionError
+from bot.slack.dedupe import first_delivery
 from bot.slack.delivery import call as slack_call
+from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
 from storage import repo
 from storage.db import session_scope
 from storage.models import Decision, DecisionKind, DefectCategory, OutboxItem, Review, Route
@@ -60,8 +60,11 @@ class AlreadyRated(QaError):
     """Someone rated this reply first (plain values: the session that found them may roll back)."""
 
     def __init__(self, first: Decision) -> None:
-        super().__init__(first.review_id, f"review {first.review_id} was already rated {first.decision} by "
-                                          f"{first.actor_name or first.actor_id}")
+        super().__init__(
+            first.review_id,
+            f"review {first.review_id} was already rated {first.decision} by "
+            f"{first.actor_name or first.actor_id}",
+        )
         self.decision, self.actor_id, self.category = first.decision, first.actor_id, first.defect_category
 
     def user_message(self, user_id: str) -> str:
@@ -98,27 +101,60 @@ def qa_text(review: Review) -> str:
 
 def qa_card(review: Review, rating: Decision | None = None) -> list[Block]:
     """The QA card: customer message, the reply that went out, confidence and type; Good / Defect until rated."""
-    ticket = f"<{review.ticket_url}|#{escape(review.ticket_id)}>" if review.ticket_url else f"#{escape(review.ticket_id)}"
+    ticket = (
+        f"<{review.ticket_url}|#{escape(review.ticket_id)}>"
+        if review.ticket_url
+        else f"#{escape(review.ticket_id)}"
+    )
     blocks: list[Block] = [
-        HeaderBlock(block_id=BlockId.QA_HEADER, text=PlainTextObject(text="QA · auto-sent reply", emoji=True)),
-        ContextBlock(block_id=BlockId.QA_FACTS, elements=[MarkdownTextObject(
-            text=f"Ticket {ticket} · *{escape(review.interaction_type)}* · confidence *{review.confidence:.2f}* · "
-                 f"sent {_when(review.decided_at)}")]),
-        SectionBlock(block_id=BlockId.QA_CUSTOMER,
-                     text=MarkdownTextObject(text="*Customer*\n" + _quote(_shown(review.customer_message)))),
-        SectionBlock(block_id=BlockId.QA_REPLY,
-                     text=MarkdownTextObject(text="*Reply sent*\n" + _quote(_shown(review.final_text or review.draft)))),
+        HeaderBlock(
+            block_id=BlockId.QA_HEADER, text=PlainTextObject(text="QA · auto-sent reply", emoji=True)
+        ),
+        ContextBlock(
+            block_id=BlockId.QA_FACTS,
+            elements=[
+                MarkdownTextObject(
+                    text=f"Ticket {ticket} · *{escape(review.interaction_type)}* · confidence *{review.confidence:.2f}* · "
+                    f"sent {_when(review.decided_at)}"
+                )
+            ],
+        ),
+        SectionBlock(
+            block_id=BlockId.QA_CUSTOMER,
+            text=MarkdownTextObject(text="*Customer*\n" + _quote(_shown(review.customer_message))),
+        ),
+        SectionBlock(
+            block_id=BlockId.QA_REPLY,
+            text=MarkdownTextObject(
+                text="*Reply sent*\n" + _quote(_shown(review.final_text or review.draft))
+            ),
+        ),
     ]
     if rating is None:
         ref = ReviewRef(review_id=review.id).model_dump_json()
-        blocks.append(ActionsBlock(block_id=BlockId.QA_ACTIONS, elements=[
-            ButtonElement(action_id=ActionId.QA_GOOD, text=PlainTextObject(text="Good", emoji=True), value=ref,
-                          style="primary"),
-            ButtonElement(action_id=ActionId.QA_DEFECT, text=PlainTextObject(text="Defect", emoji=True), value=ref,
-                          style="danger"),
-        ]))
+        blocks.append(
+            ActionsBlock(
+                block_id=BlockId.QA_ACTIONS,
+                elements=[
+                    ButtonElement(
+                        action_id=ActionId.QA_GOOD,
+                        text=PlainTextObject(text="Good", emoji=True),
+                        value=ref,
+                        style="primary",
+                    ),
+                    ButtonElement(
+                        action_id=ActionId.QA_DEFECT,
+                        text=PlainTextObject(text="Defect", emoji=True),
+                        value=ref,
+                        style="danger",
+                    ),
+                ],
+            )
+        )
     else:
-        blocks.append(ContextBlock(block_id=BlockId.QA_RATING, elements=[MarkdownTextObject(text=rating_line(rating))]))
+        blocks.append(
+            ContextBlock(block_id=BlockId.QA_RATING, elements=[MarkdownTextObject(text=rating_line(rating))])
+        )
     return blocks
 
 
@@ -133,23 +169,41 @@ def rating_line(rating: Decision) -> str:
 
 
 def _when(at: datetime | None) -> str:
-    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>" if at else "just now"
+    return (
+        f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
+        if at
+        else "just now"
+    )
 
 
 def defect_modal(*, review_id: str, channel: str, ts: str) -> View:
     """Defect details: the category (the taxonomy) and an optional comment."""
     options = [Option(value=value, label=text) for value, text in DEFECT_LABELS.items()]
     return View(
-        type="modal", callback_id=CallbackId.QA_DEFECT_MODAL, title=PlainTextObject(text="Report a defect"),
-        submit=PlainTextObject(text="Save"), close=PlainTextObject(text="Cancel"),
+        type="modal",
+        callback_id=CallbackId.QA_DEFECT_MODAL,
+        title=PlainTextObject(text="Report a defect"),
+        submit=PlainTextObject(text="Save"),
+        close=PlainTextObject(text="Cancel"),
         private_metadata=ModalMeta(review_id=review_id, channel=channel, ts=ts).model_dump_json(),
         blocks=[
-            InputBlock(block_id=BlockId.QA_DEFECT_CATEGORY, label=PlainTextObject(text="What went wrong?"),
-                       element=StaticSelectElement(action_id=ActionId.QA_DEFECT_CATEGORY, options=options,
-                                                   placeholder=PlainTextObject(text="Pick a category"))),
-            InputBlock(block_id=BlockId.QA_DEFECT_COMMENT, label=PlainTextObject(text="Comment"), optional=True,
-                       element=PlainTextInputElement(action_id=ActionId.QA_DEFECT_COMMENT, multiline=True,
-                                                     max_length=2000)),
+            InputBlock(
+                block_id=BlockId.QA_DEFECT_CATEGORY,
+                label=PlainTextObject(text="What went wrong?"),
+                element=StaticSelectElement(
+                    action_id=ActionId.QA_DEFECT_CATEGORY,
+                    options=options,
+                    placeholder=PlainTextObject(text="Pick a category"),
+                ),
+            ),
+            InputBlock(
+                block_id=BlockId.QA_DEFECT_COMMENT,
+                label=PlainTextObject(text="Comment"),
+                optional=True,
+                element=PlainTextInputElement(
+                    action_id=ActionId.QA_DEFECT_COMMENT, multiline=True, max_length=2000
+                ),
+            ),
         ],
     )
 
@@ -163,9 +217,18 @@ class Rated:
     rating: Decision
 
 
-def rate_auto_send(*, session: Session, review_id: str, good: bool, actor_id: str, actor_name: str | None,
-                   now: datetime, category: str | None = None, comment: str | None = None,
-                   card: dict[str, str] | None = None) -> Rated:
+def rate_auto_send(
+    *,
+    session: Session,
+    review_id: str,
+    good: bool,
+    actor_id: str,
+    actor_name: str | None,
+    now: datetime,
+    category: str | None = None,
+    comment: str | None = None,
+    card: dict[str, str] | None = None,
+) -> Rated:
     """Record the one QA rating of an auto-sent reply, update its card, audit it. Raises AlreadyRated."""
     review = session.get(Review, review_id)
     if review is None or review.route != Route.AUTO_SEND:
@@ -176,14 +239,27 @@ def rate_auto_send(*, session: Session, review_id: str, good: bool, actor_id: st
     if not good and category not in DEFECT_LABELS:
         raise QaError(review_id, "Pick a defect category.")
     row = Decision(
-        review_id=review.id, stage="qa", ticket_id=review.ticket_id, interaction_type=review.interaction_type,
-        confidence=review.confidence, route=review.route, tier=review.tier, reasons=review.reasons,
-        customer_message=review.customer_message, ai_draft=review.draft, final_text=review.final_text,
-        decision=DecisionKind.QA_GOOD if good else DecisionKind.QA_DEFECT, actor_id=actor_id, actor_name=actor_name,
-        decided_at=now, seconds_to_decision=(now - review.decided_at).total_seconds() if review.decided_at else None,
-        edit_distance=0.0, defect_category=None if good else category,
+        review_id=review.id,
+        stage="qa",
+        ticket_id=review.ticket_id,
+        interaction_type=review.interaction_type,
+        confidence=review.confidence,
+        route=review.route,
+        tier=review.tier,
+        reasons=review.reasons,
+        customer_message=review.customer_message,
+        ai_draft=review.draft,
+        final_text=review.final_text,
+        decision=DecisionKind.QA_GOOD if good else DecisionKind.QA_DEFECT,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        decided_at=now,
+        seconds_to_decision=(now - review.decided_at).total_seconds() if review.decided_at else None,
+        edit_distance=0.0,
+        defect_category=None if good else category,
         defect_comment=None if good else ((comment or "").strip() or None),
-        model=review.extra.get("model"), prompt_version=review.extra.get("prompt_version"),
+        model=review.extra.get("model"),
+        prompt_version=review.extra.get("prompt_version"),
     )
     try:
         with session.begin_nested():  # two raters at once: the unique (review_id, stage) picks the first
@@ -195,24 +271,49 @@ def rate_auto_send(*, session: Session, review_id: str, good: bool, actor_id: st
         raise AlreadyRated(first) from None
     card = card or review.extra.get("qa_card") or {}
     if card.get("channel") and card.get("ts"):
-        repo.enqueue(session=session, now=now, kind="slack_update", order_key=f"review:{review.id}",
-                     payload={"channel": card["channel"], "ts": card["ts"], "text": qa_text(review),
-                              "blocks": [b.to_dict() for b in qa_card(review, row)]})
-    repo.audit(session=session, at=now, actor=actor_id, action="qa_rated", review_id=review.id,
-               rating=row.decision, defect_category=row.defect_category)
+        repo.enqueue(
+            session=session,
+            now=now,
+            kind="slack_update",
+            order_key=f"review:{review.id}",
+            payload={
+                "channel": card["channel"],
+                "ts": card["ts"],
+                "text": qa_text(review),
+                "blocks": [b.to_dict() for b in qa_card(review, row)],
+            },
+        )
+    repo.audit(
+        session=session,
+        at=now,
+        actor=actor_id,
+        action="qa_rated",
+        review_id=review.id,
+        rating=row.decision,
+        defect_category=row.defect_category,
+    )
     return Rated(review, row)
 
 
-def rate(runtime: Runtime, click: Click, *, good: bool, category: str | None = None,
-         comment: str | None = None) -> Rated | None:
+def rate(
+    runtime: Runtime, click: Click, *, good: bool, category: str | None = None, comment: str | None = None
+) -> Rated | None:
     """The service the QA listeners call: one rating per click delivery; None when the delivery was seen before."""
     now = runtime.clock.now()
     if click.delivery_key and not first_delivery(engine=runtime.engine, key=click.delivery_key, now=now):
         return None
     with session_scope(runtime.engine) as session:
-        rated = rate_auto_send(session=session, review_id=click.review_id, good=good, actor_id=click.user_id,
-                               actor_name=click.user_name, now=now, category=category, comment=comment,
-                               card={"channel": click.channel, "ts": click.message_ts})
+        rated = rate_auto_send(
+            session=session,
+            review_id=click.review_id,
+            good=good,
+            actor_id=click.user_id,
+            actor_name=click.user_name,
+            now=now,
+            category=category,
+            comment=comment,
+            card={"channel": click.channel, "ts": click.message_ts},
+        )
     runtime.services["outbox"].wake()
     return rated
 
@@ -246,8 +347,16 @@ def post_qa_card(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
     channel = runtime.policy.qa.channel
     if not channel:
         return {"outcome": "skipped", "why": "the policy names no qa.channel"}
-    resp = slack_call(runtime, "chat_postMessage", gate_channel=channel, channel=channel, text=qa_text(review),
-                      blocks=qa_card(review, rating), unfurl_links=False, unfurl_media=False)
+    resp = slack_call(
+        runtime,
+        "chat_postMessage",
+        gate_channel=channel,
+        channel=channel,
+        text=qa_text(review),
+        blocks=qa_card(review, rating),
+        unfurl_links=False,
+        unfurl_media=False,
+    )
     card = {"channel": resp["channel"], "ts": resp["ts"]}
     now = runtime.clock.now()
     with session_scope(runtime.engine) as session:
@@ -257,4 +366,3 @@ def post_qa_card(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
             session.add(stored)
         repo.audit(session=session, at=now, actor="hitl", action="qa_posted", review_id=review_id, **card)
     return card
-

@@ -6,8 +6,13 @@ import io
 
 from bot.reporting.stats import ROUTES, Stats, period_label
 
-COLORS = {"approve": "#2e7d32", "edit": "#f9a825", "take_over": "#6a1b9a", "reject": "#c62828",
-          "auto_send": "#1565c0"}
+COLORS = {
+    "approve": "#2e7d32",
+    "edit": "#f9a825",
+    "take_over": "#6a1b9a",
+    "reject": "#c62828",
+    "auto_send": "#1565c0",
+}
 ROUTE_COLORS = {"auto_send": "#1565c0", "review": "#f9a825", "take_over": "#6a1b9a"}
 MAX_TYPES = 12
 
@@ -18,8 +23,11 @@ def stats_chart_png(stats: Stats) -> bytes:
 
     types = list(stats.by_type)[:MAX_TYPES][::-1]  # biggest on top in horizontal bars
     fig = Figure(figsize=(12, 8), dpi=100, layout="constrained")
-    fig.suptitle(f"hitl stats · {period_label(stats)} · "
-                 f"{stats.since:%Y-%m-%d} → {stats.until:%Y-%m-%d}", fontsize=13, fontweight="bold")
+    fig.suptitle(
+        f"hitl stats · {period_label(stats)} · {stats.since:%Y-%m-%d} → {stats.until:%Y-%m-%d}",
+        fontsize=13,
+        fontweight="bold",
+    )
     (mix, rates), (vol, sla) = fig.subplots(2, 2)
 
     left = [0.0] * len(types)
@@ -33,7 +41,9 @@ def stats_chart_png(stats: Stats) -> bytes:
     ys = range(len(types))
     err = [100 * (stats.by_type[t].error_rate or 0) for t in types]
     qa = [100 * (stats.by_type[t].qa_pass_rate or 0) for t in types]
-    rates.barh([y + 0.2 for y in ys], err, height=0.4, color="#c62828", label="AI error rate (rejects + heavy edits)")
+    rates.barh(
+        [y + 0.2 for y in ys], err, height=0.4, color="#c62828", label="AI error rate (rejects + heavy edits)"
+    )
     rates.barh([y - 0.2 for y in ys], qa, height=0.4, color="#2e7d32", label="QA pass rate of auto-sent")
     rates.set_yticks(list(ys), types)
     rates.set_xlim(0, 100)
@@ -54,7 +64,9 @@ def stats_chart_png(stats: Stats) -> bytes:
     breached = [float(stats.by_type[t].sla_breached) for t in types]
     sla.barh(types, met, color="#2e7d32", label="SLA met")
     sla.barh(types, breached, left=met, color="#c62828", label="SLA breached")
-    sla.set_title(f"SLA · time to decision median {_mins(stats.median_seconds)}, p90 {_mins(stats.p90_seconds)}")
+    sla.set_title(
+        f"SLA · time to decision median {_mins(stats.median_seconds)}, p90 {_mins(stats.p90_seconds)}"
+    )
     sla.legend(fontsize=8, loc="lower right")
 
     if not types:

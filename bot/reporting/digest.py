@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 from sqlalchemy.exc import IntegrityError
 
-from bot.reporting.oversight import build_review, render_review_blocks
 from bot.app.runtime import Runtime
+from bot.reporting.oversight import build_review, render_review_blocks
 from storage import repo
 from storage.db import session_scope
 from storage.models import SchedulerState
@@ -34,11 +34,22 @@ def install(runtime: Runtime) -> None:
     if scheduler is None:
         return
     trigger = CronTrigger.from_crontab(runtime.policy.oversight.digest_cron, timezone="UTC")
-    scheduler.add_job(run_weekly_digest, trigger, args=[runtime], id=JOB_ID, name="weekly oversight digest",
-                      replace_existing=True)
+    scheduler.add_job(
+        run_weekly_digest,
+        trigger,
+        args=[runtime],
+        id=JOB_ID,
+        name="weekly oversight digest",
+        replace_existing=True,
+    )
     # On its own thread: building the review must not hold up the service's start.
-    runtime.add_worker("digest-catch-up", lambda: threading.Thread(
-        target=catch_up, args=(runtime,), name="hitl-digest-catch-up", daemon=True).start(), lambda: None)
+    runtime.add_worker(
+        "digest-catch-up",
+        lambda: threading.Thread(
+            target=catch_up, args=(runtime,), name="hitl-digest-catch-up", daemon=True
+        ).start(),
+        lambda: None,
+    )
 
 
 def week_key(when: datetime) -> str:
@@ -80,8 +91,14 @@ def already_claimed(runtime: Runtime, key: str) -> bool:
         return session.get(SchedulerState, key) is not None
 
 
-def post_digest(runtime: Runtime, *, now: datetime, claim: str | None = None, channel: str | None = None,
-                actor: str = "hitl") -> bool:
+def post_digest(
+    runtime: Runtime,
+    *,
+    now: datetime,
+    claim: str | None = None,
+    channel: str | None = None,
+    actor: str = "hitl",
+) -> bool:
     """Queue the oversight review as a `slack_post` to the managers' channel; False when `claim` was taken."""
     channel = channel or runtime.settings.managers_channel
     if not channel:
@@ -96,16 +113,32 @@ def post_digest(runtime: Runtime, *, now: datetime, claim: str | None = None, ch
     try:
         with session_scope(runtime.engine) as session:
             if claim:
-                session.add(SchedulerState(key=claim, value={"by": runtime.instance_id, "channel": channel},
-                                           updated_at=now))
+                session.add(
+                    SchedulerState(
+                        key=claim, value={"by": runtime.instance_id, "channel": channel}, updated_at=now
+                    )
+                )
                 session.flush()  # the unique key: a second replica fails here and posts nothing
-            repo.enqueue(session=session, now=now, kind="slack_post", order_key="ops",
-                         payload={"channel": channel, "text": text, "blocks": [b.to_dict() for b in blocks]},
-                         dedupe_key=claim)
-            repo.audit(session=session, at=now, actor=actor, action="digest_queued", channel=channel,
-                       claim=claim, since=review.since.isoformat(), until=review.until.isoformat(),
-                       recommendations={r.interaction_type: r.verdict for r in review.recommendations},
-                       warnings=len(review.warnings))
+            repo.enqueue(
+                session=session,
+                now=now,
+                kind="slack_post",
+                order_key="ops",
+                payload={"channel": channel, "text": text, "blocks": [b.to_dict() for b in blocks]},
+                dedupe_key=claim,
+            )
+            repo.audit(
+                session=session,
+                at=now,
+                actor=actor,
+                action="digest_queued",
+                channel=channel,
+                claim=claim,
+                since=review.since.isoformat(),
+                until=review.until.isoformat(),
+                recommendations={r.interaction_type: r.verdict for r in review.recommendations},
+                warnings=len(review.warnings),
+            )
     except IntegrityError:
         log.info("digest %s already claimed by another replica", claim)
         return False

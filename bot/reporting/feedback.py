@@ -20,12 +20,19 @@ from bot.ai.pii import mask_pii
 from storage.models import Decision, DecisionKind
 
 FORMATS = ("sft", "dpo", "jsonl")
-SYSTEM_PROMPT = ("You are a customer support agent. Reply to the customer's message accurately, "
-                 "kindly and concisely, following company policy.")
+SYSTEM_PROMPT = (
+    "You are a customer support agent. Reply to the customer's message accurately, "
+    "kindly and concisely, following company policy."
+)
 
 
-def decision_rows(*, session: Session, since: datetime | None = None, interaction_type: str | None = None,
-                  stage: str | None = None) -> list[Decision]:
+def decision_rows(
+    *,
+    session: Session,
+    since: datetime | None = None,
+    interaction_type: str | None = None,
+    stage: str | None = None,
+) -> list[Decision]:
     """Feedback rows, oldest first, filtered by decision time, interaction type and stage."""
     q = select(Decision)
     if since is not None:
@@ -39,27 +46,39 @@ def decision_rows(*, session: Session, since: datetime | None = None, interactio
 
 def qa_good_reviews(*, session: Session) -> set[str]:
     """Reviews whose auto-sent reply a human rated Good."""
-    q = select(col(Decision.review_id)).where(Decision.stage == "qa", Decision.decision == DecisionKind.QA_GOOD)
+    q = select(col(Decision.review_id)).where(
+        Decision.stage == "qa", Decision.decision == DecisionKind.QA_GOOD
+    )
     return set(session.execute(q).scalars())
 
 
 def _prompt(row: Decision, mask: bool) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": _text(row.customer_message, mask)}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": _text(row.customer_message, mask)},
+    ]
 
 
 def _text(text: str, mask: bool) -> str:
     return mask_pii(text, enabled=True) if mask else text
 
 
-def sft_records(rows: Iterable[Decision], *, good_auto_sends: set[str], mask: bool = False) -> Iterator[dict[str, Any]]:
+def sft_records(
+    rows: Iterable[Decision], *, good_auto_sends: set[str], mask: bool = False
+) -> Iterator[dict[str, Any]]:
     """`{"messages": [system, user, assistant]}` per reply a human stood behind."""
     for row in rows:
         if row.stage != "review" or not row.final_text:
             continue
         if row.decision in (DecisionKind.APPROVE, DecisionKind.EDIT) or (
-                row.decision == DecisionKind.AUTO_SEND and row.review_id in good_auto_sends):
-            yield {"messages": [*_prompt(row, mask), {"role": "assistant", "content": _text(row.final_text, mask)}]}
+            row.decision == DecisionKind.AUTO_SEND and row.review_id in good_auto_sends
+        ):
+            yield {
+                "messages": [
+                    *_prompt(row, mask),
+                    {"role": "assistant", "content": _text(row.final_text, mask)},
+                ]
+            }
 
 
 def dpo_records(rows: Iterable[Decision], *, mask: bool = False) -> Iterator[dict[str, Any]]:
@@ -69,15 +88,38 @@ def dpo_records(rows: Iterable[Decision], *, mask: bool = False) -> Iterator[dic
             continue
         if row.final_text.strip() == row.ai_draft.strip():
             continue
-        yield {"input": {"messages": _prompt(row, mask)},
-               "preferred_output": [{"role": "assistant", "content": _text(row.final_text, mask)}],
-               "non_preferred_output": [{"role": "assistant", "content": _text(row.ai_draft, mask)}]}
+        yield {
+            "input": {"messages": _prompt(row, mask)},
+            "preferred_output": [{"role": "assistant", "content": _text(row.final_text, mask)}],
+            "non_preferred_output": [{"role": "assistant", "content": _text(row.ai_draft, mask)}],
+        }
 
 
-RAW_FIELDS = ("id", "review_id", "stage", "ticket_id", "interaction_type", "confidence", "route", "tier", "reasons",
-              "customer_message", "ai_draft", "final_text", "decision", "actor_id", "actor_name", "decided_at",
-              "seconds_to_decision", "edit_distance", "defect_category", "defect_comment", "sla_breached", "model",
-              "prompt_version")
+RAW_FIELDS = (
+    "id",
+    "review_id",
+    "stage",
+    "ticket_id",
+    "interaction_type",
+    "confidence",
+    "route",
+    "tier",
+    "reasons",
+    "customer_message",
+    "ai_draft",
+    "final_text",
+    "decision",
+    "actor_id",
+    "actor_name",
+    "decided_at",
+    "seconds_to_decision",
+    "edit_distance",
+    "defect_category",
+    "defect_comment",
+    "sla_breached",
+    "model",
+    "prompt_version",
+)
 
 
 def raw_records(rows: Iterable[Decision], *, mask: bool = False) -> Iterator[dict[str, Any]]:
@@ -92,17 +134,29 @@ def raw_records(rows: Iterable[Decision], *, mask: bool = False) -> Iterator[dic
         yield record
 
 
-def export(*, session: Session, fmt: str, out: TextIO, since: datetime | None = None,
-           interaction_type: str | None = None, mask: bool = False) -> int:
+def export(
+    *,
+    session: Session,
+    fmt: str,
+    out: TextIO,
+    since: datetime | None = None,
+    interaction_type: str | None = None,
+    mask: bool = False,
+) -> int:
     """Write one JSON object a line in `fmt`; returns how many lines."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     if fmt == "jsonl":
-        records = raw_records(decision_rows(session=session, since=since, interaction_type=interaction_type), mask=mask)
+        records = raw_records(
+            decision_rows(session=session, since=since, interaction_type=interaction_type), mask=mask
+        )
     else:
         rows = decision_rows(session=session, since=since, interaction_type=interaction_type, stage="review")
-        records = (sft_records(rows, good_auto_sends=qa_good_reviews(session=session), mask=mask) if fmt == "sft"
-                   else dpo_records(rows, mask=mask))
+        records = (
+            sft_records(rows, good_auto_sends=qa_good_reviews(session=session), mask=mask)
+            if fmt == "sft"
+            else dpo_records(rows, mask=mask)
+        )
     count = 0
     for record in records:
         out.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -14,10 +14,10 @@ from typing import Literal, cast
 from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
 from sqlalchemy import func, select
 
-from bot.reporting.digest import scheduled_this_week, week_key
-from bot.common.durations import format_duration
-from bot.reporting.oversight import build_review, render_review_blocks
 from bot.app.runtime import Runtime
+from bot.common.durations import format_duration
+from bot.reporting.digest import scheduled_this_week, week_key
+from bot.reporting.oversight import build_review, render_review_blocks
 from bot.reporting.stats import (
     BadPeriod,
     columns,
@@ -108,7 +108,14 @@ def parse_command(text: str) -> Command:
             tier = word
         else:
             raise UsageError(f"`/hitl {action}` does not take `{_safe(word)}`.")
-    return Command(cast(Action, action), period=period, interaction_type=itype, tier=tier, chart=chart, thresholds=thresholds)
+    return Command(
+        cast(Action, action),
+        period=period,
+        interaction_type=itype,
+        tier=tier,
+        chart=chart,
+        thresholds=thresholds,
+    )
 
 
 def _safe(word: str) -> str:
@@ -137,14 +144,22 @@ def answer(runtime: Runtime, cmd: Command, *, now: datetime | None = None) -> Re
 def _type_hint(runtime: Runtime, itype: str | None) -> str | None:
     known = list(runtime.policy.interaction_types) + list(runtime.policy.human_only)
     if itype and itype not in known:
-        return f"`{_safe(itype)}` is not an interaction type in the policy. Types: " + ", ".join(f"`{k}`" for k in known)
+        return f"`{_safe(itype)}` is not an interaction type in the policy. Types: " + ", ".join(
+            f"`{k}`" for k in known
+        )
     return None
 
 
 def stats_reply(runtime: Runtime, cmd: Command, now: datetime) -> Reply:
     with session_scope(runtime.engine, readonly=True) as session:
-        stats = compute_stats(session=session, since=now - cmd.span, until=now, interaction_type=cmd.interaction_type,
-                              oversight=runtime.policy.oversight, now=now)
+        stats = compute_stats(
+            session=session,
+            since=now - cmd.span,
+            until=now,
+            interaction_type=cmd.interaction_type,
+            oversight=runtime.policy.oversight,
+            now=now,
+        )
     text, blocks = render_stats_blocks(stats)
     hint = _type_hint(runtime, cmd.interaction_type) if not stats.by_type else None
     if hint:
@@ -155,14 +170,25 @@ def stats_reply(runtime: Runtime, cmd: Command, now: datetime) -> Reply:
 
     span = span_label(cmd.span)
     name = f"hitl-stats-{span}{'-' + cmd.interaction_type if cmd.interaction_type else ''}.png"
-    return Reply(text, blocks, chart=stats_chart_png(stats), chart_name=name,
-                 chart_title=f"hitl stats · last {span} · {cmd.interaction_type or 'all types'}")
+    return Reply(
+        text,
+        blocks,
+        chart=stats_chart_png(stats),
+        chart_name=name,
+        chart_title=f"hitl stats · last {span} · {cmd.interaction_type or 'all types'}",
+    )
 
 
 def review_reply(runtime: Runtime, cmd: Command, now: datetime) -> Reply:
     with session_scope(runtime.engine, readonly=True) as session:
-        review = build_review(session=session, policy=runtime.policy, now=now, period=cmd.span,
-                              interaction_type=cmd.interaction_type, thresholds=cmd.thresholds)
+        review = build_review(
+            session=session,
+            policy=runtime.policy,
+            now=now,
+            period=cmd.span,
+            interaction_type=cmd.interaction_type,
+            thresholds=cmd.thresholds,
+        )
     text, blocks = render_review_blocks(review)
     hint = _type_hint(runtime, cmd.interaction_type) if not review.recommendations else None
     if hint:
@@ -203,8 +229,20 @@ def queue_reply(runtime: Runtime, tier: str | None, now: datetime) -> Reply:
     pending = r.status == ReviewStatus.PENDING
     with session_scope(runtime.engine, readonly=True) as session:
         counts_q = select(r.tier, func.count(), func.count().filter(r.sla_due_at < now)).where(pending)
-        rows_q = select(r.ticket_id, r.interaction_type, r.tier, r.route, r.created_at, r.sla_warn_at, r.sla_due_at,
-                        r.ticket_url).where(pending).order_by(r.created_at, r.id)
+        rows_q = (
+            select(
+                r.ticket_id,
+                r.interaction_type,
+                r.tier,
+                r.route,
+                r.created_at,
+                r.sla_warn_at,
+                r.sla_due_at,
+                r.ticket_url,
+            )
+            .where(pending)
+            .order_by(r.created_at, r.id)
+        )
         if tier:
             counts_q, rows_q = counts_q.where(r.tier == tier), rows_q.where(r.tier == tier)
         counts = {t: (int(n), int(od)) for t, n, od in session.execute(counts_q.group_by(r.tier))}
@@ -215,9 +253,16 @@ def queue_reply(runtime: Runtime, tier: str | None, now: datetime) -> Reply:
     total = sum(n for n, _ in counts.values())
     overdue = sum(od for _, od in counts.values())
     title = f"Queue · {total} pending" + (f" in {tier}" if tier else "")
-    blocks: list[Block] = [HeaderBlock(text=title[:150]),
-                           ContextBlock(elements=[MarkdownTextObject(
-                               text=f"{overdue} past their SLA · as of {now:%Y-%m-%d %H:%M} UTC · oldest first")])]
+    blocks: list[Block] = [
+        HeaderBlock(text=title[:150]),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"{overdue} past their SLA · as of {now:%Y-%m-%d %H:%M} UTC · oldest first"
+                )
+            ]
+        ),
+    ]
     order = list(runtime.policy.tiers)
     for t in sorted(counts, key=lambda x: (-(order.index(x) if x in order else -1), x)):
         n, od = counts[t]
@@ -227,15 +272,18 @@ def queue_reply(runtime: Runtime, tier: str | None, now: datetime) -> Reply:
             ticket = f"#{_safe(it.ticket_id)}"
             if it.ticket_url and not any(ch in it.ticket_url for ch in "|<> "):
                 ticket = f"<{it.ticket_url}|{ticket}>"
-            lines.append(f"• {ticket} {it.interaction_type} · {it.route.replace('_', ' ')} · waiting "
-                         f"{format_duration(now - it.created_at)} · {sla_state(it, now)}")
+            lines.append(
+                f"• {ticket} {it.interaction_type} · {it.route.replace('_', ' ')} · waiting "
+                f"{format_duration(now - it.created_at)} · {sla_state(it, now)}"
+            )
         if n > len(items.get(t, [])):
             lines.append(f"_… and {n - len(items.get(t, []))} more_")
         blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(lines)[:2900])))
     if not counts:
         known = ", ".join(runtime.policy.tiers)
-        note = "Nothing is waiting for a human." + (f" (Tiers: {known}.)" if tier and tier not in runtime.policy.tiers
-                                                    else "")
+        note = "Nothing is waiting for a human." + (
+            f" (Tiers: {known}.)" if tier and tier not in runtime.policy.tiers else ""
+        )
         blocks.append(SectionBlock(text=MarkdownTextObject(text=note)))
     text = f"{title}, {overdue} past their SLA"
     return Reply(text, blocks[:50])
@@ -256,12 +304,18 @@ def digest_reply(runtime: Runtime, now: datetime) -> Reply:
         sent = session.get(SchedulerState, key)
     due = scheduled_this_week(now, o.digest_cron)
     span = span_label(o.digest_period)
-    lines = [(f"*Weekly oversight digest* — the oversight review of the last {span}, "
-              f"to {channel or '_nowhere: HITL_MANAGERS_CHANNEL is not set_'}"),
-             f"• schedule: `{o.digest_cron}` (UTC, `policy.oversight.digest_cron`); next "
-             + (f"{nxt:%a %Y-%m-%d %H:%M} UTC" if nxt else "never"),
-             "• this week ({}): {}".format(key.split(":", 1)[1], f"sent {sent.updated_at:%a %H:%M} UTC" if sent
-                                           else "due, not sent yet" if due else "not due yet"),
-             "• see it now: `/hitl review`; post it now: `hitl review --post` on the server"]
+    lines = [
+        (
+            f"*Weekly oversight digest* — the oversight review of the last {span}, "
+            f"to {channel or '_nowhere: HITL_MANAGERS_CHANNEL is not set_'}"
+        ),
+        f"• schedule: `{o.digest_cron}` (UTC, `policy.oversight.digest_cron`); next "
+        + (f"{nxt:%a %Y-%m-%d %H:%M} UTC" if nxt else "never"),
+        "• this week ({}): {}".format(
+            key.split(":", 1)[1],
+            f"sent {sent.updated_at:%a %H:%M} UTC" if sent else "due, not sent yet" if due else "not due yet",
+        ),
+        "• see it now: `/hitl review`; post it now: `hitl review --post` on the server",
+    ]
     text = "\n".join(lines)
     return Reply(text, [SectionBlock(text=MarkdownTextObject(text=text))])

@@ -25,7 +25,6 @@ from slack_sdk.models.blocks import (
 from sqlalchemy import bindparam, distinct, func, select, text
 from sqlmodel import Session
 
-from bot.review.policy import Oversight, Policy
 from bot.reporting.stats import (
     BAND_EDGES,
     HUMAN_KINDS,
@@ -41,11 +40,15 @@ from bot.reporting.stats import (
     plural,
     span_label,
 )
+from bot.review.policy import Oversight, Policy
 from storage.models import REPEAT_CONTACT, Decision, DecisionKind, Review, SlaPing, UTCDateTime
 
 Verdict = Literal["expand", "keep", "increase"]
 VERDICT_LABEL: dict[str, str] = {
-    "expand": "expand AI autonomy", "keep": "keep as is", "increase": "increase human involvement"}
+    "expand": "expand AI autonomy",
+    "keep": "keep as is",
+    "increase": "increase human involvement",
+}
 VERDICT_EMOJI: dict[str, str] = {"expand": ":arrow_up:", "keep": ":pause_button:", "increase": ":arrow_down:"}
 CONFIDENCE_CODES = frozenset({"confidence_high", "confidence_medium", "confidence_low"})
 MIN_BAND = 5  # decisions a confidence band needs before its approval rate is compared
@@ -61,7 +64,9 @@ class WhatIfRow:
     confidence: float
     decision: str
     edit_distance: float | None = None
-    triggered: bool = False  # a trigger (keyword, VIP, repeat contact...) sent it to humans whatever the confidence
+    triggered: bool = (
+        False  # a trigger (keyword, VIP, repeat contact...) sent it to humans whatever the confidence
+    )
 
 
 @dataclass(frozen=True)
@@ -72,14 +77,14 @@ class WhatIf:
     current: float
     proposed: float
     considered: int
-    would_auto_send: int = 0   # by confidence alone, at or above the proposed threshold
-    newly_auto_sent: int = 0   # ...of which a human actually decided
+    would_auto_send: int = 0  # by confidence alone, at or above the proposed threshold
+    newly_auto_sent: int = 0  # ...of which a human actually decided
     approved: int = 0
     edited: int = 0
     heavily_edited: int = 0
     rejected: int = 0
     taken_over: int = 0
-    to_humans: int = 0         # auto-sent replies that a higher threshold would have sent to a human
+    to_humans: int = 0  # auto-sent replies that a higher threshold would have sent to a human
 
     @property
     def errors(self) -> int:
@@ -96,20 +101,32 @@ class WhatIf:
             return f"no recent {kind} of this type to replay against {self.proposed:.2f}"
         if self.proposed < self.current:
             if self.newly_auto_sent == 0:
-                return (f"at {self.proposed:.2f} instead of {self.current:.2f}, none of the last {self.considered} "
-                        "decisions would have been auto-sent in addition")
-            return (f"at {self.proposed:.2f} instead of {self.current:.2f}, {self.newly_auto_sent} of the last "
-                    f"{self.considered} human-decided drafts would have been auto-sent; humans had edited "
-                    f"{self.edited} of them ({self.heavily_edited} heavily), rejected {self.rejected} and taken over "
-                    f"{self.taken_over}")
+                return (
+                    f"at {self.proposed:.2f} instead of {self.current:.2f}, none of the last {self.considered} "
+                    "decisions would have been auto-sent in addition"
+                )
+            return (
+                f"at {self.proposed:.2f} instead of {self.current:.2f}, {self.newly_auto_sent} of the last "
+                f"{self.considered} human-decided drafts would have been auto-sent; humans had edited "
+                f"{self.edited} of them ({self.heavily_edited} heavily), rejected {self.rejected} and taken over "
+                f"{self.taken_over}"
+            )
         if self.proposed > self.current:
-            return (f"at {self.proposed:.2f} instead of {self.current:.2f}, {self.to_humans} of the last "
-                    f"{self.considered} auto-sent replies would have gone to a human first")
+            return (
+                f"at {self.proposed:.2f} instead of {self.current:.2f}, {self.to_humans} of the last "
+                f"{self.considered} auto-sent replies would have gone to a human first"
+            )
         return f"at {self.proposed:.2f} (unchanged), {self.would_auto_send} of the last {self.considered} auto-sent"
 
 
-def what_if(interaction_type: str, rows: list[WhatIfRow], *, current: float, proposed: float,
-            heavy_edit_distance: float) -> WhatIf:
+def what_if(
+    interaction_type: str,
+    rows: list[WhatIfRow],
+    *,
+    current: float,
+    proposed: float,
+    heavy_edit_distance: float,
+) -> WhatIf:
     """Replay recent decisions against `proposed`: lower it to see what more auto-sending would have
     sent unseen, raise it to see how many auto-sent replies humans would have checked first."""
     counts: Counter[str] = Counter()
@@ -125,13 +142,20 @@ def what_if(interaction_type: str, rows: list[WhatIfRow], *, current: float, pro
             continue
         counts["would_auto_send"] += 1
         counts["newly_auto_sent"] += 1
-        counts[{"approve": "approved", "edit": "edited", "reject": "rejected", "take_over": "taken_over"}[r.decision]] += 1
-        if r.decision == DecisionKind.EDIT and (r.edit_distance is None or r.edit_distance >= heavy_edit_distance):
+        counts[
+            {"approve": "approved", "edit": "edited", "reject": "rejected", "take_over": "taken_over"}[
+                r.decision
+            ]
+        ] += 1
+        if r.decision == DecisionKind.EDIT and (
+            r.edit_distance is None or r.edit_distance >= heavy_edit_distance
+        ):
             counts["heavily_edited"] += 1
     raising = proposed > current
     considered = sum(1 for r in rows if (r.decision == DecisionKind.AUTO_SEND) == raising)
-    return WhatIf(interaction_type=interaction_type, current=current, proposed=proposed, considered=considered,
-                  **counts)
+    return WhatIf(
+        interaction_type=interaction_type, current=current, proposed=proposed, considered=considered, **counts
+    )
 
 
 # ---------------------------------------------------------------- recommendations
@@ -143,9 +167,9 @@ class Recommendation:
     verdict: Verdict
     headline: str
     evidence: tuple[str, ...]
-    reasons: tuple[str, ...] = ()      # why this verdict (or, for keep, what stands in the way of expanding)
-    current: float | None = None       # auto-send threshold now
-    proposed: float | None = None      # threshold the verdict proposes
+    reasons: tuple[str, ...] = ()  # why this verdict (or, for keep, what stands in the way of expanding)
+    current: float | None = None  # auto-send threshold now
+    proposed: float | None = None  # threshold the verdict proposes
     whatif: WhatIf | None = None
 
     @property
@@ -172,8 +196,10 @@ def evidence_of(c: Counts) -> tuple[str, ...]:
     return (
         f"{plural(c.decided, 'decision')} ({c.human} by humans, {c.auto_send} auto-sent)",
         f"approved without edit {pct(c.approve_rate)}",
-        (f"error rate {pct(c.error_rate)} ({plural(c.reject, 'reject')} + {plural(c.heavy_edits, 'heavy edit')} "
-        f"of {c.judged} judged)"),
+        (
+            f"error rate {pct(c.error_rate)} ({plural(c.reject, 'reject')} + {plural(c.heavy_edits, 'heavy edit')} "
+            f"of {c.judged} judged)"
+        ),
         f"severe defects {c.severe_defects}",
         f"QA pass {pct(c.qa_pass_rate)} of {c.qa_rated} rated" if c.qa_rated else "no QA ratings",
         f"SLA breached {pct(c.sla_breach_rate)}",
@@ -186,20 +212,34 @@ def recommend(itype: str, c: Counts, policy: Policy, whatif: WhatIf | None = Non
     evidence = evidence_of(c)
     current, _ = thresholds_for(itype, policy)
     if itype in policy.human_only:
-        return Recommendation(itype, "keep", "keep: human only by policy", evidence,
-                              ("the policy lists this type under human_only",))
+        return Recommendation(
+            itype,
+            "keep",
+            "keep: human only by policy",
+            evidence,
+            ("the policy lists this type under human_only",),
+        )
 
     harm: list[str] = []
     if c.error_rate is not None and c.judged >= o.min_rated and c.error_rate > o.tighten_error_rate:
         harm.append(f"error rate {pct(c.error_rate)} is above {pct(o.tighten_error_rate)}")
-    if c.qa_pass_rate is not None and c.qa_rated >= o.min_rated and c.qa_pass_rate < o.tighten_min_qa_pass_rate:
-        harm.append(f"auto-sent replies pass QA {pct(c.qa_pass_rate)}, below {pct(o.tighten_min_qa_pass_rate)}")
+    if (
+        c.qa_pass_rate is not None
+        and c.qa_rated >= o.min_rated
+        and c.qa_pass_rate < o.tighten_min_qa_pass_rate
+    ):
+        harm.append(
+            f"auto-sent replies pass QA {pct(c.qa_pass_rate)}, below {pct(o.tighten_min_qa_pass_rate)}"
+        )
     if c.qa_severe > o.expand_max_severe_defects:
         harm.append(f"{c.qa_severe} auto-sent repl{'y' if c.qa_severe == 1 else 'ies'} had a severe defect")
     if harm:
         cur, new = proposal(itype, "increase", policy)
-        head = (f"increase human involvement: auto-send at {new:.2f} instead of {cur:.2f}" if new <= 1
-                else f"increase human involvement: stop auto-sending (now at {cur:.2f})")
+        head = (
+            f"increase human involvement: auto-send at {new:.2f} instead of {cur:.2f}"
+            if new <= 1
+            else f"increase human involvement: stop auto-sending (now at {cur:.2f})"
+        )
         return Recommendation(itype, "increase", head, evidence, tuple(harm), cur, new, whatif)
 
     blockers: list[str] = []
@@ -210,7 +250,9 @@ def recommend(itype: str, c: Counts, policy: Policy, whatif: WhatIf | None = Non
     if c.judged < o.min_rated:
         blockers.append(f"only {plural(c.judged, 'draft')} judged by humans (at least {o.min_rated} needed)")
     if c.approve_rate is not None and c.approve_rate < o.expand_min_approve_rate:
-        blockers.append(f"approved without edit {pct(c.approve_rate)}, needs {pct(o.expand_min_approve_rate)}")
+        blockers.append(
+            f"approved without edit {pct(c.approve_rate)}, needs {pct(o.expand_min_approve_rate)}"
+        )
     if c.severe_defects > o.expand_max_severe_defects:
         blockers.append(f"{c.severe_defects} severe defect(s), at most {o.expand_max_severe_defects} allowed")
     if c.auto_send and not c.qa_rated:
@@ -220,15 +262,37 @@ def recommend(itype: str, c: Counts, policy: Policy, whatif: WhatIf | None = Non
     cur, new = proposal(itype, "expand", policy)
     if new >= cur:
         blockers.append(f"auto-send threshold {cur:.2f} is already at the review threshold")
-    if whatif is not None and whatif.proposed < whatif.current and whatif.error_share is not None \
-            and whatif.error_share > 1 - o.expand_min_approve_rate:
-        blockers.append(f"what-if: humans rejected or heavily edited {whatif.errors} of the {whatif.newly_auto_sent} "
-                        "drafts the lower threshold would have auto-sent")
+    if (
+        whatif is not None
+        and whatif.proposed < whatif.current
+        and whatif.error_share is not None
+        and whatif.error_share > 1 - o.expand_min_approve_rate
+    ):
+        blockers.append(
+            f"what-if: humans rejected or heavily edited {whatif.errors} of the {whatif.newly_auto_sent} "
+            "drafts the lower threshold would have auto-sent"
+        )
     if blockers:
-        return Recommendation(itype, "keep", f"keep as is: auto-send stays at {current:.2f}", evidence, tuple(blockers),
-                              current, new if new < cur else None, whatif)
-    return Recommendation(itype, "expand", f"expand AI autonomy: auto-send at {new:.2f} instead of {cur:.2f}",
-                          evidence, ("every expand criterion in policy.oversight is met",), cur, new, whatif)
+        return Recommendation(
+            itype,
+            "keep",
+            f"keep as is: auto-send stays at {current:.2f}",
+            evidence,
+            tuple(blockers),
+            current,
+            new if new < cur else None,
+            whatif,
+        )
+    return Recommendation(
+        itype,
+        "expand",
+        f"expand AI autonomy: auto-send at {new:.2f} instead of {cur:.2f}",
+        evidence,
+        ("every expand criterion in policy.oversight is met",),
+        cur,
+        new,
+        whatif,
+    )
 
 
 # ---------------------------------------------------------------- calibration
@@ -236,7 +300,9 @@ def recommend(itype: str, c: Counts, policy: Policy, whatif: WhatIf | None = Non
 
 def calibration_note(bands: dict[int, Band]) -> str:
     """Does approval rise with confidence? Bands with fewer than MIN_BAND human decisions are ignored."""
-    rates = [b.approve_rate for _, b in sorted(bands.items()) if b.human >= MIN_BAND and b.approve_rate is not None]
+    rates = [
+        b.approve_rate for _, b in sorted(bands.items()) if b.human >= MIN_BAND and b.approve_rate is not None
+    ]
     if len(rates) < 2:
         return "too few human decisions per confidence band to judge calibration"
     drops = [a - b for a, b in pairwise(rates) if a - b > 0.05]
@@ -274,7 +340,9 @@ def _share(n: int, base: int) -> str:
     return pct(n / base if base else None)
 
 
-def warning_signs(cur: Stats, prev: Stats, cur_sig: Signals, prev_sig: Signals, o: Oversight) -> list[WarningSign]:
+def warning_signs(
+    cur: Stats, prev: Stats, cur_sig: Signals, prev_sig: Signals, o: Oversight
+) -> list[WarningSign]:
     """Repeat contacts and unexpected escalations rising, SLA trouble, and types whose error rate is unknown."""
     signs: list[WarningSign] = []
     empty = Counts()
@@ -282,30 +350,55 @@ def warning_signs(cur: Stats, prev: Stats, cur_sig: Signals, prev_sig: Signals, 
         p = prev.by_type.get(itype, empty)
         rc, prc = cur_sig.repeat_contacts.get(itype, 0), prev_sig.repeat_contacts.get(itype, 0)
         if rising(rc, c.volume, prc, p.volume, o):
-            signs.append(WarningSign("repeat_contacts_rising", itype,
-                                     f"repeat contacts rising: {rc} of {c.volume} drafts ({_share(rc, c.volume)}), "
-                                     f"was {_share(prc, p.volume)}"))
+            signs.append(
+                WarningSign(
+                    "repeat_contacts_rising",
+                    itype,
+                    f"repeat contacts rising: {rc} of {c.volume} drafts ({_share(rc, c.volume)}), "
+                    f"was {_share(prc, p.volume)}",
+                )
+            )
         esc = c.take_over_on_review + cur_sig.sla_escalations.get(itype, 0)
         pesc = p.take_over_on_review + prev_sig.sla_escalations.get(itype, 0)
         if rising(esc, c.volume, pesc, p.volume, o):
-            signs.append(WarningSign("escalations_rising", itype,
-                                     f"unexpected escalations rising: {esc} ({c.take_over_on_review} take-overs of "
-                                     f"drafts routed to review, {cur_sig.sla_escalations.get(itype, 0)} SLA "
-                                     f"escalations) per {c.volume} drafts, was {pesc} per {p.volume}"))
+            signs.append(
+                WarningSign(
+                    "escalations_rising",
+                    itype,
+                    f"unexpected escalations rising: {esc} ({c.take_over_on_review} take-overs of "
+                    f"drafts routed to review, {cur_sig.sla_escalations.get(itype, 0)} SLA "
+                    f"escalations) per {c.volume} drafts, was {pesc} per {p.volume}",
+                )
+            )
         rate = c.sla_breach_rate
         if rate is not None and rate > o.warn_sla_breach_rate and c.sla_breached >= o.rising_min_count:
-            signs.append(WarningSign("sla_breaching", itype,
-                                     f"{c.sla_breached} reviews breached their SLA ({pct(rate)}, warning above "
-                                     f"{pct(o.warn_sla_breach_rate)})"))
+            signs.append(
+                WarningSign(
+                    "sla_breaching",
+                    itype,
+                    f"{c.sla_breached} reviews breached their SLA ({pct(rate)}, warning above "
+                    f"{pct(o.warn_sla_breach_rate)})",
+                )
+            )
         if c.decided and c.judged + c.qa_rated < o.min_rated:
             extra = f"; {c.auto_send} auto-sent, {c.qa_rated} QA-rated" if c.auto_send else ""
-            signs.append(WarningSign("error_rate_unknown", itype,
-                                     f"error rate unknown: {c.judged} judged + {c.qa_rated} QA-rated of "
-                                     f"{plural(c.decided, 'decision')} (at least {o.min_rated} needed){extra}"))
+            signs.append(
+                WarningSign(
+                    "error_rate_unknown",
+                    itype,
+                    f"error rate unknown: {c.judged} judged + {c.qa_rated} QA-rated of "
+                    f"{plural(c.decided, 'decision')} (at least {o.min_rated} needed){extra}",
+                )
+            )
     for itype, (pending, overdue) in sorted(cur.pending_by_type.items()):
         if overdue:
-            signs.append(WarningSign("left_undecided", itype,
-                                     f"{overdue} of {pending} pending reviews are past their SLA and still undecided"))
+            signs.append(
+                WarningSign(
+                    "left_undecided",
+                    itype,
+                    f"{overdue} of {pending} pending reviews are past their SLA and still undecided",
+                )
+            )
     return signs
 
 
@@ -328,20 +421,25 @@ class OversightReview:
         return self.until - self.since
 
 
-def collect_signals(*, session: Session, since: datetime, until: datetime,
-                    interaction_type: str | None = None) -> Signals:
+def collect_signals(
+    *, session: Session, since: datetime, until: datetime, interaction_type: str | None = None
+) -> Signals:
     """Repeat contacts among drafts created in the period; reviews escalated past their SLA in it."""
     # The partial index ix_reviews_repeat_contact holds only repeat-contact drafts; its predicate is
     # repeated verbatim so both databases can use it (SQLite's planner needs telling).
     hint = " INDEXED BY ix_reviews_repeat_contact" if session.get_bind().dialect.name == "sqlite" else ""
     type_filter = " AND interaction_type = :itype" if interaction_type else ""
-    rq = text(f"SELECT interaction_type, count(*) FROM reviews{hint} WHERE {REPEAT_CONTACT} "
-              f"AND created_at >= :since AND created_at < :until{type_filter} GROUP BY interaction_type"
-              ).bindparams(bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
+    rq = text(
+        f"SELECT interaction_type, count(*) FROM reviews{hint} WHERE {REPEAT_CONTACT} "
+        f"AND created_at >= :since AND created_at < :until{type_filter} GROUP BY interaction_type"
+    ).bindparams(bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
     params: dict[str, object] = {"since": since, "until": until}
     r, s = columns(Review), columns(SlaPing)
-    eq = select(r.interaction_type, func.count(distinct(s.review_id))).join(Review, r.id == s.review_id).where(
-        s.status == "fired", s.kind.like("%breach:%"), s.fired_at >= since, s.fired_at < until)
+    eq = (
+        select(r.interaction_type, func.count(distinct(s.review_id)))
+        .join(Review, r.id == s.review_id)
+        .where(s.status == "fired", s.kind.like("%breach:%"), s.fired_at >= since, s.fired_at < until)
+    )
     if interaction_type:
         params["itype"] = interaction_type
         eq = eq.where(r.interaction_type == interaction_type)
@@ -354,9 +452,12 @@ def collect_signals(*, session: Session, since: datetime, until: datetime,
 def recent_rows(*, session: Session, interaction_type: str, limit: int) -> list[WhatIfRow]:
     """The last `limit` review-stage decisions of a type (index ix_decisions_type_stage_decided)."""
     d = columns(Decision)
-    q = (select(d.confidence, d.decision, d.edit_distance, d.reasons)
-         .where(d.interaction_type == interaction_type, d.stage == "review")
-         .order_by(d.decided_at.desc()).limit(limit))
+    q = (
+        select(d.confidence, d.decision, d.edit_distance, d.reasons)
+        .where(d.interaction_type == interaction_type, d.stage == "review")
+        .order_by(d.decided_at.desc())
+        .limit(limit)
+    )
     rows = []
     for conf, kind, dist, reasons in session.execute(q):
         codes = {r.get("code") for r in reasons or [] if isinstance(r, dict)}
@@ -364,43 +465,84 @@ def recent_rows(*, session: Session, interaction_type: str, limit: int) -> list[
     return rows
 
 
-def build_review(*, session: Session, policy: Policy, now: datetime, period: timedelta,
-                 interaction_type: str | None = None, thresholds: dict[str, float] | None = None) -> OversightReview:
+def build_review(
+    *,
+    session: Session,
+    policy: Policy,
+    now: datetime,
+    period: timedelta,
+    interaction_type: str | None = None,
+    thresholds: dict[str, float] | None = None,
+) -> OversightReview:
     """The oversight review of [now - period, now), compared with the period before it."""
     o = policy.oversight
     since = now - period
-    cur = compute_stats(session=session, since=since, until=now, interaction_type=interaction_type, oversight=o,
-                        now=now, calibration=True)
-    prev = compute_stats(session=session, since=since - period, until=since, interaction_type=interaction_type,
-                         oversight=o, now=now)
+    cur = compute_stats(
+        session=session,
+        since=since,
+        until=now,
+        interaction_type=interaction_type,
+        oversight=o,
+        now=now,
+        calibration=True,
+    )
+    prev = compute_stats(
+        session=session,
+        since=since - period,
+        until=since,
+        interaction_type=interaction_type,
+        oversight=o,
+        now=now,
+    )
     cur_sig = collect_signals(session=session, since=since, until=now, interaction_type=interaction_type)
-    prev_sig = collect_signals(session=session, since=since - period, until=since, interaction_type=interaction_type)
+    prev_sig = collect_signals(
+        session=session, since=since - period, until=since, interaction_type=interaction_type
+    )
     recs: list[Recommendation] = []
     for itype, c in cur.by_type.items():
         if c.decided == 0 and c.volume == 0:
             continue
         rec = recommend(itype, c, policy)
         if itype not in policy.human_only:
-            current, proposed = (rec.current, rec.proposed) if rec.proposed is not None else proposal(itype, "expand", policy)
+            current, proposed = (
+                (rec.current, rec.proposed) if rec.proposed is not None else proposal(itype, "expand", policy)
+            )
             current = current if current is not None else thresholds_for(itype, policy)[0]
             if thresholds and itype in thresholds:
                 proposed = thresholds[itype]
             if proposed != current:
-                wi = what_if(itype, recent_rows(session=session, interaction_type=itype, limit=o.whatif_last),
-                             current=current, proposed=proposed, heavy_edit_distance=o.heavy_edit_distance)
+                wi = what_if(
+                    itype,
+                    recent_rows(session=session, interaction_type=itype, limit=o.whatif_last),
+                    current=current,
+                    proposed=proposed,
+                    heavy_edit_distance=o.heavy_edit_distance,
+                )
                 rec = recommend(itype, c, policy, wi)
                 if rec.whatif is None:
                     rec = dataclasses.replace(rec, whatif=wi)
         recs.append(rec)
     order = {"increase": 0, "expand": 1, "keep": 2}
     recs.sort(key=lambda r: (order[r.verdict], r.interaction_type))
-    known = list(policy.interaction_types) + [t for t in policy.human_only if t not in policy.interaction_types]
+    known = list(policy.interaction_types) + [
+        t for t in policy.human_only if t not in policy.interaction_types
+    ]
     no_data = [t for t in known if t not in cur.by_type and (interaction_type in (None, t))]
-    calibration = {t: (bands, calibration_note(bands)) for t, bands in sorted(cur.calibration.items())
-                   if sum(b.human for b in bands.values())}
-    return OversightReview(since=since, until=now, stats=cur, previous=prev, recommendations=recs,
-                           warnings=warning_signs(cur, prev, cur_sig, prev_sig, o), calibration=calibration,
-                           no_data=no_data)
+    calibration = {
+        t: (bands, calibration_note(bands))
+        for t, bands in sorted(cur.calibration.items())
+        if sum(b.human for b in bands.values())
+    }
+    return OversightReview(
+        since=since,
+        until=now,
+        stats=cur,
+        previous=prev,
+        recommendations=recs,
+        warnings=warning_signs(cur, prev, cur_sig, prev_sig, o),
+        calibration=calibration,
+        no_data=no_data,
+    )
 
 
 # ---------------------------------------------------------------- rendering
@@ -425,16 +567,22 @@ def calibration_rows(review: OversightReview) -> tuple[tuple[str, ...], list[tup
 def render_review_text(review: OversightReview) -> str:
     """Plain text for the terminal (`hitl review`, the demo)."""
     fmt = "%Y-%m-%d %H:%M"
-    out = [(f"Oversight review — last {_span(review)} ({review.since:{fmt}} → {review.until:{fmt}} UTC), "
-            f"compared with the {_span(review)} before")]
+    out = [
+        (
+            f"Oversight review — last {_span(review)} ({review.since:{fmt}} → {review.until:{fmt}} UTC), "
+            f"compared with the {_span(review)} before"
+        )
+    ]
     if not review.recommendations:
         out.append("  No decisions in this period: nothing to recommend yet.")
     for rec in review.recommendations:
         out.append(f"  {rec.interaction_type:<18} {rec.label.upper()}: {rec.headline.split(': ', 1)[-1]}")
         out.append(f"  {'':<18}   evidence: " + " · ".join(rec.evidence))
         if rec.verdict != "expand":
-            out.append(f"  {'':<18}   {'why' if rec.verdict == 'increase' else 'why not expand'}: "
-                       + "; ".join(rec.reasons))
+            out.append(
+                f"  {'':<18}   {'why' if rec.verdict == 'increase' else 'why not expand'}: "
+                + "; ".join(rec.reasons)
+            )
         if rec.whatif is not None:
             out.append(f"  {'':<18}   what-if: {rec.whatif.sentence()}")
     if review.no_data:
@@ -453,23 +601,36 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def render_review_blocks(review: OversightReview, *, title: str = "Oversight review") -> tuple[str, list[Block]]:
+def render_review_blocks(
+    review: OversightReview, *, title: str = "Oversight review"
+) -> tuple[str, list[Block]]:
     """(fallback text, blocks) for Slack: one section per type, calibration, warning signs."""
     fmt = "%Y-%m-%d %H:%M"
     blocks: list[Block] = [
         HeaderBlock(text=f"{title} · last {_span(review)}"[:150]),
-        ContextBlock(elements=[MarkdownTextObject(
-            text=f"{review.since:{fmt}} → {review.until:{fmt}} UTC, compared with the {_span(review)} before · "
-                 "criteria: `policy.oversight`")]),
+        ContextBlock(
+            elements=[
+                MarkdownTextObject(
+                    text=f"{review.since:{fmt}} → {review.until:{fmt}} UTC, compared with the {_span(review)} before · "
+                    "criteria: `policy.oversight`"
+                )
+            ]
+        ),
     ]
     budget = 9000  # keep the whole message well under Slack's ~12k block-text ceiling
     shown = 0
     for rec in review.recommendations[:30]:
-        lines = [(f"{VERDICT_EMOJI[rec.verdict]} *{rec.interaction_type}* — *{rec.label}*: "
-                  f"{rec.headline.split(': ', 1)[-1]}"),
-                 "• " + " · ".join(rec.evidence)]
+        lines = [
+            (
+                f"{VERDICT_EMOJI[rec.verdict]} *{rec.interaction_type}* — *{rec.label}*: "
+                f"{rec.headline.split(': ', 1)[-1]}"
+            ),
+            "• " + " · ".join(rec.evidence),
+        ]
         if rec.verdict != "expand":
-            lines.append(f"• {'why' if rec.verdict == 'increase' else 'why not expand'}: " + "; ".join(rec.reasons))
+            lines.append(
+                f"• {'why' if rec.verdict == 'increase' else 'why not expand'}: " + "; ".join(rec.reasons)
+            )
         if rec.whatif is not None:
             lines.append(f"• what-if: {rec.whatif.sentence()}")
         body = _cut("\n".join(lines), 1200)
@@ -479,19 +640,42 @@ def render_review_blocks(review: OversightReview, *, title: str = "Oversight rev
         blocks.append(SectionBlock(text=MarkdownTextObject(text=body)))
         shown += 1
     if shown < len(review.recommendations):
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(
-            text=f"{len(review.recommendations) - shown} more types: `hitl review` on the command line")]))
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"{len(review.recommendations) - shown} more types: `hitl review` on the command line"
+                    )
+                ]
+            )
+        )
     if not review.recommendations:
-        blocks.append(SectionBlock(text=MarkdownTextObject(text="No decisions in this period: nothing to recommend yet.")))
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text="No decisions in this period: nothing to recommend yet.")
+            )
+        )
     if review.calibration:
         cols, rows = calibration_rows(review)
         blocks.append(DividerBlock())
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_cut(
-            "*Confidence calibration* _approved without edit / human decisions, by band_\n"
-            + code_table(cols, rows, limit=2000), 2900))))
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=_cut(
+                        "*Confidence calibration* _approved without edit / human decisions, by band_\n"
+                        + code_table(cols, rows, limit=2000),
+                        2900,
+                    )
+                )
+            )
+        )
     warn = "\n".join(f"⚠ *{w.interaction_type or 'all'}*: {w.message}" for w in review.warnings[:15])
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=_cut("*Warning signs*\n" + (warn or "none"), 2900))))
+    blocks.append(
+        SectionBlock(text=MarkdownTextObject(text=_cut("*Warning signs*\n" + (warn or "none"), 2900)))
+    )
     counts = Counter(r.verdict for r in review.recommendations)
-    text = (f"{title} (last {_span(review)}): {counts['expand']} type(s) to expand, {counts['keep']} to keep, "
-            f"{counts['increase']} to give more human involvement; {len(review.warnings)} warning sign(s)")
+    text = (
+        f"{title} (last {_span(review)}): {counts['expand']} type(s) to expand, {counts['keep']} to keep, "
+        f"{counts['increase']} to give more human involvement; {len(review.warnings)} warning sign(s)"
+    )
     return text, blocks

@@ -17,9 +17,9 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from bot.review.policy import Policy
 from bot.app.runtime import Runtime
 from bot.reporting.stats import columns
+from bot.review.policy import Policy
 from storage import repo
 from storage.db import session_scope
 from storage.models import SchedulerState
@@ -77,8 +77,13 @@ def diff_summary(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             if isinstance(a[key], list) and isinstance(b[key], list):
                 plus = [x for x in b[key] if x not in a[key]]
                 minus = [x for x in a[key] if x not in b[key]]
-                lines.append(f"{key}: " + ", ".join(
-                    ([f"+{_short(plus)}"] if plus else []) + ([f"-{_short(minus)}"] if minus else []) or ["reordered"]))
+                lines.append(
+                    f"{key}: "
+                    + ", ".join(
+                        ([f"+{_short(plus)}"] if plus else []) + ([f"-{_short(minus)}"] if minus else [])
+                        or ["reordered"]
+                    )
+                )
             else:
                 lines.append(f"{key}: {_short(a[key])} → {_short(b[key])}")
     if len(lines) > MAX_CHANGES:
@@ -107,16 +112,28 @@ def record_policy(runtime: Runtime, *, now: datetime | None = None) -> bool:
                 state = columns(SchedulerState)
                 stamp = max(now, row.updated_at + timedelta(microseconds=1))
                 done = session.execute(
-                    update(SchedulerState).where(state.key == KEY, state.updated_at == row.updated_at)
-                    .values(value=value, updated_at=stamp).execution_options(synchronize_session=False))
+                    update(SchedulerState)
+                    .where(state.key == KEY, state.updated_at == row.updated_at)
+                    .values(value=value, updated_at=stamp)
+                    .execution_options(synchronize_session=False)
+                )
                 if done.rowcount != 1:  # type: ignore[attr-defined]
                     return False
                 previous = row.value.get("hash")
                 changes = diff_summary(row.value.get("policy") or {}, data)
                 if row.value.get("path") != path:
                     changes.insert(0, f"file: {row.value.get('path')} → {path}")
-            repo.audit(session=session, at=now, actor="policy-file", action="policy_changed", path=path, hash=digest,
-                       previous_hash=previous, changes=changes, instance=runtime.instance_id)
+            repo.audit(
+                session=session,
+                at=now,
+                actor="policy-file",
+                action="policy_changed",
+                path=path,
+                hash=digest,
+                previous_hash=previous,
+                changes=changes,
+                instance=runtime.instance_id,
+            )
     except IntegrityError:
         return False
     log.info("policy %s recorded (%s): %s", digest[:12], path, "; ".join(changes[:5]))

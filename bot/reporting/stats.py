@@ -166,8 +166,22 @@ class Counts:
 
     def add(self, other: Counts) -> None:
         """Fold `other` into these counts."""
-        for name in ("volume", "approve", "edit", "take_over", "reject", "auto_send", "heavy_edits", "sla_met",
-                     "sla_breached", "qa_good", "qa_defect", "qa_severe", "severe_defects", "take_over_on_review"):
+        for name in (
+            "volume",
+            "approve",
+            "edit",
+            "take_over",
+            "reject",
+            "auto_send",
+            "heavy_edits",
+            "sla_met",
+            "sla_breached",
+            "qa_good",
+            "qa_defect",
+            "qa_severe",
+            "severe_defects",
+            "take_over_on_review",
+        ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.routed.update(other.routed)
         self.defects.update(other.defects)
@@ -176,8 +190,20 @@ class Counts:
         d = asdict(self)
         d["routed"] = dict(self.routed)
         d["defects"] = dict(self.defects.most_common())
-        for name in ("human", "judged", "decided", "qa_rated", "errors", "approve_rate", "edit_rate",
-                     "take_over_rate", "reject_rate", "error_rate", "qa_pass_rate", "sla_breach_rate"):
+        for name in (
+            "human",
+            "judged",
+            "decided",
+            "qa_rated",
+            "errors",
+            "approve_rate",
+            "edit_rate",
+            "take_over_rate",
+            "reject_rate",
+            "error_rate",
+            "qa_pass_rate",
+            "sla_breach_rate",
+        ):
             d[name] = getattr(self, name)
         return d
 
@@ -228,17 +254,31 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form for `hitl stats --json`."""
         return {
-            "since": self.since.isoformat(), "until": self.until.isoformat(),
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
             "interaction_type": self.interaction_type,
             "total": self.total.as_dict(),
             "by_type": {k: v.as_dict() for k, v in self.by_type.items()},
-            "volume_by_route_tier": [{"route": r, "tier": t, "count": n} for (r, t), n in sorted(self.volume.items())],
+            "volume_by_route_tier": [
+                {"route": r, "tier": t, "count": n} for (r, t), n in sorted(self.volume.items())
+            ],
             "time_to_decision_seconds": {"median": self.median_seconds, "p90": self.p90_seconds},
-            "pending": self.pending, "pending_overdue": self.pending_overdue,
+            "pending": self.pending,
+            "pending_overdue": self.pending_overdue,
             "top_defects": dict(self.top_defects()),
-            "calibration": {t: [{"band": b.label, "human": b.human, "approve": b.approve,
-                                 "approve_rate": b.approve_rate, "auto_send": b.auto_send}
-                                for _, b in sorted(bands.items())] for t, bands in self.calibration.items()},
+            "calibration": {
+                t: [
+                    {
+                        "band": b.label,
+                        "human": b.human,
+                        "approve": b.approve,
+                        "approve_rate": b.approve_rate,
+                        "auto_send": b.auto_send,
+                    }
+                    for _, b in sorted(bands.items())
+                ]
+                for t, bands in self.calibration.items()
+            },
         }
 
 
@@ -257,7 +297,8 @@ class Stats:
 
 KINDS: tuple[tuple[str, str], ...] = (
     *(("review", str(k)) for k in (*HUMAN_KINDS, DecisionKind.AUTO_SEND)),
-    ("qa", str(DecisionKind.QA_GOOD)), ("qa", str(DecisionKind.QA_DEFECT)),
+    ("qa", str(DecisionKind.QA_GOOD)),
+    ("qa", str(DecisionKind.QA_DEFECT)),
 )
 DEFECT_KINDS = {DecisionKind.EDIT, DecisionKind.TAKE_OVER, DecisionKind.REJECT, DecisionKind.QA_DEFECT}
 
@@ -273,19 +314,29 @@ def route_tiers(session: Session, interaction_type: str) -> list[tuple[str, str]
     parts = []
     for i, route in enumerate(ROUTES):
         where = f"interaction_type = :itype AND route = '{route}'"
-        parts.append(f"r{i}(v) AS (SELECT min(tier) FROM reviews WHERE {where} UNION ALL "
-                     f"SELECT (SELECT min(tier) FROM reviews WHERE {where} AND tier > r{i}.v) FROM r{i} "
-                     f"WHERE r{i}.v IS NOT NULL)")
-    sql = ("WITH RECURSIVE " + ", ".join(parts) + " "
-           + " UNION ALL ".join(f"SELECT '{route}', v FROM r{i} WHERE v IS NOT NULL" for i, route in enumerate(ROUTES)))
+        parts.append(
+            f"r{i}(v) AS (SELECT min(tier) FROM reviews WHERE {where} UNION ALL "
+            f"SELECT (SELECT min(tier) FROM reviews WHERE {where} AND tier > r{i}.v) FROM r{i} "
+            f"WHERE r{i}.v IS NOT NULL)"
+        )
+    sql = (
+        "WITH RECURSIVE "
+        + ", ".join(parts)
+        + " "
+        + " UNION ALL ".join(
+            f"SELECT '{route}', v FROM r{i} WHERE v IS NOT NULL" for i, route in enumerate(ROUTES)
+        )
+    )
     return [(str(a), str(b)) for a, b in session.execute(text(sql), {"itype": interaction_type})]
 
 
 def distinct_values(session: Session, table: str, column: str) -> list[str]:
     """Distinct values of an indexed leading column, by a loose index scan (one seek per value)."""
-    sql = (f"WITH RECURSIVE t(v) AS (SELECT min({column}) FROM {table} UNION ALL "
-           f"SELECT (SELECT min({column}) FROM {table} WHERE {column} > t.v) FROM t WHERE t.v IS NOT NULL) "
-           "SELECT v FROM t WHERE v IS NOT NULL")
+    sql = (
+        f"WITH RECURSIVE t(v) AS (SELECT min({column}) FROM {table} UNION ALL "
+        f"SELECT (SELECT min({column}) FROM {table} WHERE {column} > t.v) FROM t WHERE t.v IS NOT NULL) "
+        "SELECT v FROM t WHERE v IS NOT NULL"
+    )
     return [str(v) for v in session.execute(text(sql)).scalars()]
 
 
@@ -296,8 +347,10 @@ def _aggregates(kind: str, o: Oversight, calibration: bool) -> list[tuple[str, A
     human = kind in HUMAN_KINDS
     heavy = or_(d.edit_distance.is_(None), d.edit_distance >= o.heavy_edit_distance)
     if human:
-        aggs += [("breached", func.count().filter(d.sla_breached.is_(True))),
-                 ("sla_known", func.count(d.sla_breached))]  # met = known - breached: one FILTER less a row
+        aggs += [
+            ("breached", func.count().filter(d.sla_breached.is_(True))),
+            ("sla_known", func.count(d.sla_breached)),
+        ]  # met = known - breached: one FILTER less a row
     if kind == DecisionKind.EDIT:
         aggs.append(("heavy", func.count().filter(heavy)))
     if kind == DecisionKind.TAKE_OVER:
@@ -316,9 +369,16 @@ def _aggregates(kind: str, o: Oversight, calibration: bool) -> list[tuple[str, A
     return aggs
 
 
-def compute_stats(*, session: Session, since: datetime, until: datetime, interaction_type: str | None = None,
-                  oversight: Oversight | None = None, now: datetime | None = None,
-                  calibration: bool = False) -> Stats:
+def compute_stats(
+    *,
+    session: Session,
+    since: datetime,
+    until: datetime,
+    interaction_type: str | None = None,
+    oversight: Oversight | None = None,
+    now: datetime | None = None,
+    calibration: bool = False,
+) -> Stats:
     """Aggregate the feedback store: decisions made in [since, until), drafts created then, the queue at `now`.
 
     `calibration` adds approval by confidence band (for the oversight review)."""
@@ -332,8 +392,10 @@ def compute_stats(*, session: Session, since: datetime, until: datetime, interac
     if interaction_type:
         types = [interaction_type]
     else:
-        types = sorted(set(distinct_values(session, "decisions", "interaction_type"))
-                       | set(distinct_values(session, "reviews", "interaction_type")))
+        types = sorted(
+            set(distinct_values(session, "decisions", "interaction_type"))
+            | set(distinct_values(session, "reviews", "interaction_type"))
+        )
     severe = set(o.severe_defects)
     aggregates = {kind: _aggregates(kind, o, calibration) for _, kind in KINDS}
     volume_aggs: list[tuple[str, Any]] = [("n", func.count())]
@@ -350,14 +412,26 @@ def compute_stats(*, session: Session, since: datetime, until: datetime, interac
         for stage, kind in KINDS:
             aggs = aggregates[kind]
             branches.append((f"d:{kind}", aggs))
-            selects.append(_branch(f"d:{kind}", aggs, width).where(
-                d.interaction_type == itype, d.stage == stage, d.decision == kind,
-                d.decided_at >= since, d.decided_at < until))
+            selects.append(
+                _branch(f"d:{kind}", aggs, width).where(
+                    d.interaction_type == itype,
+                    d.stage == stage,
+                    d.decision == kind,
+                    d.decided_at >= since,
+                    d.decided_at < until,
+                )
+            )
         for route, tier in route_tiers(session, itype):
             branches.append((f"r:{route}:{tier}", volume_aggs))
-            selects.append(_branch(f"r:{route}:{tier}", volume_aggs, width).where(
-                r.interaction_type == itype, r.route == route, r.tier == tier,
-                r.created_at >= since, r.created_at < until))
+            selects.append(
+                _branch(f"r:{route}:{tier}", volume_aggs, width).where(
+                    r.interaction_type == itype,
+                    r.route == route,
+                    r.tier == tier,
+                    r.created_at >= since,
+                    r.created_at < until,
+                )
+            )
         names = dict(branches)
         c = Counts()
         bands = {i: Band(i) for i in range(len(BAND_EDGES) + 1)} if calibration else {}
@@ -382,23 +456,34 @@ def compute_stats(*, session: Session, since: datetime, until: datetime, interac
 
     # The queue now (ix_reviews_pending): pending, and pending past their SLA.
     pq = select(r.interaction_type, func.count(), func.count().filter(r.sla_due_at < now)).where(
-        r.status == ReviewStatus.PENDING)
+        r.status == ReviewStatus.PENDING
+    )
     if interaction_type:
         pq = pq.where(r.interaction_type == interaction_type)
-    pending_by_type = {t: (int(n), int(od or 0)) for t, n, od in session.execute(pq.group_by(r.interaction_type))}
+    pending_by_type = {
+        t: (int(n), int(od or 0)) for t, n, od in session.execute(pq.group_by(r.interaction_type))
+    }
 
-    median, p90 = percentiles(session, since=since, until=until, interaction_type=interaction_type, human=human,
-                              ps=(0.5, 0.9))
+    median, p90 = percentiles(
+        session, since=since, until=until, interaction_type=interaction_type, human=human, ps=(0.5, 0.9)
+    )
     total = Counts()
     for c in by_type.values():
         total.add(c)
     ordered = dict(sorted(by_type.items(), key=lambda kv: (-kv[1].volume - kv[1].decided, kv[0])))
     return Stats(
-        since=since, until=until, interaction_type=interaction_type, total=total, by_type=ordered,
-        volume=dict(volume), median_seconds=median, p90_seconds=p90,
+        since=since,
+        until=until,
+        interaction_type=interaction_type,
+        total=total,
+        by_type=ordered,
+        volume=dict(volume),
+        median_seconds=median,
+        p90_seconds=p90,
         pending=sum(n for n, _ in pending_by_type.values()),
         pending_overdue=sum(od for _, od in pending_by_type.values()),
-        pending_by_type=pending_by_type, calibration=bands_by_type,
+        pending_by_type=pending_by_type,
+        calibration=bands_by_type,
     )
 
 
@@ -447,8 +532,15 @@ def _fold(c: Counts, bands: dict[int, Band], kind: str, v: dict[str, int], sever
     c.take_over_on_review += v.get("on_review", 0)
 
 
-def percentiles(session: Session, *, since: datetime, until: datetime, interaction_type: str | None, human: int,
-                ps: tuple[float, ...]) -> tuple[float | None, ...]:
+def percentiles(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    interaction_type: str | None,
+    human: int,
+    ps: tuple[float, ...],
+) -> tuple[float | None, ...]:
     """Continuous percentiles (percentile_cont's definition) of time to a human decision in [since, until).
 
     `human` is how many human decisions there are (known from the aggregates); those without a time
@@ -465,9 +557,13 @@ def percentiles(session: Session, *, since: datetime, until: datetime, interacti
     if interaction_type:
         params["itype"] = interaction_type
     times = (bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
-    untimed = session.execute(text(
-        f"SELECT count(*) FROM decisions{hint} WHERE {HUMAN_DECISIONS} AND seconds_to_decision IS NULL "
-        f"AND decided_at >= :since AND decided_at < :until{type_filter}").bindparams(*times), params).scalar_one()
+    untimed = session.execute(
+        text(
+            f"SELECT count(*) FROM decisions{hint} WHERE {HUMAN_DECISIONS} AND seconds_to_decision IS NULL "
+            f"AND decided_at >= :since AND decided_at < :until{type_filter}"
+        ).bindparams(*times),
+        params,
+    ).scalar_one()
     n = human - int(untimed)
     if n <= 0:
         return tuple(None for _ in ps)
@@ -476,11 +572,16 @@ def percentiles(session: Session, *, since: datetime, until: datetime, interacti
         pos = p * (n - 1)
         lo = math.floor(pos)
         backwards = lo > n / 2
-        sql = (f"SELECT seconds_to_decision FROM decisions{hint} WHERE {HUMAN_DECISIONS} "
-               f"AND seconds_to_decision IS NOT NULL AND decided_at >= :since AND decided_at < :until{type_filter} "
-               f"ORDER BY seconds_to_decision {'DESC' if backwards else 'ASC'} LIMIT 2 OFFSET :skip")
+        sql = (
+            f"SELECT seconds_to_decision FROM decisions{hint} WHERE {HUMAN_DECISIONS} "
+            f"AND seconds_to_decision IS NOT NULL AND decided_at >= :since AND decided_at < :until{type_filter} "
+            f"ORDER BY seconds_to_decision {'DESC' if backwards else 'ASC'} LIMIT 2 OFFSET :skip"
+        )
         skip = max(0, n - 2 - lo) if backwards else lo
-        vals = [float(v) for v in session.execute(text(sql).bindparams(*times), {**params, "skip": skip}).scalars()]
+        vals = [
+            float(v)
+            for v in session.execute(text(sql).bindparams(*times), {**params, "skip": skip}).scalars()
+        ]
         if not vals:
             out.append(None)
             continue
@@ -536,12 +637,19 @@ def summary_lines(stats: Stats) -> list[tuple[str, str]]:
     for (_, tier), n in stats.volume.items():
         tiers[tier] += n
     by_tier = " · ".join(f"{k} {n}" for k, n in tiers.most_common()) or "—"
-    decisions = (f"{t.human} by humans: approve {pct(t.approve_rate)} · edit {pct(t.edit_rate)} · "
-                 f"take over {pct(t.take_over_rate)} · reject {pct(t.reject_rate)}; {t.auto_send} auto-sent")
-    sla = (f"{t.sla_met} met · {t.sla_breached} breached ({pct(t.sla_breach_rate)}); "
-           f"queue now: {stats.pending} pending, {stats.pending_overdue} past due")
-    qa = (f"{t.qa_rated} rated: {t.qa_good} good, {t.qa_defect} defect (pass {pct(t.qa_pass_rate)})"
-          if t.qa_rated else f"none rated ({t.auto_send} auto-sent)")
+    decisions = (
+        f"{t.human} by humans: approve {pct(t.approve_rate)} · edit {pct(t.edit_rate)} · "
+        f"take over {pct(t.take_over_rate)} · reject {pct(t.reject_rate)}; {t.auto_send} auto-sent"
+    )
+    sla = (
+        f"{t.sla_met} met · {t.sla_breached} breached ({pct(t.sla_breach_rate)}); "
+        f"queue now: {stats.pending} pending, {stats.pending_overdue} past due"
+    )
+    qa = (
+        f"{t.qa_rated} rated: {t.qa_good} good, {t.qa_defect} defect (pass {pct(t.qa_pass_rate)})"
+        if t.qa_rated
+        else f"none rated ({t.auto_send} auto-sent)"
+    )
     defects = " · ".join(f"{k} {n}" for k, n in stats.top_defects()) or "none"
     return [
         ("Volume", f"{t.volume} drafts — {routes}"),
@@ -549,8 +657,13 @@ def summary_lines(stats: Stats) -> list[tuple[str, str]]:
         ("Decisions", decisions),
         ("Time to decision", f"median {secs(stats.median_seconds)} · p90 {secs(stats.p90_seconds)}"),
         ("SLA", sla),
-        ("AI error rate", (f"{pct(t.error_rate)} ({plural(t.reject, 'reject')} + {plural(t.heavy_edits, 'heavy edit')} "
-                          f"of {t.judged} judged)")),
+        (
+            "AI error rate",
+            (
+                f"{pct(t.error_rate)} ({plural(t.reject, 'reject')} + {plural(t.heavy_edits, 'heavy edit')} "
+                f"of {t.judged} judged)"
+            ),
+        ),
         ("QA of auto-sent", qa),
         ("Top defects", defects),
     ]
@@ -562,9 +675,21 @@ TABLE_COLUMNS = ("type", "vol", "auto", "human", "appr", "edit", "t/o", "rej", "
 def type_rows(stats: Stats) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for itype, c in stats.by_type.items():
-        rows.append((itype, str(c.volume), str(c.auto_send), str(c.human), pct(c.approve_rate), pct(c.edit_rate),
-                     pct(c.take_over_rate), pct(c.reject_rate), pct(c.error_rate), pct(c.qa_pass_rate),
-                     pct(c.sla_breach_rate)))
+        rows.append(
+            (
+                itype,
+                str(c.volume),
+                str(c.auto_send),
+                str(c.human),
+                pct(c.approve_rate),
+                pct(c.edit_rate),
+                pct(c.take_over_rate),
+                pct(c.reject_rate),
+                pct(c.error_rate),
+                pct(c.qa_pass_rate),
+                pct(c.sla_breach_rate),
+            )
+        )
     return rows
 
 
@@ -572,8 +697,10 @@ def format_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
 
     def line(cells: tuple[str, ...]) -> str:
-        return "  ".join((v.ljust(w) if i == 0 else v.rjust(w))
-                         for i, (v, w) in enumerate(zip(cells, widths, strict=False))).rstrip()
+        return "  ".join(
+            (v.ljust(w) if i == 0 else v.rjust(w))
+            for i, (v, w) in enumerate(zip(cells, widths, strict=False))
+        ).rstrip()
 
     return [line(columns), *(line(r) for r in rows)]
 
@@ -613,12 +740,21 @@ def render_stats_blocks(stats: Stats) -> tuple[str, list[Block]]:
     ]
     if stats.by_type:
         blocks.append(DividerBlock())
-        blocks.append(SectionBlock(text=MarkdownTextObject(
-            text="*By interaction type*  _error = rejects + heavy edits per judged draft_\n"
-                 + code_table(TABLE_COLUMNS, type_rows(stats)))))
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text="*By interaction type*  _error = rejects + heavy edits per judged draft_\n"
+                    + code_table(TABLE_COLUMNS, type_rows(stats))
+                )
+            )
+        )
     elif stats.total.volume == 0:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="No drafts or decisions in this period.")]))
+        blocks.append(
+            ContextBlock(elements=[MarkdownTextObject(text="No drafts or decisions in this period.")])
+        )
     t = stats.total
-    text = (f"hitl stats ({period_label(stats)}): {t.volume} drafts, {t.human} human decisions, "
-            f"approve {pct(t.approve_rate)}, error rate {pct(t.error_rate)}, SLA breached {t.sla_breached}")
+    text = (
+        f"hitl stats ({period_label(stats)}): {t.volume} drafts, {t.human} human decisions, "
+        f"approve {pct(t.approve_rate)}, error rate {pct(t.error_rate)}, SLA breached {t.sla_breached}"
+    )
     return text, blocks

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col
 
-from bot.slack.blocks import already_decided_text, decision_thread_text, not_allowed_text
-from bot.slack.dedupe import first_delivery
 from bot.review.edit_distance import edit_distance
 from bot.review.people import MembershipUnknown, PeopleDirectory
 from bot.review.policy import Policy
+from bot.slack.blocks import already_decided_text, decision_thread_text, not_allowed_text
+from bot.slack.dedupe import first_delivery
 from storage import repo
 from storage.db import session_scope
 from storage.models import Decision, DecisionKind, DefectCategory, Review, ReviewStatus
@@ -55,19 +55,36 @@ class ReviewNotFound(DecisionError):
 class AlreadyDecided(DecisionError):
     """Someone decided first; carries who decided what, and when."""
 
-    def __init__(self, review_id: str, decision: str, actor_id: str | None, actor_name: str | None,
-                 decided_at: datetime | None) -> None:
+    def __init__(
+        self,
+        review_id: str,
+        decision: str,
+        actor_id: str | None,
+        actor_name: str | None,
+        decided_at: datetime | None,
+    ) -> None:
         super().__init__(review_id, f"review {review_id} was already {decision} by {actor_name or actor_id}")
-        self.decision, self.actor_id, self.actor_name, self.decided_at = decision, actor_id, actor_name, decided_at
+        self.decision, self.actor_id, self.actor_name, self.decided_at = (
+            decision,
+            actor_id,
+            actor_name,
+            decided_at,
+        )
 
     @classmethod
     def of(cls, review: Review) -> AlreadyDecided:
-        return cls(review.id, review.decision or review.status, review.decided_by, review.decided_by_name,
-                   review.decided_at)
+        return cls(
+            review.id,
+            review.decision or review.status,
+            review.decided_by,
+            review.decided_by_name,
+            review.decided_at,
+        )
 
     def user_message(self, user_id: str) -> str:
-        return already_decided_text(decision=self.decision, actor_id=self.actor_id, decided_at=self.decided_at,
-                                    user_id=user_id)
+        return already_decided_text(
+            decision=self.decision, actor_id=self.actor_id, decided_at=self.decided_at, user_id=user_id
+        )
 
 
 class NotAllowed(DecisionError):
@@ -92,38 +109,62 @@ def supervisor_only(review: Review, policy: Policy) -> set[str]:
     return set(review.supervisor_decisions) | set(tier.supervisor_decisions if tier else [])
 
 
-def may_decide(*, review: Review, decision: str, user_id: str, policy: Policy, directory: PeopleDirectory) -> bool:
+def may_decide(
+    *, review: Review, decision: str, user_id: str, policy: Policy, directory: PeopleDirectory
+) -> bool:
     """Raise NotAllowed unless the user may make `decision`; returns whether they count as a supervisor."""
     tier = policy.tiers.get(review.tier)
     if tier is None:
-        raise NotAllowed(review.id, f"The policy no longer has tier “{review.tier}”, so nobody may decide here.")
+        raise NotAllowed(
+            review.id, f"The policy no longer has tier “{review.tier}”, so nobody may decide here."
+        )
     try:
         supervisor = not tier.supervisors.anyone and directory.includes(tier.supervisors, user_id)
         approver = supervisor or directory.includes(tier.approvers, user_id)
     except MembershipUnknown as exc:
-        raise NotAllowed(review.id, f"Your permission could not be checked ({exc}); try again in a minute.") from exc
+        raise NotAllowed(
+            review.id, f"Your permission could not be checked ({exc}); try again in a minute."
+        ) from exc
     if not approver:
-        raise NotAllowed(review.id, f"Only approvers of tier {review.tier} may decide here "
-                                    f"({tier.approvers.mention()}).")
+        raise NotAllowed(
+            review.id, f"Only approvers of tier {review.tier} may decide here ({tier.approvers.mention()})."
+        )
     if decision not in supervisor_only(review, policy):
         return supervisor
     if supervisor:
         return True
     if tier.supervisors.anyone:
         # Fail closed: a supervisor-only decision with nobody named as supervisor is refused, not waved through.
-        raise NotAllowed(review.id, f"This {decision.replace('_', ' ')} needs a supervisor, and tier {review.tier} "
-                                    "names none: add `supervisors` to the tier in the policy file. "
-                                    "You can still take the ticket over.")
-    raise NotAllowed(review.id, f"Only a supervisor of tier {review.tier} may {decision.replace('_', ' ')} this "
-                                f"review ({tier.supervisors.mention()}).")
+        raise NotAllowed(
+            review.id,
+            f"This {decision.replace('_', ' ')} needs a supervisor, and tier {review.tier} "
+            "names none: add `supervisors` to the tier in the policy file. "
+            "You can still take the ticket over.",
+        )
+    raise NotAllowed(
+        review.id,
+        f"Only a supervisor of tier {review.tier} may {decision.replace('_', ' ')} this "
+        f"review ({tier.supervisors.mention()}).",
+    )
 
 
 # ---------------------------------------------------------------- recording
 
 
-def record_decision(*, session: Session, review_id: str, decision: str, actor_id: str, actor_name: str | None,
-                    now: datetime, policy: Policy, final_text: str | None = None, reason: str | None = None,
-                    comment: str | None = None, is_supervisor: bool = False) -> Decision:
+def record_decision(
+    *,
+    session: Session,
+    review_id: str,
+    decision: str,
+    actor_id: str,
+    actor_name: str | None,
+    now: datetime,
+    policy: Policy,
+    final_text: str | None = None,
+    reason: str | None = None,
+    comment: str | None = None,
+    is_supervisor: bool = False,
+) -> Decision:
     """Decide a pending review once (first call wins), with its feedback row and everything to deliver."""
     kind = DecisionKind(decision)
     if kind not in STATUS_AFTER:
@@ -138,20 +179,35 @@ def record_decision(*, session: Session, review_id: str, decision: str, actor_id
     if kind in supervisor_only(review, policy) and not is_supervisor:
         raise NotAllowed(review_id, f"Only a supervisor may {kind.replace('_', ' ')} this review.")
 
-    final = review.draft if kind == DecisionKind.APPROVE else final_text if kind == DecisionKind.EDIT else None
-    distance = 0.0 if kind == DecisionKind.APPROVE else edit_distance(review.draft, final or "") if final else None
+    final = (
+        review.draft if kind == DecisionKind.APPROVE else final_text if kind == DecisionKind.EDIT else None
+    )
+    distance = (
+        0.0 if kind == DecisionKind.APPROVE else edit_distance(review.draft, final or "") if final else None
+    )
     extra: dict[str, Any] = dict(review.extra or {})
     if distance is not None:
         extra["edit_distance"] = distance
     if kind == DecisionKind.REJECT:
-        extra.update(reject_category=DefectCategory(reason or DefectCategory.OTHER).value, reject_comment=comment)
-    values: dict[str, Any] = {"status": STATUS_AFTER[kind], "decision": kind, "decided_by": actor_id,
-                              "decided_by_name": actor_name, "decided_at": now, "final_text": final, "extra": extra}
+        extra.update(
+            reject_category=DefectCategory(reason or DefectCategory.OTHER).value, reject_comment=comment
+        )
+    values: dict[str, Any] = {
+        "status": STATUS_AFTER[kind],
+        "decision": kind,
+        "decided_by": actor_id,
+        "decided_by_name": actor_name,
+        "decided_at": now,
+        "final_text": final,
+        "extra": extra,
+    }
     if kind == DecisionKind.TAKE_OVER:
         values["assignee"] = actor_id
     result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-        update(Review).where(col(Review.id) == review_id, col(Review.status) == ReviewStatus.PENDING)
-        .values(**values).execution_options(synchronize_session=False)
+        update(Review)
+        .where(col(Review.id) == review_id, col(Review.status) == ReviewStatus.PENDING)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
     won = result.rowcount
     session.refresh(review)
@@ -159,20 +215,43 @@ def record_decision(*, session: Session, review_id: str, decision: str, actor_id
         raise AlreadyDecided.of(review)
 
     row = Decision(
-        review_id=review.id, stage="review", ticket_id=review.ticket_id, interaction_type=review.interaction_type,
-        confidence=review.confidence, route=review.route, tier=review.tier, reasons=review.reasons,
-        customer_message=review.customer_message, ai_draft=review.draft, final_text=final, decision=kind,
-        actor_id=actor_id, actor_name=actor_name, decided_at=now,
-        seconds_to_decision=max(0.0, (now - review.created_at).total_seconds()), edit_distance=distance,
-        defect_category=extra.get("reject_category"), defect_comment=comment if kind == DecisionKind.REJECT else None,
+        review_id=review.id,
+        stage="review",
+        ticket_id=review.ticket_id,
+        interaction_type=review.interaction_type,
+        confidence=review.confidence,
+        route=review.route,
+        tier=review.tier,
+        reasons=review.reasons,
+        customer_message=review.customer_message,
+        ai_draft=review.draft,
+        final_text=final,
+        decision=kind,
+        actor_id=actor_id,
+        actor_name=actor_name,
+        decided_at=now,
+        seconds_to_decision=max(0.0, (now - review.created_at).total_seconds()),
+        edit_distance=distance,
+        defect_category=extra.get("reject_category"),
+        defect_comment=comment if kind == DecisionKind.REJECT else None,
         sla_breached=review.sla_due_at is not None and now > review.sla_due_at,
-        model=extra.get("model"), prompt_version=extra.get("prompt_version"),
+        model=extra.get("model"),
+        prompt_version=extra.get("prompt_version"),
     )
     session.add(row)
     _queue_after_decision(session=session, review=review, now=now)
-    repo.audit(session=session, at=now, actor=actor_id, action="decision", review_id=review.id, decision=kind,
-               actor_name=actor_name, edit_distance=distance, reason=extra.get("reject_category"),
-               supervisor=is_supervisor)
+    repo.audit(
+        session=session,
+        at=now,
+        actor=actor_id,
+        action="decision",
+        review_id=review.id,
+        decision=kind,
+        actor_name=actor_name,
+        edit_distance=distance,
+        reason=extra.get("reject_category"),
+        supervisor=is_supervisor,
+    )
     session.flush()
     return row
 
@@ -180,14 +259,30 @@ def record_decision(*, session: Session, review_id: str, decision: str, actor_id
 def _queue_after_decision(*, session: Session, review: Review, now: datetime) -> None:
     """The card refresh, the thread reply and the helpdesk write, in the decision's transaction."""
     order = f"review:{review.id}"
-    repo.enqueue(session=session, now=now, kind="slack_refresh_review", order_key=order,
-                 payload={"review_id": review.id}, dedupe_key=f"refresh:{review.id}:decided")
-    repo.enqueue(session=session, now=now, kind="slack_post", order_key=order,
-                 payload={"review_id": review.id, "in_review_thread": True, "text": decision_thread_text(review)},
-                 dedupe_key=f"thread:{review.id}:decided")
-    repo.enqueue(session=session, now=now, kind="helpdesk_write", order_key=f"ticket:{review.ticket_id}",
-                 payload={"review_id": review.id, "decision": review.decision},
-                 dedupe_key=f"helpdesk:{review.id}:review")
+    repo.enqueue(
+        session=session,
+        now=now,
+        kind="slack_refresh_review",
+        order_key=order,
+        payload={"review_id": review.id},
+        dedupe_key=f"refresh:{review.id}:decided",
+    )
+    repo.enqueue(
+        session=session,
+        now=now,
+        kind="slack_post",
+        order_key=order,
+        payload={"review_id": review.id, "in_review_thread": True, "text": decision_thread_text(review)},
+        dedupe_key=f"thread:{review.id}:decided",
+    )
+    repo.enqueue(
+        session=session,
+        now=now,
+        kind="helpdesk_write",
+        order_key=f"ticket:{review.ticket_id}",
+        payload={"review_id": review.id, "decision": review.decision},
+        dedupe_key=f"helpdesk:{review.id}:review",
+    )
 
 
 # ---------------------------------------------------------------- the service the Slack handlers call
@@ -228,21 +323,51 @@ def load_review(runtime: Runtime, review_id: str) -> Review:
     return review
 
 
-def decide(runtime: Runtime, click: Click, decision: DecisionKind, *, final_text: str | None = None,
-           reason: str | None = None, comment: str | None = None) -> Decision | None:
+def decide(
+    runtime: Runtime,
+    click: Click,
+    decision: DecisionKind,
+    *,
+    final_text: str | None = None,
+    reason: str | None = None,
+    comment: str | None = None,
+) -> Decision | None:
     """Check and record one click's decision; None when the delivery was seen before."""
     now = runtime.clock.now()
     if click.delivery_key and not first_delivery(engine=runtime.engine, key=click.delivery_key, now=now):
         return None
     review = pending_review(runtime, click.review_id)
-    supervisor = may_decide(review=review, decision=decision, user_id=click.user_id, policy=runtime.policy,
-                            directory=people(runtime))
+    supervisor = may_decide(
+        review=review,
+        decision=decision,
+        user_id=click.user_id,
+        policy=runtime.policy,
+        directory=people(runtime),
+    )
     with session_scope(runtime.engine) as session:
-        repo.audit(session=session, at=now, actor=click.user_id, action="click", review_id=click.review_id,
-                   decision=decision, channel=click.channel, ts=click.message_ts)
-        row = record_decision(session=session, review_id=click.review_id, decision=decision, actor_id=click.user_id,
-                              actor_name=click.user_name, now=now, policy=runtime.policy, final_text=final_text,
-                              reason=reason, comment=comment, is_supervisor=supervisor)
+        repo.audit(
+            session=session,
+            at=now,
+            actor=click.user_id,
+            action="click",
+            review_id=click.review_id,
+            decision=decision,
+            channel=click.channel,
+            ts=click.message_ts,
+        )
+        row = record_decision(
+            session=session,
+            review_id=click.review_id,
+            decision=decision,
+            actor_id=click.user_id,
+            actor_name=click.user_name,
+            now=now,
+            policy=runtime.policy,
+            final_text=final_text,
+            reason=reason,
+            comment=comment,
+            is_supervisor=supervisor,
+        )
     runtime.services["outbox"].wake()
     return row
 
@@ -253,9 +378,20 @@ def report_refusal(runtime: Runtime, error: DecisionError, *, user_id: str, chan
     text = error.user_message(user_id)
     with session_scope(runtime.engine) as session:
         detail: dict[str, Any] = {"result": type(error).__name__, "why": str(error)[:500], "channel": channel}
-        repo.audit(session=session, at=now, actor=user_id, action=error.audit_action, review_id=error.review_id,
-                   **detail)
+        repo.audit(
+            session=session,
+            at=now,
+            actor=user_id,
+            action=error.audit_action,
+            review_id=error.review_id,
+            **detail,
+        )
         if channel:
-            repo.enqueue(session=session, now=now, kind="slack_ephemeral", order_key=f"user:{user_id}",
-                         payload={"channel": channel, "user": user_id, "text": text, "review_id": error.review_id})
+            repo.enqueue(
+                session=session,
+                now=now,
+                kind="slack_ephemeral",
+                order_key=f"user:{user_id}",
+                payload={"channel": channel, "user": user_id, "text": text, "review_id": error.review_id},
+            )
     runtime.services["outbox"].wake()

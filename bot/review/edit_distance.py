@@ -33,7 +33,7 @@ def edit_distance(draft: str, final: str) -> float:
     end = 0
     while end < min(len(draft), len(final)) - start and draft[-1 - end] == final[-1 - end]:
         end += 1
-    a, b = draft[start:len(draft) - end], final[start:len(final) - end]
+    a, b = draft[start : len(draft) - end], final[start : len(final) - end]
     if len(a) * len(b) <= MAX_CELLS:
         changed = float(levenshtein(a, b))
     else:

@@ -37,22 +37,33 @@ class DraftIn(BaseModel):
 
     ticket_id: str = Field(min_length=1, max_length=100)
     interaction_type: str | None = Field(
-        None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
         description="order_status, password_reset, refund, billing, cancellation, privacy, safety, ...; "
-                    "may be left out only when the server has a model to classify it (OPENAI_API_KEY), else 422")
+        "may be left out only when the server has a model to classify it (OPENAI_API_KEY), else 422",
+    )
     confidence: float = Field(ge=0, le=1, allow_inf_nan=False)
     customer_message: str = Field(min_length=1, max_length=100_000)
     draft: str = Field(min_length=1, max_length=100_000)
     subject: str | None = Field(None, max_length=1000)
     customer: CustomerIn | None = None
     refund_amount: float | None = Field(None, ge=0, allow_inf_nan=False)
-    sentiment: float | None = Field(None, ge=-1, le=1, allow_inf_nan=False,
-                                    description="-1 (furious) to 1 (delighted); classified by the model when left out")
+    sentiment: float | None = Field(
+        None,
+        ge=-1,
+        le=1,
+        allow_inf_nan=False,
+        description="-1 (furious) to 1 (delighted); classified by the model when left out",
+    )
     policy_exception: bool = False
     ticket_url: str | None = Field(None, max_length=2000, pattern=r"^https?://\S+$")
     kb_sources: list[str] = Field(default_factory=list, max_length=50)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
-    ticket_updated_at: str | None = Field(None, max_length=64, description="the ticket's updated_at when drafted (Zendesk safe_update)")
+    ticket_updated_at: str | None = Field(
+        None, max_length=64, description="the ticket's updated_at when drafted (Zendesk safe_update)"
+    )
     model: str | None = Field(None, max_length=200)
     prompt_version: str | None = Field(None, max_length=200)
 
@@ -112,8 +123,15 @@ class Assist:
         return replace(decision, route=route, reasons=decision.reasons + self.reasons)
 
 
-def ingest_draft(*, session: Session, draft: DraftIn, policy: Policy, now: datetime, actor: str = "api",
-                 assist: Assist | None = None) -> IngestResult:
+def ingest_draft(
+    *,
+    session: Session,
+    draft: DraftIn,
+    policy: Policy,
+    now: datetime,
+    actor: str = "api",
+    assist: Assist | None = None,
+) -> IngestResult:
     """Store a draft once, routed; queue its Slack post or its helpdesk write in the same transaction."""
     key = draft.key()
     existing = repo.review_by_key(session=session, idempotency_key=key)
@@ -124,35 +142,63 @@ def ingest_draft(*, session: Session, draft: DraftIn, policy: Policy, now: datet
     history = History()
     if policy.triggers.repeat_contact is not None:
         since = now - policy.triggers.repeat_contact.window
-        history = History(prior_contacts=repo.prior_contacts(session=session, customer_key=ckey, since=since, before=now))
+        history = History(
+            prior_contacts=repo.prior_contacts(session=session, customer_key=ckey, since=since, before=now)
+        )
     c = draft.customer or CustomerIn()
     decision = route_draft(
         DraftFacts(
-            interaction_type=draft.interaction_type or UNCLASSIFIED, confidence=draft.confidence,
-            customer_message=draft.customer_message, subject=draft.subject, customer_tier=c.tier,
-            account_value=c.account_value, refund_amount=draft.refund_amount, sentiment=draft.sentiment,
+            interaction_type=draft.interaction_type or UNCLASSIFIED,
+            confidence=draft.confidence,
+            customer_message=draft.customer_message,
+            subject=draft.subject,
+            customer_tier=c.tier,
+            account_value=c.account_value,
+            refund_amount=draft.refund_amount,
+            sentiment=draft.sentiment,
             policy_exception=draft.policy_exception,
         ),
-        policy, history,
+        policy,
+        history,
     )
     if assist is not None:
         decision = assist.apply(decision)
     review_id = uuid.uuid4().hex
-    extra: dict[str, Any] = {k: v for k, v in {
-        "ticket_updated_at": draft.ticket_updated_at, "model": draft.model, "prompt_version": draft.prompt_version,
-        "prior_contacts": history.prior_contacts,
-    }.items() if v is not None}
+    extra: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "ticket_updated_at": draft.ticket_updated_at,
+            "model": draft.model,
+            "prompt_version": draft.prompt_version,
+            "prior_contacts": history.prior_contacts,
+        }.items()
+        if v is not None
+    }
     if assist is not None:
         extra.update(assist.extra)
     review = Review(
-        id=review_id, idempotency_key=key, ticket_id=draft.ticket_id,
+        id=review_id,
+        idempotency_key=key,
+        ticket_id=draft.ticket_id,
         interaction_type=draft.interaction_type or UNCLASSIFIED,
-        confidence=draft.confidence, customer_message=draft.customer_message, draft=draft.draft,
-        subject=draft.subject, customer_key=ckey, customer=c.model_dump(exclude_none=True),
-        refund_amount=draft.refund_amount, sentiment=draft.sentiment, policy_exception=draft.policy_exception,
-        ticket_url=draft.ticket_url, kb_sources=draft.kb_sources, extra=extra,
-        route=decision.route, tier=decision.tier, reasons=[r.as_dict() for r in decision.reasons],
-        supervisor_decisions=sorted(decision.supervisor_decisions), status=ReviewStatus.PENDING, created_at=now,
+        confidence=draft.confidence,
+        customer_message=draft.customer_message,
+        draft=draft.draft,
+        subject=draft.subject,
+        customer_key=ckey,
+        customer=c.model_dump(exclude_none=True),
+        refund_amount=draft.refund_amount,
+        sentiment=draft.sentiment,
+        policy_exception=draft.policy_exception,
+        ticket_url=draft.ticket_url,
+        kb_sources=draft.kb_sources,
+        extra=extra,
+        route=decision.route,
+        tier=decision.tier,
+        reasons=[r.as_dict() for r in decision.reasons],
+        supervisor_decisions=sorted(decision.supervisor_decisions),
+        status=ReviewStatus.PENDING,
+        created_at=now,
     )
     if decision.route == Route.AUTO_SEND:
         _auto_send(session=session, review=review, policy=policy, now=now)
@@ -160,14 +206,34 @@ def ingest_draft(*, session: Session, draft: DraftIn, policy: Policy, now: datet
         review.sla_warn_at, review.sla_due_at = sla_times(policy, decision.tier, now)
         session.add(review)
         session.flush()
-        repo.enqueue(session=session, now=now, kind="slack_post_review", order_key=f"review:{review_id}",
-                     payload={"review_id": review_id}, dedupe_key=f"post:{review_id}")
+        repo.enqueue(
+            session=session,
+            now=now,
+            kind="slack_post_review",
+            order_key=f"review:{review_id}",
+            payload={"review_id": review_id},
+            dedupe_key=f"post:{review_id}",
+        )
         if assist is not None and assist.summarize:
-            repo.enqueue(session=session, now=now, kind="ai_summarize", order_key=f"ai:{review_id}",
-                         payload={"review_id": review_id}, dedupe_key=f"summary:{review_id}")
-    repo.audit(session=session, at=now, actor=actor, action="ingest", review_id=review_id,
-               ticket_id=draft.ticket_id, route=decision.route, tier=decision.tier,
-               reasons=[r.code for r in decision.reasons])
+            repo.enqueue(
+                session=session,
+                now=now,
+                kind="ai_summarize",
+                order_key=f"ai:{review_id}",
+                payload={"review_id": review_id},
+                dedupe_key=f"summary:{review_id}",
+            )
+    repo.audit(
+        session=session,
+        at=now,
+        actor=actor,
+        action="ingest",
+        review_id=review_id,
+        ticket_id=draft.ticket_id,
+        route=decision.route,
+        tier=decision.tier,
+        reasons=[r.code for r in decision.reasons],
+    )
     return IngestResult(review, created=True)
 
 
@@ -182,17 +248,43 @@ def _auto_send(*, session: Session, review: Review, policy: Policy, now: datetim
     review.extra = {**review.extra, "qa_sampled": sampled}
     session.add(review)
     session.flush()
-    session.add(Decision(
-        review_id=review.id, stage="review", ticket_id=review.ticket_id, interaction_type=review.interaction_type,
-        confidence=review.confidence, route=review.route, tier=review.tier, reasons=review.reasons,
-        customer_message=review.customer_message, ai_draft=review.draft, final_text=review.draft,
-        decision=DecisionKind.AUTO_SEND, actor_id="hitl", actor_name="hitl (auto-send)", decided_at=now,
-        seconds_to_decision=0.0, edit_distance=0.0, model=review.extra.get("model"),
-        prompt_version=review.extra.get("prompt_version"),
-    ))
-    repo.enqueue(session=session, now=now, kind="helpdesk_write", order_key=f"ticket:{review.ticket_id}",
-                 payload={"review_id": review.id, "decision": DecisionKind.AUTO_SEND},
-                 dedupe_key=f"helpdesk:{review.id}:review")
+    session.add(
+        Decision(
+            review_id=review.id,
+            stage="review",
+            ticket_id=review.ticket_id,
+            interaction_type=review.interaction_type,
+            confidence=review.confidence,
+            route=review.route,
+            tier=review.tier,
+            reasons=review.reasons,
+            customer_message=review.customer_message,
+            ai_draft=review.draft,
+            final_text=review.draft,
+            decision=DecisionKind.AUTO_SEND,
+            actor_id="hitl",
+            actor_name="hitl (auto-send)",
+            decided_at=now,
+            seconds_to_decision=0.0,
+            edit_distance=0.0,
+            model=review.extra.get("model"),
+            prompt_version=review.extra.get("prompt_version"),
+        )
+    )
+    repo.enqueue(
+        session=session,
+        now=now,
+        kind="helpdesk_write",
+        order_key=f"ticket:{review.ticket_id}",
+        payload={"review_id": review.id, "decision": DecisionKind.AUTO_SEND},
+        dedupe_key=f"helpdesk:{review.id}:review",
+    )
     if sampled:
-        repo.enqueue(session=session, now=now, kind="slack_post_qa", order_key=f"review:{review.id}",
-                     payload={"review_id": review.id}, dedupe_key=f"qa:{review.id}")
+        repo.enqueue(
+            session=session,
+            now=now,
+            kind="slack_post_qa",
+            order_key=f"review:{review.id}",
+            payload={"review_id": review.id},
+            dedupe_key=f"qa:{review.id}",
+        )

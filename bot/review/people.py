@@ -19,7 +19,9 @@ class MembershipUnknown(Exception):
 class PeopleDirectory:
     """Answers "is this user in these People?", reading user groups with `usergroups.users.list`."""
 
-    def __init__(self, client: WebClient, *, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, client: WebClient, *, ttl: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.client = client
         self.ttl = ttl
         self.clock = clock

@@ -38,8 +38,12 @@ def _duration(value: Any) -> timedelta:
 
 
 class Thresholds(_Strict):
-    auto_send_at: float = Field(ge=0, le=1.01, description="confidence at or above which a draft is auto-sent")
-    review_at: float = Field(ge=0, le=1, description="confidence at or above which a human reviews (below: take over)")
+    auto_send_at: float = Field(
+        ge=0, le=1.01, description="confidence at or above which a draft is auto-sent"
+    )
+    review_at: float = Field(
+        ge=0, le=1, description="confidence at or above which a human reviews (below: take over)"
+    )
     tier: str | None = None
 
     @model_validator(mode="after")
@@ -188,7 +192,7 @@ class BusinessHours(_Strict):
         if isinstance(value, int) and not isinstance(value, bool):
             minutes, seconds = (value, 0) if value < 24 * 60 else divmod(value, 60)
             if not 0 <= minutes < 24 * 60:
-                raise ValueError(f"{value!r} is not a time of day; write it like \"09:00\"")
+                raise ValueError(f'{value!r} is not a time of day; write it like "09:00"')
             return time(minutes // 60, minutes % 60, seconds)
         return value
 
@@ -229,19 +233,31 @@ class Tone(_Strict):
 class Oversight(_Strict):
     """Criteria of the oversight review (`/hitl review`, weekly digest): where to widen or narrow AI autonomy."""
 
-    min_volume: int = Field(30, ge=1, description="decisions of a type in the period before autonomy may grow")
-    min_rated: int = Field(10, ge=1, description="human-judged or QA-rated replies before an error rate is known")
+    min_volume: int = Field(
+        30, ge=1, description="decisions of a type in the period before autonomy may grow"
+    )
+    min_rated: int = Field(
+        10, ge=1, description="human-judged or QA-rated replies before an error rate is known"
+    )
     expand_min_approve_rate: float = Field(0.9, ge=0, le=1, description="share approved without edit")
     expand_max_severe_defects: int = Field(0, ge=0)
     expand_min_qa_pass_rate: float = Field(0.95, ge=0, le=1)
-    tighten_error_rate: float = Field(0.2, ge=0, le=1, description="rejects plus heavy edits, per judged draft")
+    tighten_error_rate: float = Field(
+        0.2, ge=0, le=1, description="rejects plus heavy edits, per judged draft"
+    )
     tighten_min_qa_pass_rate: float = Field(0.85, ge=0, le=1, description="QA pass rate of auto-sent replies")
-    warn_sla_breach_rate: float = Field(0.15, ge=0, le=1, description="SLA breach rate flagged as a warning sign")
+    warn_sla_breach_rate: float = Field(
+        0.15, ge=0, le=1, description="SLA breach rate flagged as a warning sign"
+    )
     severe_defects: list[str] = ["hallucination", "policy_misapplication"]
     heavy_edit_distance: float = Field(0.3, ge=0, le=1)
     whatif_last: int = Field(200, ge=1, description="what-if replays the last N human decisions of a type")
-    whatif_step: float = Field(0.05, gt=0, le=0.5, description="auto-send threshold change the what-if proposes")
-    rising_ratio: float = Field(1.5, gt=1, description="a share this much above the previous period is rising")
+    whatif_step: float = Field(
+        0.05, gt=0, le=0.5, description="auto-send threshold change the what-if proposes"
+    )
+    rising_ratio: float = Field(
+        1.5, gt=1, description="a share this much above the previous period is rising"
+    )
     rising_min_count: int = Field(3, ge=1, description="...and at least this many cases this period")
     digest_cron: str = Field("0 9 * * mon", description="weekly digest, crontab in UTC")
     digest_period: timedelta = timedelta(days=7)
@@ -279,7 +295,10 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _references(self) -> Policy:
         tiers = set(self.tiers)
-        refs: list[tuple[str, str | None]] = [("defaults.tier", self.defaults.tier), ("human_only_tier", self.human_only_tier)]
+        refs: list[tuple[str, str | None]] = [
+            ("defaults.tier", self.defaults.tier),
+            ("human_only_tier", self.human_only_tier),
+        ]
         refs += [(f"interaction_types.{k}.tier", v.tier) for k, v in self.interaction_types.items()]
         for name in ("vip", "refund_amount", "policy_exception", "unknown_type"):
             trig = getattr(self.triggers, name)
@@ -294,7 +313,9 @@ class Policy(_Strict):
                 )
         for where, name in refs:
             if name is not None and name not in tiers:
-                raise ValueError(f"{where} names tier {name!r}, which is not under tiers ({', '.join(sorted(tiers))})")
+                raise ValueError(
+                    f"{where} names tier {name!r}, which is not under tiers ({', '.join(sorted(tiers))})"
+                )
         return self
 
     def thresholds(self, interaction_type: str) -> Thresholds:
@@ -303,7 +324,9 @@ class Policy(_Strict):
         if known is not None:
             return known
         return Thresholds(
-            auto_send_at=self.defaults.auto_send_at, review_at=self.defaults.review_at, tier=self.defaults.tier
+            auto_send_at=self.defaults.auto_send_at,
+            review_at=self.defaults.review_at,
+            tier=self.defaults.tier,
         )
 
     def tier_rank(self, name: str) -> int:
@@ -371,13 +394,28 @@ def route_draft(draft: DraftFacts, policy: Policy, history: History = History())
         reasons.append(Reason("invalid_confidence", f"confidence {conf!r} is not a number from 0 to 1"))
     elif conf >= th.auto_send_at:
         route = "auto_send"
-        reasons.append(Reason("confidence_high", f"confidence {conf:.2f} ≥ {th.auto_send_at:.2f} auto-send threshold for {kind}"))
+        reasons.append(
+            Reason(
+                "confidence_high",
+                f"confidence {conf:.2f} ≥ {th.auto_send_at:.2f} auto-send threshold for {kind}",
+            )
+        )
     elif conf >= th.review_at:
         route = "review"
-        reasons.append(Reason("confidence_medium", f"confidence {conf:.2f} below {th.auto_send_at:.2f} auto-send threshold for {kind}"))
+        reasons.append(
+            Reason(
+                "confidence_medium",
+                f"confidence {conf:.2f} below {th.auto_send_at:.2f} auto-send threshold for {kind}",
+            )
+        )
     else:
         route = "take_over"
-        reasons.append(Reason("confidence_low", f"confidence {conf:.2f} below {th.review_at:.2f} review threshold for {kind}"))
+        reasons.append(
+            Reason(
+                "confidence_low",
+                f"confidence {conf:.2f} below {th.review_at:.2f} review threshold for {kind}",
+            )
+        )
 
     def escalate(to: str, reason: Reason, tier: str | None = None, sup: list[str] | None = None) -> None:
         nonlocal route
@@ -390,46 +428,89 @@ def route_draft(draft: DraftFacts, policy: Policy, history: History = History())
 
     t = policy.triggers
     if kind in policy.human_only:
-        escalate("take_over", Reason("human_only", f"{kind} is handled by humans only"), policy.human_only_tier)
+        escalate(
+            "take_over", Reason("human_only", f"{kind} is handled by humans only"), policy.human_only_tier
+        )
     if not known:
-        escalate(t.unknown_type.route, Reason("unknown_type", f"interaction type {kind!r} is not in the policy"),
-                 t.unknown_type.tier, t.unknown_type.supervisor_for)
+        escalate(
+            t.unknown_type.route,
+            Reason("unknown_type", f"interaction type {kind!r} is not in the policy"),
+            t.unknown_type.tier,
+            t.unknown_type.supervisor_for,
+        )
     if t.risky_keywords:
         text = f"{draft.subject or ''}\n{draft.customer_message}".lower()
-        hits = [w for w, pat in t.risky_keywords.patterns if kind not in t.risky_keywords.exempt_types.get(w, []) and pat.search(text)]
+        hits = [
+            w
+            for w, pat in t.risky_keywords.patterns
+            if kind not in t.risky_keywords.exempt_types.get(w, []) and pat.search(text)
+        ]
         if hits:
-            escalate(t.risky_keywords.route, Reason("risky_keyword", "mentions " + ", ".join(f"“{h}”" for h in hits[:5])))
+            escalate(
+                t.risky_keywords.route,
+                Reason("risky_keyword", "mentions " + ", ".join(f"“{h}”" for h in hits[:5])),
+            )
     s = t.negative_sentiment
     if s and draft.sentiment is not None:
         if s.strong_below is not None and draft.sentiment < s.strong_below:
-            escalate(s.strong_route, Reason("very_negative_sentiment", f"sentiment {draft.sentiment:.2f} below {s.strong_below:.2f}"))
+            escalate(
+                s.strong_route,
+                Reason(
+                    "very_negative_sentiment", f"sentiment {draft.sentiment:.2f} below {s.strong_below:.2f}"
+                ),
+            )
         elif draft.sentiment < s.below:
-            escalate(s.route, Reason("negative_sentiment", f"sentiment {draft.sentiment:.2f} below {s.below:.2f}"))
+            escalate(
+                s.route, Reason("negative_sentiment", f"sentiment {draft.sentiment:.2f} below {s.below:.2f}")
+            )
     r = t.repeat_contact
     if r and history.prior_contacts >= r.min_prior:
         to = "take_over" if r.take_over_at and history.prior_contacts >= r.take_over_at else r.route
         hours = r.window.total_seconds() / 3600
-        escalate(to, Reason("repeat_contact", f"{history.prior_contacts} earlier contact(s) from this customer in {hours:g}h"))
+        escalate(
+            to,
+            Reason(
+                "repeat_contact",
+                f"{history.prior_contacts} earlier contact(s) from this customer in {hours:g}h",
+            ),
+        )
     v = t.vip
     if v:
         why = []
         if draft.customer_tier and draft.customer_tier.lower() in [x.lower() for x in v.customer_tiers]:
             why.append(f"{draft.customer_tier} customer")
-        if v.account_value_over is not None and draft.account_value is not None and draft.account_value > v.account_value_over:
+        if (
+            v.account_value_over is not None
+            and draft.account_value is not None
+            and draft.account_value > v.account_value_over
+        ):
             why.append(f"account value {_money(draft.account_value)} over {_money(v.account_value_over)}")
         if why:
             escalate(v.route, Reason("vip", "; ".join(why)), v.tier)
     ra = t.refund_amount
     if ra and draft.refund_amount is not None and draft.refund_amount > ra.over:
-        escalate(ra.route, Reason("refund_over_limit", f"refund {_money(draft.refund_amount)} over the {_money(ra.over)} limit"),
-                 ra.tier, ra.supervisor_for)
+        escalate(
+            ra.route,
+            Reason(
+                "refund_over_limit", f"refund {_money(draft.refund_amount)} over the {_money(ra.over)} limit"
+            ),
+            ra.tier,
+            ra.supervisor_for,
+        )
     pe = t.policy_exception
     if pe and draft.policy_exception:
-        escalate(pe.route, Reason("policy_exception", "the pipeline flagged a policy exception"), pe.tier, pe.supervisor_for)
+        escalate(
+            pe.route,
+            Reason("policy_exception", "the pipeline flagged a policy exception"),
+            pe.tier,
+            pe.supervisor_for,
+        )
 
     tier = max(tiers, key=policy.tier_rank)
     supervisor.update(policy.tiers[tier].supervisor_decisions)
-    return RouteDecision(route=route, tier=tier, reasons=tuple(reasons), supervisor_decisions=frozenset(supervisor))
+    return RouteDecision(
+        route=route, tier=tier, reasons=tuple(reasons), supervisor_decisions=frozenset(supervisor)
+    )
 
 
 # ---------------------------------------------------------------- loading
@@ -502,16 +583,26 @@ def load_policy(path: Path | str) -> Policy:
 def routing_table(policy: Policy) -> list[dict[str, Any]]:
     """One row per interaction type: where a draft goes at each confidence, and its tier's SLA."""
     rows = []
-    for kind in list(policy.interaction_types) + [k for k in policy.human_only if k not in policy.interaction_types]:
+    for kind in list(policy.interaction_types) + [
+        k for k in policy.human_only if k not in policy.interaction_types
+    ]:
         th = policy.thresholds(kind)
-        tier = policy.human_only_tier if kind in policy.human_only and policy.human_only_tier else (th.tier or policy.defaults.tier)
-        rows.append({
-            "type": kind,
-            "auto_send": "never (human only)" if kind in policy.human_only else f"≥ {th.auto_send_at:.2f}",
-            "review": "—" if kind in policy.human_only else f"{th.review_at:.2f}–{th.auto_send_at:.2f}",
-            "take_over": "always" if kind in policy.human_only else f"< {th.review_at:.2f}",
-            "tier": tier,
-            "channel": policy.tiers[tier].channel,
-            "sla": policy.tiers[tier].sla,
-        })
+        tier = (
+            policy.human_only_tier
+            if kind in policy.human_only and policy.human_only_tier
+            else (th.tier or policy.defaults.tier)
+        )
+        rows.append(
+            {
+                "type": kind,
+                "auto_send": "never (human only)"
+                if kind in policy.human_only
+                else f"≥ {th.auto_send_at:.2f}",
+                "review": "—" if kind in policy.human_only else f"{th.review_at:.2f}–{th.auto_send_at:.2f}",
+                "take_over": "always" if kind in policy.human_only else f"< {th.review_at:.2f}",
+                "tier": tier,
+                "channel": policy.tiers[tier].channel,
+                "sla": policy.tiers[tier].sla,
+            }
+        )
     return rows

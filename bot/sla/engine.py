@@ -164,8 +164,11 @@ def _superseded(step: Step, later_due: Sequence[Step]) -> bool:
     if step.action == "warn":
         return any(s.action == "breach" for s in later_due)
     if step.action == "breach" and step.repeat > 0:
-        return any(s.action == "breach" and (s.level > step.level or (s.level == step.level and s.repeat > step.repeat))
-                   for s in later_due)
+        return any(
+            s.action == "breach"
+            and (s.level > step.level or (s.level == step.level and s.repeat > step.repeat))
+            for s in later_due
+        )
     return False
 
 
@@ -181,7 +184,7 @@ def steps_due(plan: Sequence[Step], claimed: Collection[str], now: datetime) -> 
     for i, step in enumerate(due):
         if step.kind in claimed:
             continue
-        (skip if _superseded(step, due[i + 1:]) else fire).append(step)
+        (skip if _superseded(step, due[i + 1 :]) else fire).append(step)
     later = [s for s in plan if s.due_at > now and s.kind not in claimed]
     return DueSteps(fire, skip, later[0].due_at if later else None)
 
@@ -264,11 +267,27 @@ class SlaEngine:
         now = datetime.now(UTC)
         # Two instances allowed, so APScheduler never skips (and logs) a tick while a slow one runs; the
         # second returns at once (`_ticking`), and the first carries on with what is due.
-        scheduler.add_job(self.tick, "interval", seconds=TICK_SECONDS, id="sla:tick", name="sla:tick",
-                          replace_existing=True, next_run_time=now, misfire_grace_time=None, max_instances=2)
-        scheduler.add_job(self.sweep, "interval", seconds=SWEEP_SECONDS, id="sla:sweep", name="sla:sweep",
-                          replace_existing=True, next_run_time=now + timedelta(seconds=SWEEP_SECONDS),
-                          misfire_grace_time=None)
+        scheduler.add_job(
+            self.tick,
+            "interval",
+            seconds=TICK_SECONDS,
+            id="sla:tick",
+            name="sla:tick",
+            replace_existing=True,
+            next_run_time=now,
+            misfire_grace_time=None,
+            max_instances=2,
+        )
+        scheduler.add_job(
+            self.sweep,
+            "interval",
+            seconds=SWEEP_SECONDS,
+            id="sla:sweep",
+            name="sla:sweep",
+            replace_existing=True,
+            next_run_time=now + timedelta(seconds=SWEEP_SECONDS),
+            misfire_grace_time=None,
+        )
 
     def stop(self) -> None:
         scheduler = self.runtime.services.get("scheduler")
@@ -308,11 +327,17 @@ class SlaEngine:
         """Next step time of pending reviews (all, or `ids`). Reviews without pings take a fast path."""
         out: dict[str, datetime] = {}
         used_up: set[str] = set()
-        chunks: Iterable[list[str] | None] = [None] if ids is None else (ids[i:i + 2000] for i in range(0, len(ids), 2000))
+        chunks: Iterable[list[str] | None] = (
+            [None] if ids is None else (ids[i : i + 2000] for i in range(0, len(ids), 2000))
+        )
         for chunk in chunks:
             pending = (col(Review.status) == ReviewStatus.PENDING) & col(Review.sla_due_at).is_not(None)
             q = select(Review.id, Review.sla_warn_at, Review.sla_due_at).where(pending)
-            pq = select(SlaPing.review_id, SlaPing.kind).join(Review, col(Review.id) == col(SlaPing.review_id)).where(pending)
+            pq = (
+                select(SlaPing.review_id, SlaPing.kind)
+                .join(Review, col(Review.id) == col(SlaPing.review_id))
+                .where(pending)
+            )
             if chunk is not None:
                 q = q.where(col(Review.id).in_(chunk))
                 pq = pq.where(col(Review.id).in_(chunk))
@@ -325,8 +350,15 @@ class SlaEngine:
             slow = list(claimed)
             for i in range(0, len(slow), 2000):
                 rows = session.execute(
-                    sa_select(col(Review.id), col(Review.tier), col(Review.created_at), col(Review.sla_warn_at),
-                              col(Review.sla_due_at), col(Review.extra)).where(col(Review.id).in_(slow[i:i + 2000])))
+                    sa_select(
+                        col(Review.id),
+                        col(Review.tier),
+                        col(Review.created_at),
+                        col(Review.sla_warn_at),
+                        col(Review.sla_due_at),
+                        col(Review.extra),
+                    ).where(col(Review.id).in_(slow[i : i + 2000]))
+                )
                 for rid, *fields in rows:
                     at = next_step_at(_Subject(*fields), self.runtime.policy, claimed[rid])
                     if at is None:
@@ -347,8 +379,10 @@ class SlaEngine:
             with session_scope(self.runtime.engine, readonly=True) as session:
                 rows = session.execute(
                     select(Review.id, Review.sla_warn_at, Review.sla_due_at).where(
-                        Review.status == ReviewStatus.PENDING, col(Review.sla_due_at).is_not(None),
-                        col(Review.created_at) >= since)
+                        Review.status == ReviewStatus.PENDING,
+                        col(Review.sla_due_at).is_not(None),
+                        col(Review.created_at) >= since,
+                    )
                 ).all()
             added = 0
             with self._lock:
@@ -366,11 +400,19 @@ class SlaEngine:
         """Schedule every pending review the heap lacks; forget those no longer pending."""
         now = self.runtime.clock.now()
         with session_scope(self.runtime.engine, readonly=True) as session:
-            pending = set(session.execute(select(Review.id).where(
-                Review.status == ReviewStatus.PENDING, col(Review.sla_due_at).is_not(None))).scalars())
+            pending = set(
+                session.execute(
+                    select(Review.id).where(
+                        Review.status == ReviewStatus.PENDING, col(Review.sla_due_at).is_not(None)
+                    )
+                ).scalars()
+            )
             with self._lock:
-                missing = [rid for rid in pending
-                           if rid not in self._scheduled and rid not in self._inflight and rid not in self._done]
+                missing = [
+                    rid
+                    for rid in pending
+                    if rid not in self._scheduled and rid not in self._inflight and rid not in self._done
+                ]
                 for rid in [r for r in self._scheduled if r not in pending]:
                     del self._scheduled[rid]  # its heap entry is now stale and skipped
                 self._done &= pending
@@ -430,7 +472,12 @@ class SlaEngine:
         try:
             return self.settle(batch)
         except OperationalError:  # the database is unreachable or busy: the whole batch waits
-            log.warning("sla: database unavailable; %d review(s) retried in %s", len(batch), RETRY_DELAY, exc_info=True)
+            log.warning(
+                "sla: database unavailable; %d review(s) retried in %s",
+                len(batch),
+                RETRY_DELAY,
+                exc_info=True,
+            )
             return dict.fromkeys(batch, self.runtime.clock.now() + RETRY_DELAY)
         except Exception:
             if len(batch) == 1:
@@ -477,7 +524,8 @@ class SlaEngine:
             now = self.runtime.clock.now()  # read after the lock, so a step never predates its claim
             claimed: dict[str, set[str]] = defaultdict(set)
             for rid, kind in session.execute(
-                    select(SlaPing.review_id, SlaPing.kind).where(col(SlaPing.review_id).in_(review_ids))):
+                select(SlaPing.review_id, SlaPing.kind).where(col(SlaPing.review_id).in_(review_ids))
+            ):
                 claimed[rid].add(kind)
             for review in reviews:
                 nexts[review.id], n = self._settle_review(session, review, claimed[review.id], now)
@@ -485,21 +533,33 @@ class SlaEngine:
             session.flush()
         return nexts, fired
 
-    def _settle_review(self, session: Session, review: Review, claimed: set[str],
-                       now: datetime) -> tuple[datetime | None, int]:
+    def _settle_review(
+        self, session: Session, review: Review, claimed: set[str], now: datetime
+    ) -> tuple[datetime | None, int]:
         if review.status != ReviewStatus.PENDING or review.sla_due_at is None:
             return None, 0  # decided: every remaining step is moot
         policy = self.runtime.policy
         due = steps_due(ping_plan(review, policy), claimed, now)
         me = self.runtime.instance_id
         for step in due.skip:
-            session.add(SlaPing(review_id=review.id, kind=step.kind, due_at=step.due_at, status="cancelled",
-                                claimed_by=me))
+            session.add(
+                SlaPing(
+                    review_id=review.id, kind=step.kind, due_at=step.due_at, status="cancelled", claimed_by=me
+                )
+            )
             log.info("sla: review %s %s skipped (a later step is already due)", review.id, step.kind)
         fired = 0
         for step in due.fire:
-            session.add(SlaPing(review_id=review.id, kind=step.kind, due_at=step.due_at, status="fired",
-                                claimed_by=me, fired_at=now))
+            session.add(
+                SlaPing(
+                    review_id=review.id,
+                    kind=step.kind,
+                    due_at=step.due_at,
+                    status="fired",
+                    claimed_by=me,
+                    fired_at=now,
+                )
+            )
             fired += 1
             if self._act(session, review, step, now):
                 # Moved to another tier: a new round starts there, from now.
@@ -514,19 +574,33 @@ class SlaEngine:
         ticket = f"ticket #{_esc(review.ticket_id)}"
         due = review.sla_due_at
         assert due is not None
-        common = {"kind": step.kind, "due_at": step.due_at.isoformat(), "late_ms": int((now - step.due_at).total_seconds() * 1000),
-                  "instance": self.runtime.instance_id}
+        common = {
+            "kind": step.kind,
+            "due_at": step.due_at.isoformat(),
+            "late_ms": int((now - step.due_at).total_seconds() * 1000),
+            "instance": self.runtime.instance_id,
+        }
         if step.action == "warn":
             mention = _supervisors(tier).mention()
-            text = (f":hourglass_flowing_sand: *SLA warning*: {format_duration(due - now)} left to decide on {ticket} "
-                    f"(due {_when(due)}). {mention}").strip()
+            text = (
+                f":hourglass_flowing_sand: *SLA warning*: {format_duration(due - now)} left to decide on {ticket} "
+                f"(due {_when(due)}). {mention}"
+            ).strip()
             self._thread(session, review, step, text, now)
             self._refresh(session, review, step, now)
-            repo.audit(session=session, at=now, actor="hitl", action="sla_warning", review_id=review.id, **common)
+            repo.audit(
+                session=session, at=now, actor="hitl", action="sla_warning", review_id=review.id, **common
+            )
             return False
         if step.action == "breach":
-            level = next((lv for lv in _levels(tier) if lv.level == step.level), EscalationLevel(level=step.level))
-            people = level.notify if not level.notify.anyone else (_supervisors(tier) if step.level == 1 else People())
+            level = next(
+                (lv for lv in _levels(tier) if lv.level == step.level), EscalationLevel(level=step.level)
+            )
+            people = (
+                level.notify
+                if not level.notify.anyone
+                else (_supervisors(tier) if step.level == 1 else People())
+            )
             mention = people.mention()
             over = format_duration(max(now - due, timedelta(0)))
             where = f" in {_esc(review.slack_channel or (tier.channel if tier else '?'))}"
@@ -535,31 +609,61 @@ class SlaEngine:
             elif step.repeat == 0:
                 head = f":sos: *SLA escalation, level {step.level}*: {ticket} breached its SLA {over} ago and is still waiting"
             else:
-                head = (f":rotating_light: *SLA breached {over} ago* (level {step.level}, reminder {step.repeat}): "
-                        f"{ticket} is still waiting")
+                head = (
+                    f":rotating_light: *SLA breached {over} ago* (level {step.level}, reminder {step.repeat}): "
+                    f"{ticket} is still waiting"
+                )
             ask = "please approve, edit, take over or reject it."
             self._thread(session, review, step, f"{head}. {mention} {ask}".replace("  ", " "), now)
             link = f" <{review.ticket_url}|open ticket>" if review.ticket_url else ""
             outside = f"{head}{where}.{link} {mention}".strip()
             if level.channel:
-                repo.enqueue(session=session, now=now, kind="slack_post", order_key=f"review:{review.id}",
-                             payload={"channel": level.channel, "text": outside, "review_id": review.id},
-                             dedupe_key=f"sla:{review.id}:{step.kind}:channel")
+                repo.enqueue(
+                    session=session,
+                    now=now,
+                    kind="slack_post",
+                    order_key=f"review:{review.id}",
+                    payload={"channel": level.channel, "text": outside, "review_id": review.id},
+                    dedupe_key=f"sla:{review.id}:{step.kind}:channel",
+                )
             if level.dm:
                 for user in people.users:
-                    repo.enqueue(session=session, now=now, kind="slack_dm", order_key=f"review:{review.id}",
-                                 payload={"user": user, "text": outside, "review_id": review.id},
-                                 dedupe_key=f"sla:{review.id}:{step.kind}:dm:{user}"[:200])
+                    repo.enqueue(
+                        session=session,
+                        now=now,
+                        kind="slack_dm",
+                        order_key=f"review:{review.id}",
+                        payload={"user": user, "text": outside, "review_id": review.id},
+                        dedupe_key=f"sla:{review.id}:{step.kind}:dm:{user}"[:200],
+                    )
             if step.repeat == 0:
                 self._refresh(session, review, step, now)
             action = "sla_breach_ping" if step.level == 1 else "sla_escalation"
-            repo.audit(session=session, at=now, actor="hitl", action=action, review_id=review.id, level=step.level,
-                       repeat=step.repeat, channel=level.channel, dm=level.dm, mention=mention, **common)
+            repo.audit(
+                session=session,
+                at=now,
+                actor="hitl",
+                action=action,
+                review_id=review.id,
+                level=step.level,
+                repeat=step.repeat,
+                channel=level.channel,
+                dm=level.dm,
+                mention=mention,
+                **common,
+            )
             return False
         return self._timeout(session, review, tier, step, now, common)
 
-    def _timeout(self, session: Session, review: Review, tier: Tier | None, step: Step, now: datetime,
-                 common: dict[str, Any]) -> bool:
+    def _timeout(
+        self,
+        session: Session,
+        review: Review,
+        tier: Tier | None,
+        step: Step,
+        now: datetime,
+        common: dict[str, Any],
+    ) -> bool:
         timeout = tier.escalation.on_timeout if tier else None
         if timeout is None:
             return False
@@ -568,26 +672,54 @@ class SlaEngine:
         if timeout.action == "reassign":
             review.assignee = timeout.to
             session.add(review)
-            self._thread(session, review, step, f":bust_in_silhouette: *No decision {waited} after the SLA breach*: "
-                                                f"ticket #{_esc(review.ticket_id)} is reassigned to {_who(timeout.to)}.", now)
+            self._thread(
+                session,
+                review,
+                step,
+                f":bust_in_silhouette: *No decision {waited} after the SLA breach*: "
+                f"ticket #{_esc(review.ticket_id)} is reassigned to {_who(timeout.to)}.",
+                now,
+            )
             if not timeout.to.startswith(("S", "<")):
-                repo.enqueue(session=session, now=now, kind="slack_dm", order_key=f"review:{review.id}",
-                             payload={"user": timeout.to, "review_id": review.id,
-                                      "text": f":bust_in_silhouette: Ticket #{_esc(review.ticket_id)} is now yours: nobody "
-                                              f"decided on its AI draft within its SLA. It is waiting in "
-                                              f"{_esc(review.slack_channel or (tier.channel if tier else ''))}."},
-                             dedupe_key=f"sla:{review.id}:{step.kind}:dm")
+                repo.enqueue(
+                    session=session,
+                    now=now,
+                    kind="slack_dm",
+                    order_key=f"review:{review.id}",
+                    payload={
+                        "user": timeout.to,
+                        "review_id": review.id,
+                        "text": f":bust_in_silhouette: Ticket #{_esc(review.ticket_id)} is now yours: nobody "
+                        f"decided on its AI draft within its SLA. It is waiting in "
+                        f"{_esc(review.slack_channel or (tier.channel if tier else ''))}.",
+                    },
+                    dedupe_key=f"sla:{review.id}:{step.kind}:dm",
+                )
             self._refresh(session, review, step, now)
-            repo.audit(session=session, at=now, actor="hitl", action="sla_timeout_action", review_id=review.id,
-                       action_taken="reassign", to=timeout.to, **common)
+            repo.audit(
+                session=session,
+                at=now,
+                actor="hitl",
+                action="sla_timeout_action",
+                review_id=review.id,
+                action_taken="reassign",
+                to=timeout.to,
+                **common,
+            )
             return False
         target = policy.tiers[timeout.to]
         old_tier, moved_from = review.tier, None
         if review.slack_channel and review.slack_ts:
             moved_from = {"channel": review.slack_channel, "ts": review.slack_ts}
         if moved_from:  # a note under the old card, delivered before the card moves (same order key)
-            self._thread(session, review, step, f":arrow_right: *No decision {waited} after the SLA breach*: moved to "
-                                                f"{_esc(target.channel)} ({_esc(timeout.to)}, SLA {format_duration(target.sla)}).", now)
+            self._thread(
+                session,
+                review,
+                step,
+                f":arrow_right: *No decision {waited} after the SLA breach*: moved to "
+                f"{_esc(target.channel)} ({_esc(timeout.to)}, SLA {format_duration(target.sla)}).",
+                now,
+            )
         round_ = sla_round(review) + 1
         moves = list((review.extra or {}).get("sla_moves", []))
         moves.append({"from": old_tier, "to": timeout.to, "at": now.isoformat()})
@@ -597,28 +729,59 @@ class SlaEngine:
         # slack_channel/slack_ts keep naming the old card until the repost replaces them: if the repost
         # never succeeds, the old card (still with its buttons) is where humans can act.
         session.add(review)
-        repo.enqueue(session=session, now=now, kind="slack_post_review", order_key=f"review:{review.id}",
-                     payload={"review_id": review.id, "moved_from": moved_from},
-                     dedupe_key=f"post:{review.id}:r{round_}")
-        repo.audit(session=session, at=now, actor="hitl", action="sla_timeout_action", review_id=review.id,
-                   action_taken="move_tier", from_tier=old_tier, to=timeout.to, moved_from=moved_from,
-                   new_due_at=review.sla_due_at.isoformat(), **common)
+        repo.enqueue(
+            session=session,
+            now=now,
+            kind="slack_post_review",
+            order_key=f"review:{review.id}",
+            payload={"review_id": review.id, "moved_from": moved_from},
+            dedupe_key=f"post:{review.id}:r{round_}",
+        )
+        repo.audit(
+            session=session,
+            at=now,
+            actor="hitl",
+            action="sla_timeout_action",
+            review_id=review.id,
+            action_taken="move_tier",
+            from_tier=old_tier,
+            to=timeout.to,
+            moved_from=moved_from,
+            new_due_at=review.sla_due_at.isoformat(),
+            **common,
+        )
         return True
 
     def _thread(self, session: Session, review: Review, step: Step, text: str, now: datetime) -> None:
         """A reply in the card's thread, bound to the card at delivery (`in_review_thread`): the card's post
         is queued earlier under the same order key, so it is out by then even if it was not at claim time."""
         tier = self.runtime.policy.tiers.get(review.tier)
-        payload: dict[str, Any] = {"channel": review.slack_channel or (tier.channel if tier else ""), "text": text,
-                                   "review_id": review.id, "in_review_thread": True}
+        payload: dict[str, Any] = {
+            "channel": review.slack_channel or (tier.channel if tier else ""),
+            "text": text,
+            "review_id": review.id,
+            "in_review_thread": True,
+        }
         if review.slack_ts:
             payload["thread_ts"] = review.slack_ts
-        repo.enqueue(session=session, now=now, kind="slack_post", order_key=f"review:{review.id}", payload=payload,
-                     dedupe_key=f"sla:{review.id}:{step.kind}:thread")
+        repo.enqueue(
+            session=session,
+            now=now,
+            kind="slack_post",
+            order_key=f"review:{review.id}",
+            payload=payload,
+            dedupe_key=f"sla:{review.id}:{step.kind}:thread",
+        )
 
     def _refresh(self, session: Session, review: Review, step: Step, now: datetime) -> None:
-        repo.enqueue(session=session, now=now, kind="slack_refresh_review", order_key=f"review:{review.id}",
-                     payload={"review_id": review.id}, dedupe_key=f"sla:{review.id}:{step.kind}:refresh")
+        repo.enqueue(
+            session=session,
+            now=now,
+            kind="slack_refresh_review",
+            order_key=f"review:{review.id}",
+            payload={"review_id": review.id},
+            dedupe_key=f"sla:{review.id}:{step.kind}:refresh",
+        )
 
 
 def _supervisors(tier: Tier | None) -> People:

@@ -27,11 +27,11 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
 from bot.ai.pii import mask_pii
-from bot.review.policy import Policy
-from bot.app.settings import Settings, secret
 from bot.ai.tone import tone_flags
+from bot.app.settings import Settings, secret
+from bot.review.policy import Policy
+from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
 from storage.models import DecisionKind, DefectCategory, Review, ReviewStatus, Route
 
 SECTION_MAX = 3000
@@ -51,11 +51,17 @@ ELLIPSIS = "…"
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 
 DECISION_DONE = {
-    DecisionKind.APPROVE: "approved", DecisionKind.EDIT: "edited", DecisionKind.TAKE_OVER: "taken over",
-    DecisionKind.REJECT: "rejected", DecisionKind.AUTO_SEND: "auto-sent",
+    DecisionKind.APPROVE: "approved",
+    DecisionKind.EDIT: "edited",
+    DecisionKind.TAKE_OVER: "taken over",
+    DecisionKind.REJECT: "rejected",
+    DecisionKind.AUTO_SEND: "auto-sent",
 }
 DECISION_ICON = {
-    DecisionKind.APPROVE: "✅", DecisionKind.EDIT: "✏️", DecisionKind.TAKE_OVER: "🙋", DecisionKind.REJECT: "⛔",
+    DecisionKind.APPROVE: "✅",
+    DecisionKind.EDIT: "✏️",
+    DecisionKind.TAKE_OVER: "🙋",
+    DecisionKind.REJECT: "⛔",
     DecisionKind.AUTO_SEND: "🤖",
 }
 DEFECT_LABELS = {
@@ -196,7 +202,11 @@ def _facts(review: Review, policy: Policy) -> SectionBlock:
     if customer.get("account_value") is not None:
         who.append(f"value {_money(float(customer['account_value']))}")
     tier = policy.tiers.get(review.tier)
-    ticket = link(review.ticket_url, f"#{review.ticket_id}") if review.ticket_url else escape(f"#{review.ticket_id}")
+    ticket = (
+        link(review.ticket_url, f"#{review.ticket_id}")
+        if review.ticket_url
+        else escape(f"#{review.ticket_id}")
+    )
     fields = [
         _md(f"*Ticket*\n{clip(ticket, 1900)[0]}"),
         _md(f"*Confidence*\n{review.confidence:.2f}"),
@@ -220,23 +230,34 @@ def _supervisor_note(review: Review, policy: Policy) -> str | None:
 def _decision_buttons(review: Review, ref: str) -> list[ButtonElement]:
     take_over_first = review.route == Route.TAKE_OVER
     return [
-        ButtonElement(text="Approve", action_id=ActionId.APPROVE, value=ref,
-                      style=None if take_over_first else "primary"),
+        ButtonElement(
+            text="Approve",
+            action_id=ActionId.APPROVE,
+            value=ref,
+            style=None if take_over_first else "primary",
+        ),
         ButtonElement(text="Edit", action_id=ActionId.EDIT, value=ref),
-        ButtonElement(text="Take over", action_id=ActionId.TAKE_OVER, value=ref,
-                      style="primary" if take_over_first else None),
+        ButtonElement(
+            text="Take over",
+            action_id=ActionId.TAKE_OVER,
+            value=ref,
+            style="primary" if take_over_first else None,
+        ),
         ButtonElement(text="Reject…", action_id=ActionId.REJECT, value=ref, style="danger"),
     ]
 
 
-def review_message(review: Review, policy: Policy, now: datetime, *,
-                   settings: Settings | None = None) -> tuple[str, list[Block]]:
+def review_message(
+    review: Review, policy: Policy, now: datetime, *, settings: Settings | None = None
+) -> tuple[str, list[Block]]:
     """The review card: what the customer wrote, the draft, why it is here, SLA, and the decision buttons."""
     pending = review.status == ReviewStatus.PENDING
     ref = ReviewRef(review_id=review.id).model_dump_json()
     kind = "Take over" if review.route == Route.TAKE_OVER else "Review"
     icon = "🔴" if review.route == Route.TAKE_OVER else "🟡"
-    title = clip(f"{icon} {kind}: {review.interaction_type.replace('_', ' ')} · ticket {review.ticket_id}", HEADER_MAX)[0]
+    title = clip(
+        f"{icon} {kind}: {review.interaction_type.replace('_', ' ')} · ticket {review.ticket_id}", HEADER_MAX
+    )[0]
     blocks: list[Block] = [HeaderBlock(block_id=BlockId.REVIEW_HEADER, text=title), _facts(review, policy)]
     trimmed = False
 
@@ -247,7 +268,9 @@ def review_message(review: Review, policy: Policy, now: datetime, *,
         trimmed |= cut
     subject = f" — _{clip_escaped(review.subject, 200)[0]}_" if review.subject else ""
     body, cut = clip_escaped(_customer_text(review, settings), CUSTOMER_BUDGET)
-    blocks.append(SectionBlock(block_id=BlockId.REVIEW_CUSTOMER, text=_md(f"*Customer wrote*{subject}\n{body}")))
+    blocks.append(
+        SectionBlock(block_id=BlockId.REVIEW_CUSTOMER, text=_md(f"*Customer wrote*{subject}\n{body}"))
+    )
     trimmed |= cut
     body, cut = clip_escaped(review.draft, DRAFT_BUDGET)
     blocks.append(SectionBlock(block_id=BlockId.REVIEW_DRAFT, text=_md(f"*AI draft*\n{body}")))
@@ -255,14 +278,31 @@ def review_message(review: Review, policy: Policy, now: datetime, *,
     hits = tone_hits(review.draft, policy)
     if hits:
         phrases = ", ".join(f"“{escape(h)}”" for h in hits)
-        blocks.append(ContextBlock(block_id=BlockId.REVIEW_TONE,
-                                   elements=[_md(clip(f"⚠️ Tone guardrail: the draft says {phrases}", 2000)[0])]))
-    reasons = "\n".join(f"• {escape(r.get('message', r.get('code', '')))}" for r in review.reasons) or "• (none recorded)"
-    blocks.append(SectionBlock(block_id=BlockId.REVIEW_REASONS,
-                               text=_md(f"*Why a human is needed*\n{clip(reasons, REASONS_BUDGET)[0]}")))
-    context = [line for line in (sla_text(review, now), _supervisor_note(review, policy) if pending else None) if line]
+        blocks.append(
+            ContextBlock(
+                block_id=BlockId.REVIEW_TONE,
+                elements=[_md(clip(f"⚠️ Tone guardrail: the draft says {phrases}", 2000)[0])],
+            )
+        )
+    reasons = (
+        "\n".join(f"• {escape(r.get('message', r.get('code', '')))}" for r in review.reasons)
+        or "• (none recorded)"
+    )
+    blocks.append(
+        SectionBlock(
+            block_id=BlockId.REVIEW_REASONS,
+            text=_md(f"*Why a human is needed*\n{clip(reasons, REASONS_BUDGET)[0]}"),
+        )
+    )
+    context = [
+        line
+        for line in (sla_text(review, now), _supervisor_note(review, policy) if pending else None)
+        if line
+    ]
     if context:
-        blocks.append(ContextBlock(block_id=BlockId.REVIEW_SLA, elements=[_md(clip(c, 2000)[0]) for c in context]))
+        blocks.append(
+            ContextBlock(block_id=BlockId.REVIEW_SLA, elements=[_md(clip(c, 2000)[0]) for c in context])
+        )
 
     if pending:
         buttons = _decision_buttons(review, ref)
@@ -272,8 +312,14 @@ def review_message(review: Review, policy: Policy, now: datetime, *,
     else:
         blocks += _decided_blocks(review)
         if trimmed or review.decision == DecisionKind.EDIT:
-            blocks.append(ActionsBlock(block_id=BlockId.REVIEW_MORE, elements=[
-                ButtonElement(text="Show full message", action_id=ActionId.SHOW_FULL, value=ref)]))
+            blocks.append(
+                ActionsBlock(
+                    block_id=BlockId.REVIEW_MORE,
+                    elements=[
+                        ButtonElement(text="Show full message", action_id=ActionId.SHOW_FULL, value=ref)
+                    ],
+                )
+            )
     return fallback_text(review), _validated(blocks)
 
 
@@ -288,7 +334,9 @@ def _decided_blocks(review: Review) -> list[Block]:
         body, _ = clip_escaped(review.final_text, FINAL_BUDGET)
         size = (review.extra or {}).get("edit_distance")
         changed = f", {size:.0%} changed" if isinstance(size, (int, float)) else ""
-        blocks.append(SectionBlock(block_id=BlockId.REVIEW_FINAL, text=_md(f"*Sent (edited{changed})*\n{body}")))
+        blocks.append(
+            SectionBlock(block_id=BlockId.REVIEW_FINAL, text=_md(f"*Sent (edited{changed})*\n{body}"))
+        )
     return blocks
 
 
@@ -307,16 +355,24 @@ def fallback_text(review: Review) -> str:
         who = review.decided_by_name or review.decided_by or "hitl"
         return escape(f"{DECISION_DONE[DecisionKind(review.decision)].capitalize()} by {who}: {what}")
     kind = "Take over needed" if review.route == Route.TAKE_OVER else "Review needed"
-    snippet = clip(" ".join(mask_pii(review.customer_message).split()), FALLBACK_SNIPPET)[0]  # push notifications
+    snippet = clip(" ".join(mask_pii(review.customer_message).split()), FALLBACK_SNIPPET)[
+        0
+    ]  # push notifications
     return escape(f"{kind}: {what} ({review.tier}, confidence {review.confidence:.2f}) — {snippet}")
 
 
 def moved_message(review: Review, to_channel: str) -> tuple[str, list[Block]]:
     """What an old card says once the review was re-posted in another tier's channel."""
     text = f"Moved to {channel_ref(to_channel)} (tier {escape(review.tier)}): decide there."
-    title = clip(f"↪️ Moved: {review.interaction_type.replace('_', ' ')} · ticket {review.ticket_id}", HEADER_MAX)[0]
-    return text, _validated([HeaderBlock(block_id=BlockId.REVIEW_HEADER, text=title),
-                             SectionBlock(block_id=BlockId.REVIEW_DECISION, text=_md(text))])
+    title = clip(
+        f"↪️ Moved: {review.interaction_type.replace('_', ' ')} · ticket {review.ticket_id}", HEADER_MAX
+    )[0]
+    return text, _validated(
+        [
+            HeaderBlock(block_id=BlockId.REVIEW_HEADER, text=title),
+            SectionBlock(block_id=BlockId.REVIEW_DECISION, text=_md(text)),
+        ]
+    )
 
 
 # ---------------------------------------------------------------- thread replies and ephemerals
@@ -347,13 +403,17 @@ def take_over_text(review: Review, line: str) -> str:
     if reasons:
         parts.append(f"*Why it needed a human:* {clip(reasons, 1000)[0]}")
     if review.kb_sources:
-        parts.append("*Sources the AI used:* " + clip(", ".join(escape(s) for s in review.kb_sources), 1000)[0])
+        parts.append(
+            "*Sources the AI used:* " + clip(", ".join(escape(s) for s in review.kb_sources), 1000)[0]
+        )
     if review.ticket_url:
         parts.append(f"*Ticket:* {link(review.ticket_url, '#' + review.ticket_id)}")
     return "\n".join(parts)
 
 
-def already_decided_text(*, decision: str, actor_id: str | None, decided_at: datetime | None, user_id: str) -> str:
+def already_decided_text(
+    *, decision: str, actor_id: str | None, decided_at: datetime | None, user_id: str
+) -> str:
     """The ephemeral for a click on a decided review: who decided what, and when."""
     kind = DecisionKind(decision)
     when = f" ({slack_date(decided_at)})" if decided_at else ""
@@ -383,40 +443,77 @@ def _parts(text: str, size: int = INPUT_MAX) -> list[str]:
     return parts
 
 
-def edit_modal(review: Review, meta: ModalMeta, *, settings: Settings | None = None, text: str | None = None,
-               revision: int = 0, ai_note: str | None = None) -> View:
+def edit_modal(
+    review: Review,
+    meta: ModalMeta,
+    *,
+    settings: Settings | None = None,
+    text: str | None = None,
+    revision: int = 0,
+    ai_note: str | None = None,
+) -> View:
     """The Edit modal, prefilled with the draft (in 3,000-character parts when it is longer).
 
     With a model configured it also offers AI Regenerate (handlers/slack/ai.py), which rebuilds the modal
     with `text` under new block ids (`revision`), since Slack keeps typed input over a new initial_value.
     """
     customer, _ = clip(" ".join(_customer_text(review, settings).split()), 600)
-    blocks: list[Block] = [SectionBlock(block_id=BlockId.REVIEW_CUSTOMER,
-                                        text=PlainTextObject(text=f"The customer wrote: {customer}", emoji=False))]
+    blocks: list[Block] = [
+        SectionBlock(
+            block_id=BlockId.REVIEW_CUSTOMER,
+            text=PlainTextObject(text=f"The customer wrote: {customer}", emoji=False),
+        )
+    ]
     parts = _parts(review.draft if text is None else text)
     for i, part in enumerate(parts[: VIEW_MAX_BLOCKS - 4]):
         label = "Reply to the customer" if len(parts) == 1 else f"Reply, part {i + 1} of {len(parts)}"
-        blocks.append(InputBlock(
-            block_id=f"{BlockId.EDIT_TEXT}:{i}" + (f":r{revision}" if revision else ""), label=label, optional=i > 0,
-            element=PlainTextInputElement(action_id=ActionId.EDIT_TEXT, multiline=True, max_length=INPUT_MAX,
-                                          initial_value=part),
-        ))
+        blocks.append(
+            InputBlock(
+                block_id=f"{BlockId.EDIT_TEXT}:{i}" + (f":r{revision}" if revision else ""),
+                label=label,
+                optional=i > 0,
+                element=PlainTextInputElement(
+                    action_id=ActionId.EDIT_TEXT, multiline=True, max_length=INPUT_MAX, initial_value=part
+                ),
+            )
+        )
     if settings is not None and secret(settings.openai_api_key):
         blocks += _ai_blocks(review, ai_note)
-    return View(type="modal", callback_id=CallbackId.EDIT_MODAL, title="Edit reply", submit="Send reply",
-                close="Cancel", private_metadata=meta.model_dump_json(), blocks=_validated(blocks))
+    return View(
+        type="modal",
+        callback_id=CallbackId.EDIT_MODAL,
+        title="Edit reply",
+        submit="Send reply",
+        close="Cancel",
+        private_metadata=meta.model_dump_json(),
+        blocks=_validated(blocks),
+    )
 
 
 def _ai_blocks(review: Review, note: str | None) -> list[Block]:
     """AI Regenerate in the Edit modal: an optional instruction and the button (and a quiet note after a try)."""
     blocks: list[Block] = [
-        InputBlock(block_id=BlockId.AI_INSTRUCTION, label="Instruction for AI", optional=True,
-                   hint="Regenerate rewrites the reply above from the knowledge base; you still review it.",
-                   element=PlainTextInputElement(action_id=ActionId.AI_INSTRUCTION, max_length=500,
-                                                 placeholder="e.g. shorter, apologise for the delay")),
-        ActionsBlock(block_id=BlockId.AI_ACTIONS, elements=[
-            ButtonElement(text="Regenerate with AI", action_id=ActionId.AI_REGENERATE,
-                          value=ReviewRef(review_id=review.id).model_dump_json())]),
+        InputBlock(
+            block_id=BlockId.AI_INSTRUCTION,
+            label="Instruction for AI",
+            optional=True,
+            hint="Regenerate rewrites the reply above from the knowledge base; you still review it.",
+            element=PlainTextInputElement(
+                action_id=ActionId.AI_INSTRUCTION,
+                max_length=500,
+                placeholder="e.g. shorter, apologise for the delay",
+            ),
+        ),
+        ActionsBlock(
+            block_id=BlockId.AI_ACTIONS,
+            elements=[
+                ButtonElement(
+                    text="Regenerate with AI",
+                    action_id=ActionId.AI_REGENERATE,
+                    value=ReviewRef(review_id=review.id).model_dump_json(),
+                )
+            ],
+        ),
     ]
     if note:
         blocks.append(ContextBlock(block_id=BlockId.AI_NOTE, elements=[_md(clip(escape(note), 2000)[0])]))
@@ -425,13 +522,17 @@ def _ai_blocks(review: Review, note: str | None) -> list[Block]:
 
 def edited_text(values: dict[str, dict[str, dict[str, str | None]]]) -> str:
     """The reply typed into the Edit modal, its parts joined in order."""
-    keys = sorted((k for k in values if k.startswith(f"{BlockId.EDIT_TEXT}:")), key=lambda k: int(k.split(":")[1]))
+    keys = sorted(
+        (k for k in values if k.startswith(f"{BlockId.EDIT_TEXT}:")), key=lambda k: int(k.split(":")[1])
+    )
     return "".join(values[k][ActionId.EDIT_TEXT].get("value") or "" for k in keys)
 
 
 def rejected_reason(values: dict[str, dict[str, dict[str, Any]]]) -> tuple[str | None, str | None]:
     """(defect category, comment) chosen in the Reject modal; category None when missing or unknown."""
-    selected = (values.get(BlockId.REJECT_CATEGORY, {}).get(ActionId.REJECT_CATEGORY) or {}).get("selected_option")
+    selected = (values.get(BlockId.REJECT_CATEGORY, {}).get(ActionId.REJECT_CATEGORY) or {}).get(
+        "selected_option"
+    )
     category = (selected or {}).get("value")
     comment = (values.get(BlockId.REJECT_COMMENT, {}).get(ActionId.REJECT_COMMENT) or {}).get("value")
     valid = category in {c.value for c in DefectCategory}
@@ -442,34 +543,72 @@ def reject_modal(review: Review, meta: ModalMeta) -> View:
     """The Reject modal: a defect category (required) and a comment."""
     options = [Option(value=c.value, text=label) for c, label in DEFECT_LABELS.items()]
     blocks: list[Block] = [
-        SectionBlock(block_id=BlockId.REVIEW_HEADER, text=_md(
-            f"Reject the AI draft for ticket {escape('#' + review.ticket_id)}? Nothing is sent to the customer; "
-            "the reason goes to the feedback store.")),
-        InputBlock(block_id=BlockId.REJECT_CATEGORY, label="What is wrong with it?",
-                   element=StaticSelectElement(action_id=ActionId.REJECT_CATEGORY, placeholder="Choose a reason",
-                                               options=options)),
-        InputBlock(block_id=BlockId.REJECT_COMMENT, label="Details", optional=True,
-                   element=PlainTextInputElement(action_id=ActionId.REJECT_COMMENT, multiline=True,
-                                                 max_length=INPUT_MAX, placeholder="What should it have said?")),
+        SectionBlock(
+            block_id=BlockId.REVIEW_HEADER,
+            text=_md(
+                f"Reject the AI draft for ticket {escape('#' + review.ticket_id)}? Nothing is sent to the customer; "
+                "the reason goes to the feedback store."
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.REJECT_CATEGORY,
+            label="What is wrong with it?",
+            element=StaticSelectElement(
+                action_id=ActionId.REJECT_CATEGORY, placeholder="Choose a reason", options=options
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.REJECT_COMMENT,
+            label="Details",
+            optional=True,
+            element=PlainTextInputElement(
+                action_id=ActionId.REJECT_COMMENT,
+                multiline=True,
+                max_length=INPUT_MAX,
+                placeholder="What should it have said?",
+            ),
+        ),
     ]
-    return View(type="modal", callback_id=CallbackId.REJECT_MODAL, title="Reject draft", submit="Reject",
-                close="Cancel", private_metadata=meta.model_dump_json(), blocks=_validated(blocks))
+    return View(
+        type="modal",
+        callback_id=CallbackId.REJECT_MODAL,
+        title="Reject draft",
+        submit="Reject",
+        close="Cancel",
+        private_metadata=meta.model_dump_json(),
+        blocks=_validated(blocks),
+    )
 
 
 def full_text_modal(review: Review, *, settings: Settings | None = None) -> View:
     """Everything the card had to trim: the customer's message, the draft and the text sent, in full."""
-    sections = [("customer", "Customer wrote", _customer_text(review, settings)), ("draft", "AI draft", review.draft)]
+    sections = [
+        ("customer", "Customer wrote", _customer_text(review, settings)),
+        ("draft", "AI draft", review.draft),
+    ]
     if review.final_text and review.final_text != review.draft:
         sections.append(("sent", "Sent", review.final_text))
     blocks: list[Block] = []
     for key, name, text in sections:
         blocks.append(HeaderBlock(block_id=f"{BlockId.FULL_TEXT}:{key}", text=name))
         for i, part in enumerate(_parts(text)):
-            blocks.append(SectionBlock(block_id=f"{BlockId.FULL_TEXT}:{key}:{i}",
-                                       text=PlainTextObject(text=part or " ", emoji=False)))
+            blocks.append(
+                SectionBlock(
+                    block_id=f"{BlockId.FULL_TEXT}:{key}:{i}",
+                    text=PlainTextObject(text=part or " ", emoji=False),
+                )
+            )
     if len(blocks) > VIEW_MAX_BLOCKS:
-        blocks = blocks[: VIEW_MAX_BLOCKS - 1] + [SectionBlock(
-            block_id=f"{BlockId.FULL_TEXT}:more", text=_md("(longer still: the rest is in the ticket)"))]
+        blocks = blocks[: VIEW_MAX_BLOCKS - 1] + [
+            SectionBlock(
+                block_id=f"{BlockId.FULL_TEXT}:more", text=_md("(longer still: the rest is in the ticket)")
+            )
+        ]
     title = clip(f"Ticket {review.ticket_id}", 24)[0]
-    return View(type="modal", callback_id=CallbackId.FULL_TEXT_MODAL, title=title, close="Close",
-                blocks=_validated(blocks))
+    return View(
+        type="modal",
+        callback_id=CallbackId.FULL_TEXT_MODAL,
+        title=title,
+        close="Close",
+        blocks=_validated(blocks),
+    )

@@ -18,8 +18,12 @@ def first_delivery(*, engine: Engine, key: str, now: datetime) -> bool:
     """Record `key`; True only for the first delivery with it (atomic across threads and replicas)."""
     insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
     table = ProcessedEvent.metadata.tables[ProcessedEvent.__tablename__]
-    stmt = (insert(table).values(key=key[:255], seen_at=now)
-            .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key))
+    stmt = (
+        insert(table)
+        .values(key=key[:255], seen_at=now)
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(table.c.key)
+    )
     with session_scope(engine) as session:
         return session.execute(stmt).first() is not None
 
@@ -28,5 +32,6 @@ def prune(*, engine: Engine, before: datetime) -> int:
     """Forget keys seen before `before` (Slack stops retrying after minutes)."""
     with session_scope(engine) as session:
         result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
-            delete(ProcessedEvent).where(col(ProcessedEvent.seen_at) < before))
+            delete(ProcessedEvent).where(col(ProcessedEvent.seen_at) < before)
+        )
         return int(result.rowcount)

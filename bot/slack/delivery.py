@@ -20,12 +20,12 @@ from slack_sdk.web import SlackResponse
 from sqlalchemy import or_, update
 from sqlmodel import col
 
-from bot.slack.blocks import moved_message, review_message
-from bot.slack.dedupe import first_delivery, prune
+from bot.app.runtime import Runtime
 from bot.outbox.worker import KindPolicy, Permanent, Retry, register_kind
 from bot.review.people import PeopleDirectory
-from bot.app.runtime import Runtime
+from bot.slack.blocks import moved_message, review_message
 from bot.slack.client import make_web_client
+from bot.slack.dedupe import first_delivery, prune
 from storage import repo
 from storage.db import session_scope
 from storage.models import OutboxItem, Review, SchedulerState
@@ -33,16 +33,37 @@ from storage.models import OutboxItem, Review, SchedulerState
 log = logging.getLogger("hitl.slack")
 
 # Errors retrying cannot fix: dead-letter the row (and announce it in the ops channel).
-PERMANENT_ERRORS = frozenset({
-    "channel_not_found", "not_in_channel", "is_archived", "channel_is_archived", "invalid_blocks",
-    "invalid_blocks_format", "msg_too_long", "msg_blocks_too_long", "no_text", "invalid_arguments",
-    "message_not_found", "cant_update_message", "edit_window_closed", "user_not_found", "user_not_in_channel",
-    "users_list_not_supplied", "not_authed", "invalid_auth", "account_inactive", "token_revoked",
-    "missing_scope", "restricted_action", "team_access_not_granted",
-})
+PERMANENT_ERRORS = frozenset(
+    {
+        "channel_not_found",
+        "not_in_channel",
+        "is_archived",
+        "channel_is_archived",
+        "invalid_blocks",
+        "invalid_blocks_format",
+        "msg_too_long",
+        "msg_blocks_too_long",
+        "no_text",
+        "invalid_arguments",
+        "message_not_found",
+        "cant_update_message",
+        "edit_window_closed",
+        "user_not_found",
+        "user_not_in_channel",
+        "users_list_not_supplied",
+        "not_authed",
+        "invalid_auth",
+        "account_inactive",
+        "token_revoked",
+        "missing_scope",
+        "restricted_action",
+        "team_access_not_granted",
+    }
+)
 SLACK_KIND = KindPolicy(max_attempts=200, max_age=timedelta(hours=24), initial_delay=1.0, max_delay=120.0)
-EPHEMERAL_KIND = KindPolicy(max_attempts=20, max_age=timedelta(minutes=10), initial_delay=0.5, max_delay=30.0,
-                            announce_dead=False)
+EPHEMERAL_KIND = KindPolicy(
+    max_attempts=20, max_age=timedelta(minutes=10), initial_delay=0.5, max_delay=30.0, announce_dead=False
+)
 
 
 class ChannelGate:
@@ -76,8 +97,14 @@ def install(runtime: Runtime) -> None:
     register_kind("slack_refresh_review", deliver_refresh, SLACK_KIND)
     scheduler = runtime.services.get("scheduler")
     if scheduler is not None:
-        scheduler.add_job(prune_processed_events, "interval", hours=1, args=[runtime],
-                          id="slack_prune_processed_events", replace_existing=True)
+        scheduler.add_job(
+            prune_processed_events,
+            "interval",
+            hours=1,
+            args=[runtime],
+            id="slack_prune_processed_events",
+            replace_existing=True,
+        )
 
 
 def installation_changed(runtime: Runtime, body: dict[str, Any]) -> None:
@@ -86,14 +113,32 @@ def installation_changed(runtime: Runtime, body: dict[str, Any]) -> None:
     now = runtime.clock.now()
     if not first_delivery(engine=runtime.engine, key=f"event:{body.get('event_id')}", now=now):
         return
-    log.error("Slack says %s for team %s: Slack deliveries will fail until the app is reinstalled",
-              event.get("type"), body.get("team_id"))
+    log.error(
+        "Slack says %s for team %s: Slack deliveries will fail until the app is reinstalled",
+        event.get("type"),
+        body.get("team_id"),
+    )
     with session_scope(runtime.engine) as session:
-        session.merge(SchedulerState(key="slack_installation", updated_at=now, value={
-            "state": event.get("type"), "team_id": body.get("team_id"), "event_id": body.get("event_id"),
-            "tokens": event.get("tokens")}))
-        repo.audit(session=session, at=now, actor="slack", action=str(event.get("type")),
-                   team_id=body.get("team_id"), event_id=body.get("event_id"))
+        session.merge(
+            SchedulerState(
+                key="slack_installation",
+                updated_at=now,
+                value={
+                    "state": event.get("type"),
+                    "team_id": body.get("team_id"),
+                    "event_id": body.get("event_id"),
+                    "tokens": event.get("tokens"),
+                },
+            )
+        )
+        repo.audit(
+            session=session,
+            at=now,
+            actor="slack",
+            action=str(event.get("type")),
+            team_id=body.get("team_id"),
+            event_id=body.get("event_id"),
+        )
 
 
 def prune_processed_events(runtime: Runtime) -> None:
@@ -155,8 +200,17 @@ def deliver_post(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
         if not review.slack_ts:
             raise Permanent(f"review {review.id} has no Slack card to reply under")
         channel, thread_ts = review.slack_channel, review.slack_ts
-    resp = call(runtime, "chat_postMessage", gate_channel=channel, channel=channel, text=p["text"],
-                blocks=p.get("blocks"), thread_ts=thread_ts, unfurl_links=False, unfurl_media=False)
+    resp = call(
+        runtime,
+        "chat_postMessage",
+        gate_channel=channel,
+        channel=channel,
+        text=p["text"],
+        blocks=p.get("blocks"),
+        thread_ts=thread_ts,
+        unfurl_links=False,
+        unfurl_media=False,
+    )
     return {"channel": resp["channel"], "ts": resp["ts"]}
 
 
@@ -170,8 +224,14 @@ def deliver_update(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
 def deliver_ephemeral(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
     """`slack_ephemeral`: a message only `user` sees."""
     p = item.payload
-    resp = call(runtime, "chat_postEphemeral", channel=p["channel"], user=p["user"], text=p["text"],
-                blocks=p.get("blocks"))
+    resp = call(
+        runtime,
+        "chat_postEphemeral",
+        channel=p["channel"],
+        user=p["user"],
+        text=p["text"],
+        blocks=p.get("blocks"),
+    )
     return {"message_ts": resp.get("message_ts")}
 
 
@@ -179,8 +239,15 @@ def deliver_dm(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
     """`slack_dm`: open (or reuse) the DM with `user` and post in it."""
     p = item.payload
     channel = call(runtime, "conversations_open", users=p["user"])["channel"]["id"]
-    resp = call(runtime, "chat_postMessage", gate_channel=channel, channel=channel, text=p["text"],
-                blocks=p.get("blocks"), unfurl_links=False)
+    resp = call(
+        runtime,
+        "chat_postMessage",
+        gate_channel=channel,
+        channel=channel,
+        text=p["text"],
+        blocks=p.get("blocks"),
+        unfurl_links=False,
+    )
     return {"channel": resp["channel"], "ts": resp["ts"]}
 
 
@@ -196,8 +263,16 @@ def deliver_review(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
         channel, ts = review.slack_channel, review.slack_ts
     else:
         text, blocks = review_message(review, runtime.policy, runtime.clock.now(), settings=runtime.settings)
-        resp = call(runtime, "chat_postMessage", gate_channel=tier.channel, channel=tier.channel, text=text,
-                    blocks=blocks, unfurl_links=False, unfurl_media=False)
+        resp = call(
+            runtime,
+            "chat_postMessage",
+            gate_channel=tier.channel,
+            channel=tier.channel,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
         channel, ts = resp["channel"], resp["ts"]
         _store_card(runtime, review, channel=channel, ts=ts, previous_ts=review.slack_ts)
     if moved:
@@ -210,12 +285,25 @@ def _store_card(runtime: Runtime, review: Review, *, channel: str, ts: str, prev
     now = runtime.clock.now()
     with session_scope(runtime.engine) as session:
         session.execute(
-            update(Review).where(col(Review.id) == review.id,
-                                 or_(col(Review.slack_ts).is_(None), col(Review.slack_ts) == previous_ts))
-            .values(slack_channel=channel, slack_ts=ts).execution_options(synchronize_session=False)
+            update(Review)
+            .where(
+                col(Review.id) == review.id,
+                or_(col(Review.slack_ts).is_(None), col(Review.slack_ts) == previous_ts),
+            )
+            .values(slack_channel=channel, slack_ts=ts)
+            .execution_options(synchronize_session=False)
         )
-        repo.audit(session=session, at=now, actor="hitl", action="slack_posted", review_id=review.id,
-                   channel=channel, ts=ts, tier=review.tier, moved_from_ts=previous_ts)
+        repo.audit(
+            session=session,
+            at=now,
+            actor="hitl",
+            action="slack_posted",
+            review_id=review.id,
+            channel=channel,
+            ts=ts,
+            tier=review.tier,
+            moved_from_ts=previous_ts,
+        )
 
 
 def deliver_refresh(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from bot.ai.assist import AiOff, Ticket, draft_for_ticket, get_llm
-from bot.review.ingest import Assist, DraftIn, ingest_draft
 from bot.app.runtime import Runtime
+from bot.review.ingest import Assist, DraftIn, ingest_draft
 from handlers.http.ingest import ApiError, ReviewCreated, _read_limited
 from storage import repo
 from storage.db import session_scope
@@ -50,7 +50,9 @@ class ZendeskTicket(_In):
     id: str = Field(min_length=1, max_length=100, description="{{ticket.id}}")
     subject: str | None = Field(None, max_length=1000, description="{{ticket.title}}")
     description: str | None = Field(None, max_length=100_000, description="{{ticket.description}}")
-    latest_comment: str | None = Field(None, max_length=100_000, description="{{ticket.latest_public_comment}}")
+    latest_comment: str | None = Field(
+        None, max_length=100_000, description="{{ticket.latest_public_comment}}"
+    )
     status: str | None = Field(None, max_length=32, description="{{ticket.status}}")
     updated_at: str = Field(min_length=1, max_length=64, description="{{ticket.updated_at_with_timestamp}}")
     url: str | None = Field(None, max_length=2000, description="{{ticket.link}}")
@@ -66,7 +68,9 @@ class ZendeskWebhookIn(_In):
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
     """Zendesk's webhook signature: base64(HMAC-SHA256(secret, timestamp + body))."""
-    return base64.b64encode(hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()).decode()
+    return base64.b64encode(
+        hmac.new(secret.encode(), timestamp.encode() + body, hashlib.sha256).digest()
+    ).decode()
 
 
 def _parse_timestamp(value: str) -> datetime | None:
@@ -89,10 +93,14 @@ def verify(*, secret: str, headers: Any, body: bytes, now: datetime) -> None:
         raise ApiError(401, "unauthorized", "the webhook signature does not match ZENDESK_WEBHOOK_SECRET")
     when = _parse_timestamp(ts)
     if when is None or abs(now - when) > MAX_SKEW:
-        raise ApiError(401, "unauthorized", "the webhook timestamp is missing, malformed or more than 5 minutes off")
+        raise ApiError(
+            401, "unauthorized", "the webhook timestamp is missing, malformed or more than 5 minutes off"
+        )
 
 
-_COMMENT_HEADER = re.compile(r"\A\s*-{5,}\s*\n+(?:[^\n]{1,200}, [A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}[^\n]*\n+)?")
+_COMMENT_HEADER = re.compile(
+    r"\A\s*-{5,}\s*\n+(?:[^\n]{1,200}, [A-Z][a-z]{2} \d{1,2}, \d{4}, \d{1,2}:\d{2}[^\n]*\n+)?"
+)
 
 
 def comment_text(ticket: ZendeskTicket) -> str:
@@ -131,8 +139,14 @@ def build_router(runtime: Runtime) -> APIRouter:
     def store(draft: DraftIn, assist: Assist) -> tuple[dict[str, Any], bool]:
         try:
             with session_scope(runtime.engine) as session:
-                result = ingest_draft(session=session, draft=draft, policy=runtime.policy, now=runtime.clock.now(),
-                                      actor="zendesk", assist=assist)
+                result = ingest_draft(
+                    session=session,
+                    draft=draft,
+                    policy=runtime.policy,
+                    now=runtime.clock.now(),
+                    actor="zendesk",
+                    assist=assist,
+                )
                 return _public(result.review), result.created
         except IntegrityError:
             # Zendesk retried while the first delivery was still drafting: answer with the stored review.
@@ -142,25 +156,45 @@ def build_router(runtime: Runtime) -> APIRouter:
             return found, False
 
     @router.post(
-        "/v1/webhooks/zendesk", status_code=201, response_model=ReviewCreated, tags=["helpdesk webhooks"],
+        "/v1/webhooks/zendesk",
+        status_code=201,
+        response_model=ReviewCreated,
+        tags=["helpdesk webhooks"],
         summary="Zendesk ticket created or updated: draft a reply with the model and route it",
-        responses={200: {"description": "Already drafted for this ticket update, or ignored (`status: ignored`)"},
-                   401: {"description": "Missing, wrong or stale signature"}, 413: {"description": "Body over 256 KiB"},
-                   422: {"description": "Not the expected JSON"},
-                   503: {"description": "Webhook or model not configured (ZENDESK_WEBHOOK_SECRET, OPENAI_API_KEY)"}},
-        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-            "schema": ZendeskWebhookIn.model_json_schema(ref_template="#/components/schemas/{model}")}}}},
+        responses={
+            200: {"description": "Already drafted for this ticket update, or ignored (`status: ignored`)"},
+            401: {"description": "Missing, wrong or stale signature"},
+            413: {"description": "Body over 256 KiB"},
+            422: {"description": "Not the expected JSON"},
+            503: {"description": "Webhook or model not configured (ZENDESK_WEBHOOK_SECRET, OPENAI_API_KEY)"},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": ZendeskWebhookIn.model_json_schema(
+                            ref_template="#/components/schemas/{model}"
+                        )
+                    }
+                },
+            }
+        },
     )
     async def zendesk_webhook(request: Request) -> JSONResponse:
         secret = runtime.settings.zendesk_webhook_secret
         if secret is None or not secret.get_secret_value():
-            raise ApiError(503, "not_configured", "the Zendesk webhook is off: ZENDESK_WEBHOOK_SECRET is not set")
+            raise ApiError(
+                503, "not_configured", "the Zendesk webhook is off: ZENDESK_WEBHOOK_SECRET is not set"
+            )
         body = await _read_limited(request)
         verify(secret=secret.get_secret_value(), headers=request.headers, body=body, now=runtime.clock.now())
         try:
             t = ZendeskWebhookIn.model_validate(json.loads(body)).ticket
         except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
-            raise ApiError(422, "invalid_payload", f"not the expected Zendesk webhook JSON: {str(exc)[:500]}") from exc
+            raise ApiError(
+                422, "invalid_payload", f"not the expected Zendesk webhook JSON: {str(exc)[:500]}"
+            ) from exc
         status = (t.status or "").lower()
         requester_id = t.requester.id if t.requester else None
         if status in IGNORED_STATUSES:
@@ -171,18 +205,27 @@ def build_router(runtime: Runtime) -> APIRouter:
         if not message:
             return JSONResponse({"status": "ignored", "reason": "no customer text in the ticket"})
         if get_llm(runtime) is None:
-            raise ApiError(503, "ai_unavailable", "drafting needs a model: OPENAI_API_KEY is not set on the server")
-        ticket = Ticket(ticket_id=t.id, message=message, updated_at=t.updated_at, subject=t.subject,
-                        requester_name=t.requester.name if t.requester else None,
-                        requester_email=t.requester.email if t.requester else None,
-                        requester_id=requester_id, url=_ticket_url(t.url))
+            raise ApiError(
+                503, "ai_unavailable", "drafting needs a model: OPENAI_API_KEY is not set on the server"
+            )
+        ticket = Ticket(
+            ticket_id=t.id,
+            message=message,
+            updated_at=t.updated_at,
+            subject=t.subject,
+            requester_name=t.requester.name if t.requester else None,
+            requester_email=t.requester.email if t.requester else None,
+            requester_id=requester_id,
+            url=_ticket_url(t.url),
+        )
         try:
             result, created = await run_in_threadpool(draft_and_store, ticket)
         except AiOff as exc:
             raise ApiError(503, "ai_unavailable", str(exc)) from exc
         except ValidationError as exc:
-            raise ApiError(422, "invalid_payload", f"the ticket cannot become a draft: {str(exc)[:500]}") from exc
+            raise ApiError(
+                422, "invalid_payload", f"the ticket cannot become a draft: {str(exc)[:500]}"
+            ) from exc
         return JSONResponse(result, status_code=201 if created else 200)
 
     return router
-

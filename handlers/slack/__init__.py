@@ -88,7 +88,9 @@ def bolt_app(runtime: Runtime) -> App:
 class ThreadedSlackRequestHandler(SlackRequestHandler):
     """Bolt's FastAPI adapter with `dispatch` moved off the event loop (it blocks until the listener acks)."""
 
-    async def handle(self, req: Request, addition_context_properties: dict[str, Any] | None = None) -> Response:
+    async def handle(
+        self, req: Request, addition_context_properties: dict[str, Any] | None = None
+    ) -> Response:
         body = await req.body()
         bolt_request = to_bolt_request(req, body, addition_context_properties)
         return to_starlette_response(await run_in_threadpool(self.app.dispatch, bolt_request))

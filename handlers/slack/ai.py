@@ -10,10 +10,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.ai.assist import REGENERATING, regenerate_for_modal
-from bot.slack.blocks import edit_modal, edited_text
-from bot.review.decisions import pending_review
-from bot.slack.ids import ActionId, BlockId, ModalMeta
 from bot.app.runtime import Runtime
+from bot.review.decisions import pending_review
+from bot.slack.blocks import edit_modal, edited_text
+from bot.slack.ids import ActionId, BlockId, ModalMeta
 from handlers.slack.errors import answers_refusals
 
 log = logging.getLogger("hitl.slack.ai")
@@ -21,7 +21,9 @@ log = logging.getLogger("hitl.slack.ai")
 
 def instruction(values: dict[str, Any]) -> str:
     """What the reviewer typed into the Instruction field ("" when nothing)."""
-    return str((values.get(BlockId.AI_INSTRUCTION, {}).get(ActionId.AI_INSTRUCTION) or {}).get("value") or "").strip()
+    return str(
+        (values.get(BlockId.AI_INSTRUCTION, {}).get(ActionId.AI_INSTRUCTION) or {}).get("value") or ""
+    ).strip()
 
 
 def next_revision(values: dict[str, Any]) -> int:
@@ -45,13 +47,37 @@ def register(app: App, runtime: Runtime) -> None:
         review = pending_review(runtime, meta.review_id)
         current = edited_text(values) or review.draft
         try:
-            shown = client.views_update(view_id=view["id"], hash=view.get("hash"), view=edit_modal(
-                review, meta, settings=runtime.settings, text=current, revision=next_revision(values) - 1,
-                ai_note=REGENERATING))
-            text, note = regenerate_for_modal(runtime, review_id=review.id, instruction=instruction(values),
-                                              current_text=current, actor=body["user"]["id"])
-            client.views_update(view_id=view["id"], hash=shown["view"]["hash"], view=edit_modal(
-                review, meta, settings=runtime.settings, text=text, revision=next_revision(values), ai_note=note))
+            shown = client.views_update(
+                view_id=view["id"],
+                hash=view.get("hash"),
+                view=edit_modal(
+                    review,
+                    meta,
+                    settings=runtime.settings,
+                    text=current,
+                    revision=next_revision(values) - 1,
+                    ai_note=REGENERATING,
+                ),
+            )
+            text, note = regenerate_for_modal(
+                runtime,
+                review_id=review.id,
+                instruction=instruction(values),
+                current_text=current,
+                actor=body["user"]["id"],
+            )
+            client.views_update(
+                view_id=view["id"],
+                hash=shown["view"]["hash"],
+                view=edit_modal(
+                    review,
+                    meta,
+                    settings=runtime.settings,
+                    text=text,
+                    revision=next_revision(values),
+                    ai_note=note,
+                ),
+            )
         except SlackApiError as exc:
             if exc.response.get("error") not in ("hash_conflict", "not_found"):
                 raise

@@ -15,8 +15,8 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.reporting.manager import Reply, UsageError, answer, parse_command, usage_reply
 from bot.app.runtime import Runtime
+from bot.reporting.manager import Reply, UsageError, answer, parse_command, usage_reply
 
 COMMAND = "/hitl"
 log = logging.getLogger("hitl.slack.commands")
@@ -51,8 +51,9 @@ def register(app: App, runtime: Runtime) -> None:
             reply = answer(runtime, cmd)
         except Exception:  # the asker gets a sentence, the log gets the trace
             log.exception("/hitl %s failed", command.get("text"))
-            reply = Reply(text=":warning: Sorry, that could not be computed just now; try again in a minute.",
-                          blocks=[])
+            reply = Reply(
+                text=":warning: Sorry, that could not be computed just now; try again in a minute.", blocks=[]
+            )
         show(client, respond, command, reply)
         if reply.chart is not None:
             upload_chart(client, respond, command, reply)
@@ -64,8 +65,9 @@ def show(client: WebClient, respond: Respond, command: dict[str, Any], reply: Re
     """An ephemeral message to the asker, in the channel where they asked."""
     blocks = [b.to_dict() for b in reply.blocks] or None
     try:
-        client.chat_postEphemeral(channel=command["channel_id"], user=command["user_id"], text=reply.text,
-                                  blocks=blocks)
+        client.chat_postEphemeral(
+            channel=command["channel_id"], user=command["user_id"], text=reply.text, blocks=blocks
+        )
     except SlackApiError as exc:
         # Not in that channel (a DM, a private channel): the response_url reaches the asker anywhere.
         log.info("chat.postEphemeral failed (%s); answering through response_url", exc.response.get("error"))
@@ -75,15 +77,26 @@ def show(client: WebClient, respond: Respond, command: dict[str, Any], reply: Re
 def upload_chart(client: WebClient, respond: Respond, command: dict[str, Any], reply: Reply) -> None:
     """The stats chart as a PNG in the channel where it was asked for."""
     try:
-        client.files_upload_v2(channel=command["channel_id"], content=reply.chart, filename=reply.chart_name,
-                               title=reply.chart_title,
-                               initial_comment=f"<@{command['user_id']}> asked for `/hitl {_escape(command)}`",
-                               alt_txt=reply.text[:1000])
+        client.files_upload_v2(
+            channel=command["channel_id"],
+            content=reply.chart,
+            filename=reply.chart_name,
+            title=reply.chart_title,
+            initial_comment=f"<@{command['user_id']}> asked for `/hitl {_escape(command)}`",
+            alt_txt=reply.text[:1000],
+        )
     except SlackApiError as exc:
         log.warning("chart upload failed: %s", exc.response.get("error"))
-        show(client, respond, command, Reply(
-            text=f":warning: The chart could not be posted here ({exc.response.get('error')}): invite the app to "
-                 "this channel, or ask in one it is in.", blocks=[]))
+        show(
+            client,
+            respond,
+            command,
+            Reply(
+                text=f":warning: The chart could not be posted here ({exc.response.get('error')}): invite the app to "
+                "this channel, or ask in one it is in.",
+                blocks=[],
+            ),
+        )
 
 
 def _escape(command: dict[str, Any]) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 
-from bot.review.decisions import DecisionError, report_refusal
 from bot.app.runtime import Runtime
+from bot.review.decisions import DecisionError, report_refusal
 from handlers.slack.payloads import where
 
 LATE_MODAL_ERRORS = frozenset({"expired_trigger_id", "invalid_trigger_id"})
@@ -54,6 +54,8 @@ def register(app: App, runtime: Runtime) -> None:
         if isinstance(error, DecisionError):
             answer(runtime, error, body)
         elif isinstance(error, SlackApiError) and error.response.get("error") in LATE_MODAL_ERRORS:
-            logger.warning("modal not opened: %s (Slack's 3-second trigger_id had run out)", error.response["error"])
+            logger.warning(
+                "modal not opened: %s (Slack's 3-second trigger_id had run out)", error.response["error"]
+            )
         else:
             logger.error("Slack listener failed: %s", error, exc_info=error)

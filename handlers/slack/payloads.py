@@ -17,8 +17,14 @@ def click_from_action(body: dict[str, Any]) -> Click:
     ts = container.get("message_ts") or body["message"]["ts"]
     user = body["user"]
     key = f"action:{channel}:{ts}:{action['action_id']}:{user['id']}:{action.get('action_ts', '')}"
-    return Click(review_id=ref.review_id, user_id=user["id"], user_name=user.get("username") or user.get("name"),
-                 channel=channel, message_ts=ts, delivery_key=key)
+    return Click(
+        review_id=ref.review_id,
+        user_id=user["id"],
+        user_name=user.get("username") or user.get("name"),
+        channel=channel,
+        message_ts=ts,
+        delivery_key=key,
+    )
 
 
 def click_from_view(body: dict[str, Any]) -> Click:
@@ -26,8 +32,14 @@ def click_from_view(body: dict[str, Any]) -> Click:
     view = body["view"]
     meta = ModalMeta.model_validate_json(view["private_metadata"])
     user = body["user"]
-    return Click(review_id=meta.review_id, user_id=user["id"], user_name=user.get("username") or user.get("name"),
-                 channel=meta.channel, message_ts=meta.ts, delivery_key=f"view:{view['id']}")
+    return Click(
+        review_id=meta.review_id,
+        user_id=user["id"],
+        user_name=user.get("username") or user.get("name"),
+        channel=meta.channel,
+        message_ts=meta.ts,
+        delivery_key=f"view:{view['id']}",
+    )
 
 
 def modal_meta(click: Click) -> ModalMeta:

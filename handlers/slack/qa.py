@@ -7,9 +7,9 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.slack.ids import ActionId, BlockId, CallbackId
-from bot.qa.rating import defect_modal, ensure_unrated, rate
 from bot.app.runtime import Runtime
+from bot.qa.rating import defect_modal, ensure_unrated, rate
+from bot.slack.ids import ActionId, BlockId, CallbackId
 from handlers.slack.errors import answers_refusals
 from handlers.slack.payloads import click_from_action, click_from_view
 
@@ -32,18 +32,24 @@ def register(app: App, runtime: Runtime) -> None:
         ack()
         click = click_from_action(body)
         ensure_unrated(runtime, click.review_id)
-        client.views_open(trigger_id=body["trigger_id"],
-                          view=defect_modal(review_id=click.review_id, channel=click.channel, ts=click.message_ts))
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=defect_modal(review_id=click.review_id, channel=click.channel, ts=click.message_ts),
+        )
 
     @app.view(CallbackId.QA_DEFECT_MODAL)
     @answered
     def defect_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         """Record the defect with its category and comment."""
         values = view["state"]["values"]
-        chosen = (values.get(BlockId.QA_DEFECT_CATEGORY, {}).get(ActionId.QA_DEFECT_CATEGORY) or {}).get("selected_option")
+        chosen = (values.get(BlockId.QA_DEFECT_CATEGORY, {}).get(ActionId.QA_DEFECT_CATEGORY) or {}).get(
+            "selected_option"
+        )
         if not chosen:
             ack(response_action="errors", errors={BlockId.QA_DEFECT_CATEGORY: "Choose what went wrong."})
             return
-        comment = (values.get(BlockId.QA_DEFECT_COMMENT, {}).get(ActionId.QA_DEFECT_COMMENT) or {}).get("value")
+        comment = (values.get(BlockId.QA_DEFECT_COMMENT, {}).get(ActionId.QA_DEFECT_COMMENT) or {}).get(
+            "value"
+        )
         ack()
         rate(runtime, click_from_view(body), good=False, category=chosen["value"], comment=comment)

@@ -7,10 +7,10 @@ from typing import Any
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
-from bot.slack.blocks import edit_modal, edited_text, full_text_modal, reject_modal, rejected_reason
-from bot.review.decisions import decide, load_review, pending_review
-from bot.slack.ids import ActionId, BlockId, CallbackId, ReviewRef
 from bot.app.runtime import Runtime
+from bot.review.decisions import decide, load_review, pending_review
+from bot.slack.blocks import edit_modal, edited_text, full_text_modal, reject_modal, rejected_reason
+from bot.slack.ids import ActionId, BlockId, CallbackId, ReviewRef
 from handlers.slack.errors import answers_refusals
 from handlers.slack.payloads import click_from_action, click_from_view, modal_meta
 from storage.models import DecisionKind
@@ -41,8 +41,10 @@ def register(app: App, runtime: Runtime) -> None:
         ack()
         click = click_from_action(body)
         review = pending_review(runtime, click.review_id)
-        client.views_open(trigger_id=body["trigger_id"],
-                          view=edit_modal(review, modal_meta(click), settings=runtime.settings))
+        client.views_open(
+            trigger_id=body["trigger_id"],
+            view=edit_modal(review, modal_meta(click), settings=runtime.settings),
+        )
 
     @app.view(CallbackId.EDIT_MODAL)
     @answered
@@ -50,7 +52,10 @@ def register(app: App, runtime: Runtime) -> None:
         """Send the edited reply; an empty one gets a field error in the modal."""
         text = edited_text(view["state"]["values"])
         if not text.strip():
-            ack(response_action="errors", errors={f"{BlockId.EDIT_TEXT}:0": "Write the reply to send, or Cancel."})
+            ack(
+                response_action="errors",
+                errors={f"{BlockId.EDIT_TEXT}:0": "Write the reply to send, or Cancel."},
+            )
             return
         ack()
         decide(runtime, click_from_view(body), DecisionKind.EDIT, final_text=text)
@@ -70,7 +75,10 @@ def register(app: App, runtime: Runtime) -> None:
         """Reject with a defect category and an optional comment; nothing goes to the customer."""
         category, comment = rejected_reason(view["state"]["values"])
         if category is None:
-            ack(response_action="errors", errors={BlockId.REJECT_CATEGORY: "Choose what is wrong with the draft."})
+            ack(
+                response_action="errors",
+                errors={BlockId.REJECT_CATEGORY: "Choose what is wrong with the draft."},
+            )
             return
         ack()
         decide(runtime, click_from_view(body), DecisionKind.REJECT, reason=category, comment=comment)
@@ -81,4 +89,6 @@ def register(app: App, runtime: Runtime) -> None:
         """Everything the card trimmed, in a modal."""
         ack()
         review = load_review(runtime, ReviewRef.model_validate_json(body["actions"][0]["value"]).review_id)
-        client.views_open(trigger_id=body["trigger_id"], view=full_text_modal(review, settings=runtime.settings))
+        client.views_open(
+            trigger_id=body["trigger_id"], view=full_text_modal(review, settings=runtime.settings)
+        )

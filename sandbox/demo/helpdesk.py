@@ -23,12 +23,20 @@ FIRST_AGENT_ID = 910_000_001
 FIRST_CUSTOMER_ID = 920_000_001
 CONFLICT_TICKET = 48_198
 CONFLICT_DRAFT: dict[str, Any] = {
-    "ticket_id": str(CONFLICT_TICKET), "interaction_type": "shipping", "confidence": 0.78,
+    "ticket_id": str(CONFLICT_TICKET),
+    "interaction_type": "shipping",
+    "confidence": 0.78,
     "subject": "Can I change my delivery address?",
     "customer_message": "Hi, I'm moving on Friday. Can you send order NW-318877 to my new address instead?",
     "draft": "Hi Tom,\n\nYes — I've noted the new address on order NW-318877; it ships tomorrow.\n\nBest,\nNorthwind",
-    "customer": {"id": "cus_1090", "name": "Tom Becker", "email": "tom.becker@example.com", "tier": "standard"},
-    "ticket_url": f"https://northwind.zendesk.com/agent/tickets/{CONFLICT_TICKET}", "idempotency_key": "demo-48198",
+    "customer": {
+        "id": "cus_1090",
+        "name": "Tom Becker",
+        "email": "tom.becker@example.com",
+        "tier": "standard",
+    },
+    "ticket_url": f"https://northwind.zendesk.com/agent/tickets/{CONFLICT_TICKET}",
+    "idempotency_key": "demo-48198",
 }
 
 
@@ -36,7 +44,9 @@ def seed_zendesk(zendesk: Any) -> None:
     """Before any draft arrives: the sample tickets with their requesters, and an agent per Slack demo user."""
     from sandbox.demo.runner import load_sample_tickets
 
-    for n, (_uid, name) in enumerate(_agents()):  # the Slack demo users' emails, as the Slack act registers them
+    for n, (_uid, name) in enumerate(
+        _agents()
+    ):  # the Slack demo users' emails, as the Slack act registers them
         zendesk.add_user(FIRST_AGENT_ID + n, f"{name.lower()}@northwind.example", name)
     requesters: dict[str, int] = {}
     for t in [*load_sample_tickets(), CONFLICT_DRAFT]:
@@ -45,8 +55,12 @@ def seed_zendesk(zendesk: Any) -> None:
         if email not in requesters:
             requesters[email] = FIRST_CUSTOMER_ID + len(requesters)
             zendesk.add_user(requesters[email], email, customer.get("name") or email, role="end-user")
-        zendesk.add_ticket(int(t["ticket_id"]), subject=t.get("subject") or "", requester_id=requesters[email],
-                           description=t["customer_message"])
+        zendesk.add_ticket(
+            int(t["ticket_id"]),
+            subject=t.get("subject") or "",
+            requester_id=requesters[email],
+            description=t["customer_message"],
+        )
 
 
 def act_helpdesk(ctx: DemoContext) -> None:
@@ -67,7 +81,10 @@ def act_helpdesk(ctx: DemoContext) -> None:
 
 
 def _names(zendesk: Any) -> dict[int, str]:
-    return {zendesk.api_user_id: "the API user", **{FIRST_AGENT_ID + n: name for n, (_, name) in enumerate(_agents())}}
+    return {
+        zendesk.api_user_id: "the API user",
+        **{FIRST_AGENT_ID + n: name for n, (_, name) in enumerate(_agents())},
+    }
 
 
 def _agents() -> list[tuple[str, str]]:
@@ -79,17 +96,25 @@ def _agents() -> list[tuple[str, str]]:
 
 def _show_writes(ctx: DemoContext, zendesk: Any, names: dict[int, str]) -> None:
     with session_scope(ctx.runtime.engine, readonly=True) as s:
-        reviews = list(s.execute(select(Review).where(col(Review.decision).is_not(None)).order_by(col(Review.decided_at))).scalars())
+        reviews = list(
+            s.execute(
+                select(Review).where(col(Review.decision).is_not(None)).order_by(col(Review.decided_at))
+            ).scalars()
+        )
     auto = [r for r in reviews if r.decision == "auto_send"]
     decided = [r for r in reviews if r.decision != "auto_send"]
     sent_auto = sum(1 for r in auto if _public(zendesk, r.ticket_id))
-    ctx.say(f"  {len(auto)} auto-sent drafts: {sent_auto} public replies in Zendesk, written by the API user the "
-            f"moment each draft arrived (status → {ctx.runtime.policy.helpdesk.status_after_reply}).")
+    ctx.say(
+        f"  {len(auto)} auto-sent drafts: {sent_auto} public replies in Zendesk, written by the API user the "
+        f"moment each draft arrived (status → {ctx.runtime.policy.helpdesk.status_after_reply})."
+    )
     ctx.say(ctx.style.dim("  Decided in Slack, as each ticket shows it now:"))
     for r in decided:
         ctx.say(f"  #{r.ticket_id} {r.decision:<9} → {_what_zendesk_has(zendesk, r, names)}")
     states = Counter(r.helpdesk_state or "waiting" for r in reviews)
-    ctx.say(ctx.style.dim("  Review helpdesk states: " + ", ".join(f"{k} {v}" for k, v in states.most_common())))
+    ctx.say(
+        ctx.style.dim("  Review helpdesk states: " + ", ".join(f"{k} {v}" for k, v in states.most_common()))
+    )
 
 
 def _public(zendesk: Any, ticket_id: str) -> list[dict[str, Any]]:
@@ -113,22 +138,46 @@ def _what_zendesk_has(zendesk: Any, review: Review, names: dict[int, str]) -> st
 def _show_conflict(ctx: DemoContext, zendesk: Any) -> None:
     from sandbox.demo.runner import SIGNING_SECRET
 
-    ctx.say(ctx.style.dim("\n  A conflict: the pipeline drafts a reply to #48198, sending the ticket's updated_at; "
-                          "before anyone approves, an agent answers in Zendesk itself."))
+    ctx.say(
+        ctx.style.dim(
+            "\n  A conflict: the pipeline drafts a reply to #48198, sending the ticket's updated_at; "
+            "before anyone approves, an agent answers in Zendesk itself."
+        )
+    )
     draft = {**CONFLICT_DRAFT, "ticket_updated_at": zendesk.ticket(CONFLICT_TICKET)["updated_at"]}
     review_id = ctx.api.post("/v1/drafts", json=draft).json()["id"]
     review = _wait(lambda: (r := _review(ctx, review_id)).slack_ts and r)
-    zendesk.human_update(CONFLICT_TICKET, "Hi Tom, I've changed the address on NW-318877 for you. — Dana (in Zendesk)")
+    zendesk.human_update(
+        CONFLICT_TICKET, "Hi Tom, I've changed the address on NW-318877 for you. — Dana (in Zendesk)"
+    )
     slack = ctx.standins["slack"]
     card = slack.message(review.slack_channel, review.slack_ts)
     with SlackSim(ctx.base_url, SIGNING_SECRET) as sim:
-        sim.post_action(block_action_payload(message=card, channel=card["channel"], action_id="review_approve",
-                                             user_id="U0ALEX", user_name="alex")).raise_for_status()
-    note = _wait(lambda: next((m for m in slack.thread(review.slack_channel, review.slack_ts)
-                               if "changed in Zendesk" in m["text"]), None), timeout=30)
+        sim.post_action(
+            block_action_payload(
+                message=card,
+                channel=card["channel"],
+                action_id="review_approve",
+                user_id="U0ALEX",
+                user_name="alex",
+            )
+        ).raise_for_status()
+    note = _wait(
+        lambda: next(
+            (
+                m
+                for m in slack.thread(review.slack_channel, review.slack_ts)
+                if "changed in Zendesk" in m["text"]
+            ),
+            None,
+        ),
+        timeout=30,
+    )
     replies = _public(zendesk, str(CONFLICT_TICKET))
-    ctx.say(f"  Alex approves the draft in Slack → Zendesk answers 409 (safe_update), nothing is overwritten. "
-            f"Zendesk keeps {len(replies)} public reply, Dana's.")
+    ctx.say(
+        f"  Alex approves the draft in Slack → Zendesk answers 409 (safe_update), nothing is overwritten. "
+        f"Zendesk keeps {len(replies)} public reply, Dana's."
+    )
     from sandbox.demo.slack import _plain
 
     ctx.say(f"  In the card's thread: “{_plain(note['text'])}”")
@@ -142,12 +191,21 @@ def _show_qa(ctx: DemoContext) -> None:
     ctx.runtime.services["outbox"].drain(20)
     cards = [m for m in slack.messages(channel)] if channel else []
     rate = ctx.runtime.policy.qa.sample_rate
-    ctx.say(f"\n  QA: {len(cards)} auto-sent repl{'y' if len(cards) == 1 else 'ies'} sampled into {channel} "
-            f"(policy: {rate:.0%}, a stable draw per review), each with [Good] [Defect].")
+    ctx.say(
+        f"\n  QA: {len(cards)} auto-sent repl{'y' if len(cards) == 1 else 'ies'} sampled into {channel} "
+        f"(policy: {rate:.0%}, a stable draw per review), each with [Good] [Defect]."
+    )
     if cards:
         with SlackSim(ctx.base_url, SIGNING_SECRET) as sim:
-            sim.post_action(block_action_payload(message=cards[0], channel=cards[0]["channel"], action_id="qa_good",
-                                                 user_id="U0PRIYA", user_name="priya")).raise_for_status()
+            sim.post_action(
+                block_action_payload(
+                    message=cards[0],
+                    channel=cards[0]["channel"],
+                    action_id="qa_good",
+                    user_id="U0PRIYA",
+                    user_name="priya",
+                )
+            ).raise_for_status()
         _wait(lambda: _qa_count(ctx) >= 1)
         ctx.say("  Priya rates the first Good: a feedback row with stage qa; the card now says who rated it.")
 
@@ -160,16 +218,32 @@ def _qa_count(ctx: DemoContext) -> int:
 def _show_export(ctx: DemoContext) -> None:
     out = ctx.workdir / "dpo.jsonl"
     env = {**os.environ, "HITL_DATABASE_URL": ctx.runtime.settings.database_url}
-    done = subprocess.run([sys.executable, "-m", "bot.app.cli", "feedback", "export", "--format", "dpo", "-o", str(out)],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "bot.app.cli", "feedback", "export", "--format", "dpo", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
-    sft = subprocess.run([sys.executable, "-m", "bot.app.cli", "feedback", "export", "--format", "sft"],
-                         capture_output=True, text=True, env=env, timeout=60, check=False)
-    ctx.say(f"\n  $ hitl feedback export --format dpo -o dpo.jsonl → {len(lines)} preference pair"
-            f"{'' if len(lines) == 1 else 's'} (each edited draft: the human text preferred)"
-            + ("" if done.returncode == 0 else f" — failed: {done.stderr.strip()}"))
-    ctx.say(f"  $ hitl feedback export --format sft → {len(sft.stdout.splitlines())} training examples "
-            "(approved and edited replies, plus auto-sends rated Good)")
+    sft = subprocess.run(
+        [sys.executable, "-m", "bot.app.cli", "feedback", "export", "--format", "sft"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    ctx.say(
+        f"\n  $ hitl feedback export --format dpo -o dpo.jsonl → {len(lines)} preference pair"
+        f"{'' if len(lines) == 1 else 's'} (each edited draft: the human text preferred)"
+        + ("" if done.returncode == 0 else f" — failed: {done.stderr.strip()}")
+    )
+    ctx.say(
+        f"  $ hitl feedback export --format sft → {len(sft.stdout.splitlines())} training examples "
+        "(approved and edited replies, plus auto-sends rated Good)"
+    )
 
 
 def _review(ctx: DemoContext, review_id: str) -> Review:

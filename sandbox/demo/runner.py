@@ -15,17 +15,18 @@ import sys
 import tempfile
 import textwrap
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 
 from bot.app.asgi import create_app
 from bot.app.runtime import Runtime, build_runtime
-from sandbox.server import ServerThread
 from bot.app.settings import Settings
+from sandbox.server import ServerThread
 from storage.db import make_engine, upgrade
 
 # Acts run in this order; later issues add theirs ("module:function").
@@ -104,19 +105,30 @@ def act_ingest(ctx: DemoContext) -> None:
         ctx.results.append({**body, "ticket": t})
         why = "; ".join(r["message"] for r in body["reasons"][1:]) or body["reasons"][0]["message"]
         name = (t.get("customer") or {}).get("name", "")
-        line = (f"  #{t['ticket_id']} {t['interaction_type']:<19} {t['confidence']:.2f}  "
-                f"{s.route(body['route']):<{9 + (len(s.route('x')) - 1)}}  {body['tier']:<8} {name[:18]:<18} ")
+        line = (
+            f"  #{t['ticket_id']} {t['interaction_type']:<19} {t['confidence']:.2f}  "
+            f"{s.route(body['route']):<{9 + (len(s.route('x')) - 1)}}  {body['tier']:<8} {name[:18]:<18} "
+        )
         ctx.say(line + s.dim(textwrap.shorten(why, 90, placeholder="…")))
     again = ctx.api.post("/v1/drafts", json=ctx.tickets[0])
-    ctx.say(s.dim(f"\n  Sending #{ctx.tickets[0]['ticket_id']} again answers HTTP {again.status_code} with the same review "
-                  f"({again.json()['id'][:8]}…): idempotent."))
+    ctx.say(
+        s.dim(
+            f"\n  Sending #{ctx.tickets[0]['ticket_id']} again answers HTTP {again.status_code} with the same review "
+            f"({again.json()['id'][:8]}…): idempotent."
+        )
+    )
     routes = Counter(r["route"] for r in ctx.results)
-    ctx.say(f"\n  {s.route('auto_send')}: {routes['auto_send']} (reply goes out, a QA sample is rated)   "
-            f"{s.route('review')}: {routes['review']} (a human approves first)   "
-            f"{s.route('take_over')}: {routes['take_over']} (a human owns it)")
+    ctx.say(
+        f"\n  {s.route('auto_send')}: {routes['auto_send']} (reply goes out, a QA sample is rated)   "
+        f"{s.route('review')}: {routes['review']} (a human approves first)   "
+        f"{s.route('take_over')}: {routes['take_over']} (a human owns it)"
+    )
     codes = Counter(r["code"] for res in ctx.results for r in res["reasons"][1:])
     if codes:
-        ctx.say("  Triggers that moved drafts toward humans: " + ", ".join(f"{c} ×{n}" for c, n in codes.most_common()))
+        ctx.say(
+            "  Triggers that moved drafts toward humans: "
+            + ", ".join(f"{c} ×{n}" for c, n in codes.most_common())
+        )
 
 
 def demo_settings(workdir: Path, extra: dict[str, str] | None = None) -> Settings:
@@ -135,8 +147,12 @@ def demo_settings(workdir: Path, extra: dict[str, str] | None = None) -> Setting
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def run_demo(*, keep: bool = False, acts: list[str] | None = None,
-             setup_hooks: list[Callable[[Path, dict[str, str]], None]] | None = None) -> int:
+def run_demo(
+    *,
+    keep: bool = False,
+    acts: list[str] | None = None,
+    setup_hooks: list[Callable[[Path, dict[str, str]], None]] | None = None,
+) -> int:
     """Run the demo end to end; returns a process exit code."""
     workdir = Path(tempfile.mkdtemp(prefix="hitl-demo-"))
     style = Style(sys.stdout.isatty() and os.environ.get("NO_COLOR") is None)
@@ -151,13 +167,27 @@ def run_demo(*, keep: bool = False, acts: list[str] | None = None,
         runtime = build_runtime(settings, engine=make_engine(settings.database_url))
         runtime.services["standins"] = standins
         app = create_app(runtime)
-        with ServerThread(app) as server, httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {settings.ingest_token.get_secret_value()}"},  # type: ignore[union-attr]
-            timeout=30,
-        ) as api:
-            ctx = DemoContext(runtime=runtime, api=api, base_url=server.url, workdir=workdir, style=style,
-                              standins=standins, tickets=load_sample_tickets())
-            print(style.bold("hitl demo") + f" — the real service on {server.url}, SQLite at {workdir / 'hitl-demo.db'}")
+        with (
+            ServerThread(app) as server,
+            httpx.Client(
+                base_url=server.url,
+                headers={"Authorization": f"Bearer {settings.ingest_token.get_secret_value()}"},  # type: ignore[union-attr]
+                timeout=30,
+            ) as api,
+        ):
+            ctx = DemoContext(
+                runtime=runtime,
+                api=api,
+                base_url=server.url,
+                workdir=workdir,
+                style=style,
+                standins=standins,
+                tickets=load_sample_tickets(),
+            )
+            print(
+                style.bold("hitl demo")
+                + f" — the real service on {server.url}, SQLite at {workdir / 'hitl-demo.db'}"
+            )
             print(style.dim("Slack and Zendesk are local stand-ins; nothing leaves this machine."))
             for ref in acts or ACTS:
                 module, func = ref.split(":")
@@ -174,8 +204,8 @@ def run_demo(*, keep: bool = False, acts: list[str] | None = None,
 
 def _start_standins(standins: dict[str, Any], extra: dict[str, str]) -> None:
     """Start the local Slack and Zendesk stand-ins and point the settings at them."""
-    from sandbox.slack_standin import SlackStandin
     from sandbox.demo.helpdesk import seed_zendesk
+    from sandbox.slack_standin import SlackStandin
     from sandbox.zendesk_standin import ZendeskStandin
 
     slack = SlackStandin(token=BOT_TOKEN).start()

@@ -19,8 +19,13 @@ if TYPE_CHECKING:
 
 TIER = "demo_fast"
 NAMES = {"S0SUPERVISORS": "@support-supervisors", "U0MANAGER": "@Morgan (manager)", "U0SUPERVISOR": "@Sam"}
-EMOJI = {":hourglass_flowing_sand:": "⏳", ":rotating_light:": "🚨", ":sos:": "🆘", ":arrow_right:": "➡️",
-         ":bust_in_silhouette:": "👤"}
+EMOJI = {
+    ":hourglass_flowing_sand:": "⏳",
+    ":rotating_light:": "🚨",
+    ":sos:": "🆘",
+    ":arrow_right:": "➡️",
+    ":bust_in_silhouette:": "👤",
+}
 DRAFT: dict[str, Any] = {
     "ticket_id": "48999",
     "interaction_type": "demo_sla",
@@ -28,7 +33,7 @@ DRAFT: dict[str, Any] = {
     "subject": "Wrong size delivered",
     "customer_message": "You sent me a medium instead of the large I ordered (NW-318777). Can you swap it before Friday?",
     "draft": "Hi Lena,\n\nSorry about the mix-up! I've started a free exchange for the large: a prepaid return label is "
-             "on its way by email, and the large ships as soon as the carrier scans the medium.\n\nBest,\nNorthwind",
+    "on its way by email, and the large ships as soon as the carrier scans the medium.\n\nBest,\nNorthwind",
     "customer": {"id": "cus_1077", "name": "Lena Fischer", "tier": "standard", "account_value": 310.0},
     "ticket_url": "https://northwind.zendesk.com/agent/tickets/48999",
     "idempotency_key": "demo-sla-48999",
@@ -39,8 +44,11 @@ def as_in_slack(text: str) -> str:
     """Slack mrkdwn as a person sees it: mentions by name, dates in local time, emoji."""
     text = re.sub(r"<!subteam\^(\w+)>", lambda m: NAMES.get(m.group(1), "@" + m.group(1)), text)
     text = re.sub(r"<@(\w+)>", lambda m: NAMES.get(m.group(1), "@" + m.group(1)), text)
-    text = re.sub(r"<!date\^(\d+)\^[^|>]*\|[^>]*>",
-                  lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).astimezone().strftime("%H:%M:%S"), text)
+    text = re.sub(
+        r"<!date\^(\d+)\^[^|>]*\|[^>]*>",
+        lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).astimezone().strftime("%H:%M:%S"),
+        text,
+    )
     text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2", text)
     for code, char in EMOJI.items():
         text = text.replace(code, char)
@@ -49,14 +57,21 @@ def as_in_slack(text: str) -> str:
 
 def _steps(ctx: DemoContext, rid: str) -> list[SlaPing]:
     with session_scope(ctx.runtime.engine, readonly=True) as s:
-        return list(s.execute(select(SlaPing).where(SlaPing.review_id == rid, SlaPing.status == "fired")
-                              .order_by(col(SlaPing.due_at))).scalars())
+        return list(
+            s.execute(
+                select(SlaPing)
+                .where(SlaPing.review_id == rid, SlaPing.status == "fired")
+                .order_by(col(SlaPing.due_at))
+            ).scalars()
+        )
 
 
 def _messages(ctx: DemoContext, rid: str, kind: str) -> list[OutboxItem]:
     with session_scope(ctx.runtime.engine, readonly=True) as s:
-        q = select(OutboxItem).where(col(OutboxItem.dedupe_key).startswith(f"sla:{rid}:{kind}:"),
-                                     OutboxItem.kind.in_(["slack_post", "slack_dm"]))  # type: ignore[attr-defined]
+        q = select(OutboxItem).where(
+            col(OutboxItem.dedupe_key).startswith(f"sla:{rid}:{kind}:"),
+            OutboxItem.kind.in_(["slack_post", "slack_dm"]),
+        )  # type: ignore[attr-defined]
         return list(s.execute(q.order_by(col(OutboxItem.id))).scalars())
 
 
@@ -104,9 +119,13 @@ def _card_sla_line(ctx: DemoContext, review: Review) -> str | None:
 def _show_step(ctx: DemoContext, rid: str, step: SlaPing, created: datetime) -> None:
     s = ctx.style
     late = (step.fired_at or step.due_at) - step.due_at
-    ctx.say(f"  {s.bold(f'+{(step.due_at - created).total_seconds():4.1f}s')} {step.kind:<12} "
-            + s.dim(f"(due +{(step.due_at - created).total_seconds():.1f}s, claimed {late.total_seconds() * 1000:.0f} ms "
-                    f"after, by {step.claimed_by})"))
+    ctx.say(
+        f"  {s.bold(f'+{(step.due_at - created).total_seconds():4.1f}s')} {step.kind:<12} "
+        + s.dim(
+            f"(due +{(step.due_at - created).total_seconds():.1f}s, claimed {late.total_seconds() * 1000:.0f} ms "
+            f"after, by {step.claimed_by})"
+        )
+    )
     for item in _messages(ctx, rid, step.kind):
         p = item.payload
         if item.kind == "slack_dm":
@@ -139,21 +158,29 @@ def act_sla(ctx: DemoContext) -> None:
     zendesk = ctx.standins.get("zendesk")
     if zendesk is not None:  # the ticket the approved reply is written back to
         try:
-            zendesk.add_ticket(int(DRAFT["ticket_id"]), subject=DRAFT["subject"], description=DRAFT["customer_message"])
+            zendesk.add_ticket(
+                int(DRAFT["ticket_id"]), subject=DRAFT["subject"], description=DRAFT["customer_message"]
+            )
         except ValueError:
             pass  # already there
-    levels = ", ".join(f"level {lv.level} after +{format_duration(lv.after)} in {lv.channel}"
-                       + (f" every {format_duration(lv.repeat_every)}" if lv.repeat_every else "")
-                       for lv in tier.escalation.levels)
-    ctx.say(f"  Tier {TIER}: {tier.channel}, SLA {format_duration(tier.sla)}, warning at {tier.warn_at:.0%}; "
-            f"escalation: {levels}.")
+    levels = ", ".join(
+        f"level {lv.level} after +{format_duration(lv.after)} in {lv.channel}"
+        + (f" every {format_duration(lv.repeat_every)}" if lv.repeat_every else "")
+        for lv in tier.escalation.levels
+    )
+    ctx.say(
+        f"  Tier {TIER}: {tier.channel}, SLA {format_duration(tier.sla)}, warning at {tier.warn_at:.0%}; "
+        f"escalation: {levels}."
+    )
     resp = ctx.api.post("/v1/drafts", json=DRAFT)
     if resp.status_code not in (200, 201):
         ctx.say(f"  ticket {DRAFT['ticket_id']}: HTTP {resp.status_code} {resp.text[:200]}")
         return
     rid = resp.json()["id"]
     created = _review(ctx, rid).created_at
-    ctx.say(f"  #{DRAFT['ticket_id']} arrives ({DRAFT['subject']}) and goes to {tier.channel}. Nobody looks at it…")
+    ctx.say(
+        f"  #{DRAFT['ticket_id']} arrives ({DRAFT['subject']}) and goes to {tier.channel}. Nobody looks at it…"
+    )
 
     breach = f"breach:L{tier.escalation.levels[0].level if tier.escalation.levels else 1}:0"
     _wait(lambda: breach in [p.kind for p in _steps(ctx, rid)], tier.sla.total_seconds() + 6)
@@ -171,8 +198,10 @@ def act_sla(ctx: DemoContext) -> None:
     time.sleep(1.5)  # an agent finally opens it
     _approve(ctx, rid)
     decided = _review(ctx, rid)
-    ctx.say(f"  Dana approves it at +{((decided.decided_at or created) - created).total_seconds():.1f}s: "
-            f"{s.bold(sla_state(decided, runtime.clock.now()).text)}.")
+    ctx.say(
+        f"  Dana approves it at +{((decided.decided_at or created) - created).total_seconds():.1f}s: "
+        f"{s.bold(sla_state(decided, runtime.clock.now()).text)}."
+    )
     _wait(lambda: (_card_sla_line(ctx, _review(ctx, rid)) or "").find("breached by") >= 0, 5)
     card_line = _card_sla_line(ctx, _review(ctx, rid))
     if card_line:
@@ -182,9 +211,13 @@ def act_sla(ctx: DemoContext) -> None:
         upcoming = engine.next_due(rid)
         nexts = engine.settle([rid])  # what its timer does when it comes up: finds the review decided
         when = f" due at +{(upcoming - created).total_seconds():.0f}s" if upcoming else ""
-        ctx.say(s.dim(f"  The decision stops the chain: the next step{when} finds the review decided and does nothing "
-                      f"(steps left: {'none' if nexts.get(rid) is None else 'some'}; SLA steps sent: "
-                      f"{len(_steps(ctx, rid))}, each claimed once in the database)."))
+        ctx.say(
+            s.dim(
+                f"  The decision stops the chain: the next step{when} finds the review decided and does nothing "
+                f"(steps left: {'none' if nexts.get(rid) is None else 'some'}; SLA steps sent: "
+                f"{len(_steps(ctx, rid))}, each claimed once in the database)."
+            )
+        )
 
 
 def _approve(ctx: DemoContext, rid: str) -> None:
@@ -200,8 +233,15 @@ def _approve(ctx: DemoContext, rid: str) -> None:
             session.add(review)
         return
     with session_scope(runtime.engine) as session:
-        record_decision(session=session, review_id=rid, decision="approve", actor_id="U0AGENT",
-                        actor_name="Dana (agent)", now=runtime.clock.now(), policy=runtime.policy)
+        record_decision(
+            session=session,
+            review_id=rid,
+            decision="approve",
+            actor_id="U0AGENT",
+            actor_name="Dana (agent)",
+            now=runtime.clock.now(),
+            policy=runtime.policy,
+        )
     outbox = runtime.services.get("outbox")
     if outbox is not None:
         outbox.wake()

@@ -22,8 +22,13 @@ if TYPE_CHECKING:
 
 AGENTS = {"U0ALEX": "Alex", "U0PRIYA": "Priya", "U0JORDAN": "Jordan"}
 SUPERVISOR, OUTSIDER = "U0SUPERVISOR", "U0RILEY"
-NAMES = {**AGENTS, SUPERVISOR: "Sam", OUTSIDER: "Riley", "S0AGENTS": "support-agents",
-         "S0SUPERVISORS": "support-supervisors"}
+NAMES = {
+    **AGENTS,
+    SUPERVISOR: "Sam",
+    OUTSIDER: "Riley",
+    "S0AGENTS": "support-agents",
+    "S0SUPERVISORS": "support-supervisors",
+}
 
 
 def act_slack(ctx: DemoContext) -> None:
@@ -36,7 +41,9 @@ def act_slack(ctx: DemoContext) -> None:
     slack = ctx.standins["slack"]
     _register_people(slack)
     _show_posting(ctx, slack)
-    ctx.say(ctx.style.dim("\n  Reviewers click (signed requests to POST /slack/events, as Slack sends them):"))
+    ctx.say(
+        ctx.style.dim("\n  Reviewers click (signed requests to POST /slack/events, as Slack sends them):")
+    )
     with SlackSim(ctx.base_url, SIGNING_SECRET) as sim:
         _clicks(ctx, slack, sim)
 
@@ -51,13 +58,19 @@ def _register_people(slack: Any) -> None:
 
 def _show_posting(ctx: DemoContext, slack: Any) -> None:
     started = time.monotonic()
-    ctx.say(ctx.style.dim("  Every review and take over is queued in the outbox with its draft; delivering them at "
-                          "Slack's pace (about 1 message/s per channel)…"))
+    ctx.say(
+        ctx.style.dim(
+            "  Every review and take over is queued in the outbox with its draft; delivering them at "
+            "Slack's pace (about 1 message/s per channel)…"
+        )
+    )
     _wait(lambda: _pending_posts(ctx) == 0, 120)
     cards = _posted_cards(ctx)
     limited = [c for c in slack.calls("chat.postMessage") if c["status"] == 429]
-    ctx.say(f"  {len(cards)} cards posted, the last after {time.monotonic() - started:.1f}s more; {len(limited)} "
-            f"HTTP 429s were waited out as Retry-After said, and none was lost or posted twice.")
+    ctx.say(
+        f"  {len(cards)} cards posted, the last after {time.monotonic() - started:.1f}s more; {len(limited)} "
+        f"HTTP 429s were waited out as Retry-After said, and none was lost or posted twice."
+    )
     per_channel = Counter(channel for channel, _ in cards)
     ctx.say("  " + "   ".join(f"{ch} {n}" for ch, n in per_channel.most_common()))
     channel, ts = next(card for card in cards if card[0] == "#support-review")
@@ -70,63 +83,108 @@ def _show_posting(ctx: DemoContext, slack: Any) -> None:
 def _clicks(ctx: DemoContext, slack: Any, sim: SlackSim) -> None:
     standard = [r for r in ctx.results if r["tier"] == "standard" and r["route"] == "review"]
     handoff = next(r for r in ctx.results if r["route"] == "take_over")
-    refund = next(r for r in ctx.results if r["tier"] == "billing" and r["route"] == "review"
-                  and "refund_over_limit" in {x["code"] for x in r["reasons"]})
+    refund = next(
+        r
+        for r in ctx.results
+        if r["tier"] == "billing"
+        and r["route"] == "review"
+        and "refund_over_limit" in {x["code"] for x in r["reasons"]}
+    )
     say = ctx.say
 
     approved = _card(ctx, slack, standard[0]["id"])
     ms = _click(sim, approved, ActionId.APPROVE, "U0ALEX")
     review = _decided(ctx, slack, standard[0]["id"])
-    say(f"  ✅ Alex approves #{review.ticket_id}: HTTP 200 in {ms:.0f} ms; the card loses its buttons and says "
-        f"“{_plain(_decision_line(slack, approved))}”")
+    say(
+        f"  ✅ Alex approves #{review.ticket_id}: HTTP 200 in {ms:.0f} ms; the card loses its buttons and says "
+        f"“{_plain(_decision_line(slack, approved))}”"
+    )
 
     edited = _card(ctx, slack, standard[1]["id"])
     trigger = slack.issue_trigger_id()
     _click(sim, edited, ActionId.EDIT, "U0PRIYA", trigger_id=trigger)
-    view = _wait(lambda: next((v for v in slack.views() if v["private_metadata"].find(standard[1]["id"]) >= 0), None))
+    view = _wait(
+        lambda: next((v for v in slack.views() if v["private_metadata"].find(standard[1]["id"]) >= 0), None)
+    )
     final = standard[1]["ticket"]["draft"].replace("Thanks", "Thank you").replace("Best,", "Kind regards,")
     field = f"{BlockId.EDIT_TEXT}:0"
-    sim.post_view_submission(view_submission_payload(view=view, user_id="U0PRIYA", values={
-        field: {ActionId.EDIT_TEXT: {"type": "plain_text_input", "value": final}}}))
+    sim.post_view_submission(
+        view_submission_payload(
+            view=view,
+            user_id="U0PRIYA",
+            values={field: {ActionId.EDIT_TEXT: {"type": "plain_text_input", "value": final}}},
+        )
+    )
     review = _decided(ctx, slack, standard[1]["id"])
-    say(f"  ✏️  Priya clicks Edit on #{review.ticket_id}: a modal opens prefilled with the draft; she changes the "
-        f"sign-off and sends ({review.extra['edit_distance']:.0%} of the text changed)")
+    say(
+        f"  ✏️  Priya clicks Edit on #{review.ticket_id}: a modal opens prefilled with the draft; she changes the "
+        f"sign-off and sends ({review.extra['edit_distance']:.0%} of the text changed)"
+    )
 
     handed = _card(ctx, slack, handoff["id"])
     _click(sim, handed, ActionId.TAKE_OVER, "U0JORDAN")
     review = _decided(ctx, slack, handoff["id"])
-    say(f"  🙋 Jordan takes over #{review.ticket_id} ({review.tier}): the ticket is assigned to him, and the draft "
-        f"and its context are posted in the thread as a starting point")
+    say(
+        f"  🙋 Jordan takes over #{review.ticket_id} ({review.tier}): the ticket is assigned to him, and the draft "
+        f"and its context are posted in the thread as a starting point"
+    )
 
     rejected = _card(ctx, slack, standard[2]["id"])
     _click(sim, rejected, ActionId.REJECT, "U0ALEX", trigger_id=slack.issue_trigger_id())
-    view = _wait(lambda: next((v for v in slack.views() if v["private_metadata"].find(standard[2]["id"]) >= 0), None))
-    sim.post_view_submission(view_submission_payload(view=view, user_id="U0ALEX", values={
-        BlockId.REJECT_CATEGORY: {ActionId.REJECT_CATEGORY: {"type": "static_select",
-                                                             "selected_option": {"value": "hallucination"}}},
-        BlockId.REJECT_COMMENT: {ActionId.REJECT_COMMENT: {"type": "plain_text_input",
-                                                           "value": "That order number does not exist."}}}))
+    view = _wait(
+        lambda: next((v for v in slack.views() if v["private_metadata"].find(standard[2]["id"]) >= 0), None)
+    )
+    sim.post_view_submission(
+        view_submission_payload(
+            view=view,
+            user_id="U0ALEX",
+            values={
+                BlockId.REJECT_CATEGORY: {
+                    ActionId.REJECT_CATEGORY: {
+                        "type": "static_select",
+                        "selected_option": {"value": "hallucination"},
+                    }
+                },
+                BlockId.REJECT_COMMENT: {
+                    ActionId.REJECT_COMMENT: {
+                        "type": "plain_text_input",
+                        "value": "That order number does not exist.",
+                    }
+                },
+            },
+        )
+    )
     review = _decided(ctx, slack, standard[2]["id"])
-    say(f"  ⛔ Alex rejects #{review.ticket_id} as a hallucination; nothing goes to the customer, the reason goes "
-        f"to the feedback store")
+    say(
+        f"  ⛔ Alex rejects #{review.ticket_id} as a hallucination; nothing goes to the customer, the reason goes "
+        f"to the feedback store"
+    )
 
     ms, note = _click_and_hear(sim, slack, approved, ActionId.APPROVE, "U0PRIYA")
-    say(f"  🔁 Priya clicks Approve on #{_review(ctx, standard[0]['id']).ticket_id} a moment too late "
-        f"(HTTP 200 in {ms:.0f} ms). Only she sees: “{_plain(note)}”")
+    say(
+        f"  🔁 Priya clicks Approve on #{_review(ctx, standard[0]['id']).ticket_id} a moment too late "
+        f"(HTTP 200 in {ms:.0f} ms). Only she sees: “{_plain(note)}”"
+    )
 
     card = _card(ctx, slack, refund["id"])
     _, note = _click_and_hear(sim, slack, card, ActionId.APPROVE, OUTSIDER)
     ticket = _review(ctx, refund["id"]).ticket_id
-    say(f"  🚫 Riley, not in @support-agents, clicks Approve on refund #{ticket}. Only he sees: “{_plain(note)}”")
+    say(
+        f"  🚫 Riley, not in @support-agents, clicks Approve on refund #{ticket}. Only he sees: “{_plain(note)}”"
+    )
     _, note = _click_and_hear(sim, slack, card, ActionId.APPROVE, "U0ALEX")
     say(f"     Alex is an agent, but this refund is over the limit: “{_plain(note)}”")
     _click(sim, card, ActionId.APPROVE, SUPERVISOR)
     _decided(ctx, slack, refund["id"])
     say(f"     Sam (@support-supervisors) approves it. Refused attempts in the audit log: {_refusals(ctx)}")
 
-    ctx.say(ctx.style.dim(f"\n  {_decisions(ctx)} decisions: each one conditional UPDATE (first click wins) with, in "
-                          "the same transaction, a feedback row, the card refresh, the thread reply and the "
-                          "helpdesk write."))
+    ctx.say(
+        ctx.style.dim(
+            f"\n  {_decisions(ctx)} decisions: each one conditional UPDATE (first click wins) with, in "
+            "the same transaction, a feedback row, the card refresh, the thread reply and the "
+            "helpdesk write."
+        )
+    )
 
 
 def card_as_text(blocks: list[dict[str, Any]]) -> list[str]:
@@ -165,8 +223,11 @@ def _shorten(text: str, max_lines: int) -> list[str]:
 def _plain(text: str) -> str:
     """Slack mrkdwn as a person reads it: names for mentions, local times for dates, link labels."""
     text = re.sub(r"<[@!](?:subteam\^)?(\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text)
-    text = re.sub(r"<!date\^(\d+)\^[^|>]*\|[^>]*>",
-                  lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).astimezone().strftime("%H:%M"), text)
+    text = re.sub(
+        r"<!date\^(\d+)\^[^|>]*\|[^>]*>",
+        lambda m: datetime.fromtimestamp(int(m.group(1)), UTC).astimezone().strftime("%H:%M"),
+        text,
+    )
     text = re.sub(r"<(?:https?://[^|>]+)\|([^>]+)>", r"\1", text)
     text = re.sub(r"(?<!\w)_(.+?)_(?!\w)", r"\1", text)
     return text.replace("*", "").replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
@@ -183,15 +244,23 @@ def _wait(check: Callable[[], Any], timeout: float = 20.0) -> Any:
 
 def _posted_cards(ctx: DemoContext) -> list[tuple[str, str]]:
     with session_scope(ctx.runtime.engine, readonly=True) as s:
-        rows = s.execute(select(col(Review.slack_channel), col(Review.slack_ts))
-                         .where(col(Review.slack_ts).is_not(None)).order_by(col(Review.created_at))).all()
+        rows = s.execute(
+            select(col(Review.slack_channel), col(Review.slack_ts))
+            .where(col(Review.slack_ts).is_not(None))
+            .order_by(col(Review.created_at))
+        ).all()
     return [(str(c), str(t)) for c, t in rows]
 
 
 def _pending_posts(ctx: DemoContext) -> int:
     with session_scope(ctx.runtime.engine, readonly=True) as s:
-        q = select(func.count()).select_from(OutboxItem).where(
-            col(OutboxItem.kind) == "slack_post_review", col(OutboxItem.status) == OutboxStatus.PENDING)
+        q = (
+            select(func.count())
+            .select_from(OutboxItem)
+            .where(
+                col(OutboxItem.kind) == "slack_post_review", col(OutboxItem.status) == OutboxStatus.PENDING
+            )
+        )
         return int(s.execute(q).scalar_one())
 
 
@@ -207,9 +276,17 @@ def _card(ctx: DemoContext, slack: Any, review_id: str) -> dict[str, Any]:
     return dict(slack.message(review.slack_channel, review.slack_ts))
 
 
-def _click(sim: SlackSim, card: dict[str, Any], action: str, user: str, *, trigger_id: str | None = None) -> float:
-    payload = block_action_payload(message=card, channel=card["channel"], action_id=action, user_id=user,
-                                   user_name=NAMES[user].lower(), trigger_id=trigger_id)
+def _click(
+    sim: SlackSim, card: dict[str, Any], action: str, user: str, *, trigger_id: str | None = None
+) -> float:
+    payload = block_action_payload(
+        message=card,
+        channel=card["channel"],
+        action_id=action,
+        user_id=user,
+        user_name=NAMES[user].lower(),
+        trigger_id=trigger_id,
+    )
     started = time.perf_counter()
     resp = sim.post_action(payload)
     resp.raise_for_status()
@@ -224,7 +301,9 @@ def _decided(ctx: DemoContext, slack: Any, review_id: str) -> Review:
     return review
 
 
-def _click_and_hear(sim: SlackSim, slack: Any, card: dict[str, Any], action: str, user: str) -> tuple[float, str]:
+def _click_and_hear(
+    sim: SlackSim, slack: Any, card: dict[str, Any], action: str, user: str
+) -> tuple[float, str]:
     """Click, and return the ack time and the ephemeral message the click got."""
     seen = len(slack.ephemerals(user))
     ms = _click(sim, card, action, user)

@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.reporting.oversight import VERDICT_LABEL, build_review
-from sandbox.slack_sim import SlackSim, slash_command_form
 from bot.reporting.stats import compute_stats, render_stats_text
+from sandbox.slack_sim import SlackSim, slash_command_form
 from storage.db import session_scope
 
 if TYPE_CHECKING:
@@ -18,9 +18,16 @@ MANAGER = "U0MANAGER"
 CHANNEL = "#support-managers"
 PERIOD = timedelta(hours=24)
 # Types kept for the same plain reason are listed on one line.
-GROUPS = {"few": "only ", "human_only": "the policy lists this type under human_only", "unknown": "not in the policy"}
-GROUP_LABEL = {"few": "too few decisions yet to judge (decisions so far)", "human_only": "human only by policy",
-               "unknown": "not in the policy yet"}
+GROUPS = {
+    "few": "only ",
+    "human_only": "the policy lists this type under human_only",
+    "unknown": "not in the policy",
+}
+GROUP_LABEL = {
+    "few": "too few decisions yet to judge (decisions so far)",
+    "human_only": "human only by policy",
+    "unknown": "not in the policy yet",
+}
 
 
 def act_stats(ctx: DemoContext) -> None:
@@ -40,44 +47,71 @@ def act_stats(ctx: DemoContext) -> None:
             while answer is None and time.monotonic() < deadline:
                 answer = next((e for e in slack.ephemerals(MANAGER) if "hitl stats" in e["text"]), None)
                 time.sleep(0.05)
-        ctx.say(f"  /hitl stats 24h → HTTP {resp.status_code} acked in {acked * 1000:.0f} ms; "
-                + (f"the answer reached Slack as an ephemeral {time.monotonic() - t0:.1f} s after asking"
-                   if answer else "no answer arrived (see the log)"))
+        ctx.say(
+            f"  /hitl stats 24h → HTTP {resp.status_code} acked in {acked * 1000:.0f} ms; "
+            + (
+                f"the answer reached Slack as an ephemeral {time.monotonic() - t0:.1f} s after asking"
+                if answer
+                else "no answer arrived (see the log)"
+            )
+        )
     rt = ctx.runtime
     now = rt.clock.now()
     with session_scope(rt.engine, readonly=True) as session:
-        stats = compute_stats(session=session, since=now - PERIOD, until=now, oversight=rt.policy.oversight,
-                              now=now)
+        stats = compute_stats(
+            session=session, since=now - PERIOD, until=now, oversight=rt.policy.oversight, now=now
+        )
         review = build_review(session=session, policy=rt.policy, now=now, period=PERIOD)
     ctx.say()
     for line in render_stats_text(stats).splitlines():
         ctx.say("  " + line)
     ctx.say()
-    ctx.say("  " + s.bold("Oversight review") + s.dim(" (criteria: policy.oversight; same as /hitl review and the "
-                                                      "weekly digest)"))
+    ctx.say(
+        "  "
+        + s.bold("Oversight review")
+        + s.dim(" (criteria: policy.oversight; same as /hitl review and the weekly digest)")
+    )
     groups: dict[str, list[str]] = {}
     for rec in review.recommendations:
         why = rec.reasons[0] if rec.reasons else ""
-        group = next((g for g, start in GROUPS.items() if rec.verdict == "keep" and why.startswith(start)), None)
+        group = next(
+            (g for g, start in GROUPS.items() if rec.verdict == "keep" and why.startswith(start)), None
+        )
         if group is not None:
             decided = review.stats.by_type[rec.interaction_type].decided
             groups.setdefault(group, []).append(
-                f"{rec.interaction_type} ({decided})" if group == "few" else rec.interaction_type)
+                f"{rec.interaction_type} ({decided})" if group == "few" else rec.interaction_type
+            )
             continue
         ctx.say(f"    {rec.interaction_type:<20} {VERDICT_LABEL[rec.verdict]:<26} " + s.dim(why))
         if rec.whatif is not None and (rec.whatif.newly_auto_sent or rec.whatif.to_humans):
             ctx.say(f"    {'':<20} " + s.dim("what-if: " + rec.whatif.sentence()))
     for group, types in groups.items():
         ctx.say(f"    keep as is, {GROUP_LABEL[group]}: " + s.dim(", ".join(types)))
-    example = next((r for r in review.recommendations if r.verdict == "keep" and r.whatif is not None
-                    and r.whatif.newly_auto_sent), None)
+    example = next(
+        (
+            r
+            for r in review.recommendations
+            if r.verdict == "keep" and r.whatif is not None and r.whatif.newly_auto_sent
+        ),
+        None,
+    )
     if example is not None and example.whatif is not None:
         ctx.say(f"    what-if for {example.interaction_type}: " + s.dim(example.whatif.sentence()))
     if review.warnings:
-        ctx.say(f"  Warning signs ({len(review.warnings)}): " + "; ".join(
-            f"{w.interaction_type}: {w.message}" for w in review.warnings[:3])
-            + (" …" if len(review.warnings) > 3 else ""))
-    quiet = "The weekly" if any(r.verdict == "expand" for r in review.recommendations) else \
-        "A day of traffic is too little to widen any type's autonomy; the weekly"
-    ctx.say(s.dim(f"  {quiet} digest posts this review to "
-                  f"{rt.settings.managers_channel or 'HITL_MANAGERS_CHANNEL'}."))
+        ctx.say(
+            f"  Warning signs ({len(review.warnings)}): "
+            + "; ".join(f"{w.interaction_type}: {w.message}" for w in review.warnings[:3])
+            + (" …" if len(review.warnings) > 3 else "")
+        )
+    quiet = (
+        "The weekly"
+        if any(r.verdict == "expand" for r in review.recommendations)
+        else "A day of traffic is too little to widen any type's autonomy; the weekly"
+    )
+    ctx.say(
+        s.dim(
+            f"  {quiet} digest posts this review to "
+            f"{rt.settings.managers_channel or 'HITL_MANAGERS_CHANNEL'}."
+        )
+    )

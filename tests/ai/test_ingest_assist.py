@@ -6,15 +6,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sandbox.openai_standin import OpenAIStandin
 from bot.app.settings import Settings
+from sandbox.openai_standin import OpenAIStandin
 from storage.models import OutboxStatus
-from tests.conftest import FakeClock, Service, sample_draft
+from tests.conftest import FakeClock, Service, sample_draft, wait_for
 
-from .conftest import load_review, outbox_rows, wait_for
+from .conftest import load_review, outbox_rows
 
-ANGRY = ("Third time writing about NW-317950. NOTHING arrived. This is unacceptable, I'm filing a chargeback. "
-         "Call me on 614-555-0183.")
+ANGRY = (
+    "Third time writing about NW-317950. NOTHING arrived. This is unacceptable, I'm filing a chargeback. "
+    "Call me on 614-555-0183."
+)
 LONG = ("I am writing about my Trail Box and Plus charges, card 4242 4242 4242 4242. " * 12).strip()
 
 
@@ -31,9 +33,9 @@ def codes(created: dict[str, Any]) -> list[str]:
     return [r["code"] for r in created["reasons"]]
 
 
-def test_missing_sentiment_is_classified_before_routing(start_service: Callable[..., Service],
-                                                        ai_settings: Callable[..., Settings],
-                                                        openai_standin: OpenAIStandin) -> None:
+def test_missing_sentiment_is_classified_before_routing(
+    start_service: Callable[..., Service], ai_settings: Callable[..., Settings], openai_standin: OpenAIStandin
+) -> None:
     svc = start_service(ai_settings())
     created = post(svc, customer_message=ANGRY, confidence=0.97, sentiment=None)
     assert created["route"] != "auto_send" and "very_negative_sentiment" in codes(created)
@@ -45,26 +47,31 @@ def test_missing_sentiment_is_classified_before_routing(start_service: Callable[
     assert "614-555-0183" not in sent and "[phone]" in sent
 
 
-def test_a_draft_that_brings_its_own_sentiment_costs_no_model_call(start_service: Callable[..., Service],
-                                                                   ai_settings: Callable[..., Settings],
-                                                                   openai_standin: OpenAIStandin) -> None:
+def test_a_draft_that_brings_its_own_sentiment_costs_no_model_call(
+    start_service: Callable[..., Service], ai_settings: Callable[..., Settings], openai_standin: OpenAIStandin
+) -> None:
     svc = start_service(ai_settings())
     post(svc, sentiment=0.2)
     assert openai_standin.requests() == []
 
 
-def test_missing_interaction_type_is_classified(start_service: Callable[..., Service],
-                                                ai_settings: Callable[..., Settings]) -> None:
+def test_missing_interaction_type_is_classified(
+    start_service: Callable[..., Service], ai_settings: Callable[..., Settings]
+) -> None:
     svc = start_service(ai_settings())
-    created = post(svc, interaction_type=None, sentiment=0.0,
-                   customer_message="I clicked forgot password twice but no reset email came.")
+    created = post(
+        svc,
+        interaction_type=None,
+        sentiment=0.0,
+        customer_message="I clicked forgot password twice but no reset email came.",
+    )
     assert load_review(svc.runtime.engine, created["id"]).interaction_type == "password_reset"
     assert "classification_failed" not in codes(created)
 
 
-def test_without_a_model_interaction_type_is_still_required(start_service: Callable[..., Service],
-                                                             make_settings: Callable[..., Settings],
-                                                             sqlite_url: str) -> None:
+def test_without_a_model_interaction_type_is_still_required(
+    start_service: Callable[..., Service], make_settings: Callable[..., Settings], sqlite_url: str
+) -> None:
     svc = start_service(make_settings(HITL_DATABASE_URL=sqlite_url, HITL_SCHEDULER=False, OPENAI_API_KEY=""))
     body = sample_draft()
     body.pop("interaction_type")
@@ -74,9 +81,9 @@ def test_without_a_model_interaction_type_is_still_required(start_service: Calla
     assert post(svc, sentiment=None, confidence=0.97)["route"] == "auto_send"
 
 
-def test_a_model_timeout_fails_closed_to_a_human_quickly(start_service: Callable[..., Service],
-                                                         ai_settings: Callable[..., Settings],
-                                                         openai_standin: OpenAIStandin) -> None:
+def test_a_model_timeout_fails_closed_to_a_human_quickly(
+    start_service: Callable[..., Service], ai_settings: Callable[..., Settings], openai_standin: OpenAIStandin
+) -> None:
     svc = start_service(ai_settings(HITL_OPENAI_CLASSIFY_TIMEOUT=0.5))
     openai_standin.set_delay(10)
     t = time.monotonic()
@@ -87,9 +94,9 @@ def test_a_model_timeout_fails_closed_to_a_human_quickly(start_service: Callable
     assert "timeout" in reason["message"]
 
 
-def test_malformed_classification_fails_closed(start_service: Callable[..., Service],
-                                               ai_settings: Callable[..., Settings],
-                                               openai_standin: OpenAIStandin) -> None:
+def test_malformed_classification_fails_closed(
+    start_service: Callable[..., Service], ai_settings: Callable[..., Settings], openai_standin: OpenAIStandin
+) -> None:
     svc = start_service(ai_settings())
     openai_standin.set_malformed(times=1, kind="schema")
     created = post(svc, confidence=0.97, sentiment=None)
@@ -100,25 +107,33 @@ def test_malformed_classification_fails_closed(start_service: Callable[..., Serv
     assert load_review(svc.runtime.engine, created["id"]).interaction_type == "unclassified"
 
 
-def test_a_long_message_gets_a_summary_on_its_card(start_service: Callable[..., Service],
-                                                   ai_settings: Callable[..., Settings],
-                                                   openai_standin: OpenAIStandin, db_url: str) -> None:
+def test_a_long_message_gets_a_summary_on_its_card(
+    start_service: Callable[..., Service],
+    ai_settings: Callable[..., Settings],
+    openai_standin: OpenAIStandin,
+    db_url: str,
+) -> None:
     svc = start_service(ai_settings(HITL_DATABASE_URL=db_url))
     created = post(svc, customer_message=LONG, confidence=0.7, sentiment=-0.2)
     assert svc.runtime.services["outbox"].drain(10, kinds={"ai_summarize"})
     summary = load_review(svc.runtime.engine, created["id"]).extra.get("summary")
     assert summary.startswith("Customer writes") and "4242 4242" not in summary
     assert "4242 4242" not in openai_standin.requests("summarize")[0]["user"]
-    refresh = [r for r in outbox_rows(svc.runtime.engine, "slack_refresh_review")
-               if r.payload == {"review_id": created["id"]}]
+    refresh = [
+        r
+        for r in outbox_rows(svc.runtime.engine, "slack_refresh_review")
+        if r.payload == {"review_id": created["id"]}
+    ]
     assert len(refresh) == 1
     short = post(svc, confidence=0.7, sentiment=-0.2)  # short messages need no summary
-    assert not [r for r in outbox_rows(svc.runtime.engine, "ai_summarize") if r.payload["review_id"] == short["id"]]
+    assert not [
+        r for r in outbox_rows(svc.runtime.engine, "ai_summarize") if r.payload["review_id"] == short["id"]
+    ]
 
 
-def test_without_the_model_the_summary_gives_up_quietly(start_service: Callable[..., Service],
-                                                        ai_settings: Callable[..., Settings],
-                                                        openai_standin: OpenAIStandin) -> None:
+def test_without_the_model_the_summary_gives_up_quietly(
+    start_service: Callable[..., Service], ai_settings: Callable[..., Settings], openai_standin: OpenAIStandin
+) -> None:
     clock = FakeClock()
     svc = start_service(ai_settings(HITL_OPS_CHANNEL="#support-ops", HITL_OPENAI_TIMEOUT=0.5), clock=clock)
     openai_standin.force_status(503, times=1000)
@@ -127,12 +142,20 @@ def test_without_the_model_the_summary_gives_up_quietly(start_service: Callable[
     def settled() -> bool:
         clock.advance(minutes=2)
         svc.runtime.services["outbox"].run_once()
-        rows = [r for r in outbox_rows(svc.runtime.engine, "ai_summarize") if r.payload["review_id"] == created["id"]]
+        rows = [
+            r
+            for r in outbox_rows(svc.runtime.engine, "ai_summarize")
+            if r.payload["review_id"] == created["id"]
+        ]
         return rows[0].status == OutboxStatus.DEAD
 
     wait_for(settled, timeout=20)
     assert len(openai_standin.requests("summarize")) == 6  # 3 attempts, each with the client's one retry
     review = load_review(svc.runtime.engine, created["id"])
     assert "summary" not in review.extra and review.status == "pending"
-    announced = [r for r in outbox_rows(svc.runtime.engine, "slack_post") if "ai_summarize" in r.payload.get("text", "")]
+    announced = [
+        r
+        for r in outbox_rows(svc.runtime.engine, "slack_post")
+        if "ai_summarize" in r.payload.get("text", "")
+    ]
     assert announced == []

@@ -20,38 +20,44 @@ def luhn_complete(prefix: str) -> str:
     raise AssertionError("unreachable")
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("Card 4242 4242 4242 4242 exp 12/27", "Card [card ••••4242] exp 12/27"),
-    ("card 4111111111111111.", "card [card ••••1111]."),
-    ("amex 3782 822463 10005 please", "amex [card ••••0005] please"),
-    ("visa 4000-0566-5566-5556", "visa [card ••••5556]"),
-    ("IBAN DE89 3704 0044 0532 0130 00 and more", "IBAN [IBAN] and more"),
-    ("pay to GB82WEST12345698765432", "pay to [IBAN]"),
-    ("SSN 123-45-6789", "SSN [national id]"),
-    ("my social security number is 123456789", "my social security number is [national id]"),
-    ("NINO AB 12 34 56 C", "NINO [national id]"),
-    ("nino: JG103759A", "nino: [national id]"),
-    ("call 614-555-0183 today", "call [phone] today"),
-    ("(614) 555-0183", "[phone]"),
-    ("+44 20 7946 0958", "[phone]"),
-    ("mobile 07700 900123.", "mobile [phone]."),
-    ("text me at 6145550183", "text me at [phone]"),
-    ("mail maya.patel@example.com now", "mail [email] now"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Card 4242 4242 4242 4242 exp 12/27", "Card [card ••••4242] exp 12/27"),
+        ("card 4111111111111111.", "card [card ••••1111]."),
+        ("amex 3782 822463 10005 please", "amex [card ••••0005] please"),
+        ("visa 4000-0566-5566-5556", "visa [card ••••5556]"),
+        ("IBAN DE89 3704 0044 0532 0130 00 and more", "IBAN [IBAN] and more"),
+        ("pay to GB82WEST12345698765432", "pay to [IBAN]"),
+        ("SSN 123-45-6789", "SSN [national id]"),
+        ("my social security number is 123456789", "my social security number is [national id]"),
+        ("NINO AB 12 34 56 C", "NINO [national id]"),
+        ("nino: JG103759A", "nino: [national id]"),
+        ("call 614-555-0183 today", "call [phone] today"),
+        ("(614) 555-0183", "[phone]"),
+        ("+44 20 7946 0958", "[phone]"),
+        ("mobile 07700 900123.", "mobile [phone]."),
+        ("text me at 6145550183", "text me at [phone]"),
+        ("mail maya.patel@example.com now", "mail [email] now"),
+    ],
+)
 def test_personal_data_is_masked(text: str, expected: str) -> None:
     assert mask_pii(text) == expected
 
 
-@pytest.mark.parametrize("text", [
-    "order NW-318204 shipped",
-    "order 1234567890123 is 13 digits but fails Luhn",
-    "refund $1,234.56 on 2026-08-28 at 10:30",
-    "tracking 1Z84F2W90312766410",
-    "IBAN-like DE00 1234 5678 9012 3456 78 with a bad checksum",
-    "SSN-like 000-12-3456 and 666-12-3456 are never issued",
-    "Ridgeline 2 rain jacket, size 10, qty 3",
-    "invoice 2026-0042-17",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order NW-318204 shipped",
+        "order 1234567890123 is 13 digits but fails Luhn",
+        "refund $1,234.56 on 2026-08-28 at 10:30",
+        "tracking 1Z84F2W90312766410",
+        "IBAN-like DE00 1234 5678 9012 3456 78 with a bad checksum",
+        "SSN-like 000-12-3456 and 666-12-3456 are never issued",
+        "Ridgeline 2 rain jacket, size 10, qty 3",
+        "invoice 2026-0042-17",
+    ],
+)
 def test_order_numbers_dates_and_amounts_stay_readable(text: str) -> None:
     assert mask_pii(text) == text
 
@@ -84,16 +90,28 @@ card_prefixes = st.sampled_from(["4", "51", "55", "2221", "34", "37", "6011", "3
 def luhn_numbers(draw: st.DrawFn) -> str:
     prefix = draw(card_prefixes)
     length = draw(st.integers(13, 19))
-    body = prefix + "".join(draw(st.lists(st.sampled_from(string.digits), min_size=length - len(prefix) - 1,
-                                          max_size=length - len(prefix) - 1)))
+    body = prefix + "".join(
+        draw(
+            st.lists(
+                st.sampled_from(string.digits),
+                min_size=length - len(prefix) - 1,
+                max_size=length - len(prefix) - 1,
+            )
+        )
+    )
     return luhn_complete(body)
 
 
 @settings(max_examples=300, deadline=None)
 @given(before=words, number=luhn_numbers(), after=words, grouped=st.booleans())
-def test_valid_card_numbers_in_random_text_are_always_masked(before: str, number: str, after: str,
-                                                             grouped: bool) -> None:
-    shown = " ".join(number[i:i + 4] for i in range(0, len(number), 4)) if grouped and len(number) == 16 else number
+def test_valid_card_numbers_in_random_text_are_always_masked(
+    before: str, number: str, after: str, grouped: bool
+) -> None:
+    shown = (
+        " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+        if grouped and len(number) == 16
+        else number
+    )
     masked = mask_pii(f"{before} {shown} {after}")
     assert number not in masked.replace(" ", "")
     assert f"••••{number[-4:]}]" in masked
@@ -110,16 +128,40 @@ def test_masking_is_idempotent(text: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from([
-    "hi", "order NW-318204", "4242 4242 4242 4242", "maya@example.com", "+1 (503) 555-0147", "SSN 123-45-6789",
-    "DE89 3704 0044 0532 0130 00", "AB 12 34 56 C", "$49.99", "2026-08-28", "call 614-555-0183", "thanks!",
-]), max_size=12))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "hi",
+                "order NW-318204",
+                "4242 4242 4242 4242",
+                "maya@example.com",
+                "+1 (503) 555-0147",
+                "SSN 123-45-6789",
+                "DE89 3704 0044 0532 0130 00",
+                "AB 12 34 56 C",
+                "$49.99",
+                "2026-08-28",
+                "call 614-555-0183",
+                "thanks!",
+            ]
+        ),
+        max_size=12,
+    )
+)
 def test_masking_realistic_mixtures_is_idempotent_and_leaves_no_secret(parts: list[str]) -> None:
     text = " ".join(parts)
     once = mask_pii(text)
     assert mask_pii(once) == once
-    for secret in ("4242 4242 4242 4242", "maya@example.com", "555-0147", "123-45-6789", "0532 0130", "12 34 56 C",
-                   "614-555-0183"):
+    for secret in (
+        "4242 4242 4242 4242",
+        "maya@example.com",
+        "555-0147",
+        "123-45-6789",
+        "0532 0130",
+        "12 34 56 C",
+        "614-555-0183",
+    ):
         assert secret not in once
 
 
@@ -136,8 +178,18 @@ def test_the_cards_notification_text_is_masked_too() -> None:
     from bot.slack.blocks import fallback_text
     from storage.models import Review
 
-    review = Review(id="r1", idempotency_key="k", ticket_id="1", interaction_type="billing", confidence=0.7,
-                    customer_message="Refund card 4242 4242 4242 4242 or call 614-555-0183", draft="Hi",
-                    route="review", tier="standard", status="pending", created_at=datetime.now(UTC))
+    review = Review(
+        id="r1",
+        idempotency_key="k",
+        ticket_id="1",
+        interaction_type="billing",
+        confidence=0.7,
+        customer_message="Refund card 4242 4242 4242 4242 or call 614-555-0183",
+        draft="Hi",
+        route="review",
+        tier="standard",
+        status="pending",
+        created_at=datetime.now(UTC),
+    )
     text = fallback_text(review)
     assert "[card ••••4242]" in text and "[phone]" in text and "614-555-0183" not in text

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from bot.ai.kb import KbCache, KnowledgeBase, source_stem
-from bot.review.policy import load_policy, parse_policy
 from bot.ai.prompts import PromptError, _parse, load_prompt
-from bot.app.settings import BUNDLED_POLICY
 from bot.ai.tone import tone_flags
+from bot.app.settings import BUNDLED_POLICY
+from bot.review.policy import load_policy, parse_policy
 
 from .conftest import SAMPLE_KB
 
@@ -39,13 +39,16 @@ def test_the_sample_kb_covers_every_source_the_sample_tickets_name() -> None:
     assert named <= shipped, named - shipped
 
 
-@pytest.mark.parametrize("question, expected", [
-    ("My parcel says delivered but nothing is at my door", "kb/lost-packages.md"),
-    ("The reset email never came, I checked spam", "kb/password-reset.md"),
-    ("The courier wants customs fees for my order to Norway", "kb/international-shipping.md"),
-    ("The zipper on my pack broke after 14 months, is it under warranty?", "kb/warranty.md"),
-    ("Cancel my Trail Box please", "kb/trail-box.md"),
-])
+@pytest.mark.parametrize(
+    "question, expected",
+    [
+        ("My parcel says delivered but nothing is at my door", "kb/lost-packages.md"),
+        ("The reset email never came, I checked spam", "kb/password-reset.md"),
+        ("The courier wants customs fees for my order to Norway", "kb/international-shipping.md"),
+        ("The zipper on my pack broke after 14 months, is it under warranty?", "kb/warranty.md"),
+        ("Cancel my Trail Box please", "kb/trail-box.md"),
+    ],
+)
 def test_keyword_scoring_finds_the_right_article(question: str, expected: str) -> None:
     kb = KnowledgeBase.from_dir(SAMPLE_KB)
     found = kb.search(question)
@@ -75,7 +78,11 @@ def test_the_kb_reloads_when_a_file_changes(tmp_path: Path) -> None:
 def test_tone_flags_find_banned_phrases_whatever_the_case_quotes_or_spacing() -> None:
     policy = load_policy(BUNDLED_POLICY)
     text = "We apologize for  any\nINCONVENIENCE. That’s not our problem, but delivery is guaranteed!"
-    assert tone_flags(text, policy) == ["we apologize for any inconvenience", "that's not our problem", "guaranteed"]
+    assert tone_flags(text, policy) == [
+        "we apologize for any inconvenience",
+        "that's not our problem",
+        "guaranteed",
+    ]
     assert tone_flags("Your order shipped today and should arrive Thursday.", policy) == []
     assert tone_flags("We can't guarantee a date", policy) == []  # whole words only
 
@@ -87,6 +94,10 @@ def test_the_default_list_covers_robotic_dismissive_and_over_promising_phrases()
 
 
 def test_tone_flags_follow_the_policy_file() -> None:
-    text = (BUNDLED_POLICY.read_text().split("tone:")[0] + 'tone:\n  banned_phrases: ["no worries"]\n'
-            + "oversight:" + BUNDLED_POLICY.read_text().split("oversight:")[1])
+    text = (
+        BUNDLED_POLICY.read_text().split("tone:")[0]
+        + 'tone:\n  banned_phrases: ["no worries"]\n'
+        + "oversight:"
+        + BUNDLED_POLICY.read_text().split("oversight:")[1]
+    )
     assert tone_flags("No worries at all!", parse_policy(text)) == ["no worries"]

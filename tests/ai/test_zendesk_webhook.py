@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from bot.ai.assist import NO_DRAFT_TEXT
-from sandbox.openai_standin import OpenAIStandin
 from bot.app.settings import Settings
 from handlers.http.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from sandbox.openai_standin import OpenAIStandin
 from tests.conftest import Service
 
 from .conftest import load_review
@@ -21,13 +21,20 @@ from .conftest import load_review
 SECRET = "zd-webhook-secret"
 
 
-def payload(ticket_id: int = 48201, updated_at: str = "2026-11-16T09:58:00Z", **ticket: Any) -> dict[str, Any]:
+def payload(
+    ticket_id: int = 48201, updated_at: str = "2026-11-16T09:58:00Z", **ticket: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "id": ticket_id, "subject": "Password reset email not arriving",
+        "id": ticket_id,
+        "subject": "Password reset email not arriving",
         "description": "I clicked forgot password twice but no email came. Call me on 614-555-0183.",
-        "latest_comment": ("----------------------------------------------\n\nKenji Watanabe, Nov 16, 2026, 09:58\n\n"
-                           "I clicked forgot password twice but no email came. Call me on 614-555-0183."),
-        "status": "new", "updated_at": updated_at, "url": "northwind.zendesk.com/agent/tickets/48201",
+        "latest_comment": (
+            "----------------------------------------------\n\nKenji Watanabe, Nov 16, 2026, 09:58\n\n"
+            "I clicked forgot password twice but no email came. Call me on 614-555-0183."
+        ),
+        "status": "new",
+        "updated_at": updated_at,
+        "url": "northwind.zendesk.com/agent/tickets/48201",
         "requester": {"id": 901, "name": "Kenji Watanabe", "email": "kenji.watanabe@example.com"},
         "updated_by_id": 901,
     }
@@ -35,12 +42,21 @@ def payload(ticket_id: int = 48201, updated_at: str = "2026-11-16T09:58:00Z", **
     return {"ticket": body}
 
 
-def send(svc: Service, body: dict[str, Any] | bytes, *, secret: str = SECRET, ts: str | None = None,
-         sig: str | None = None) -> httpx.Response:
+def send(
+    svc: Service,
+    body: dict[str, Any] | bytes,
+    *,
+    secret: str = SECRET,
+    ts: str | None = None,
+    sig: str | None = None,
+) -> httpx.Response:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     ts = ts or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    headers = {"Content-Type": "application/json", TIMESTAMP_HEADER: ts,
-               SIGNATURE_HEADER: sig if sig is not None else signature(secret, ts, raw)}
+    headers = {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: ts,
+        SIGNATURE_HEADER: sig if sig is not None else signature(secret, ts, raw),
+    }
     return httpx.post(f"{svc.url}/v1/webhooks/zendesk", content=raw, headers=headers, timeout=30)
 
 
@@ -59,7 +75,10 @@ def test_a_signed_new_ticket_becomes_a_drafted_review(svc: Service, openai_stand
     assert review.customer_message.startswith("I clicked forgot password")  # Zendesk's header line is dropped
     assert review.draft.startswith("Hi Kenji,") and 0 < review.confidence <= 0.9
     assert "kb/password-reset.md" in review.kb_sources
-    assert review.extra["prompt_version"] == "draft.v1" and review.extra["ticket_updated_at"] == "2026-11-16T09:58:00Z"
+    assert (
+        review.extra["prompt_version"] == "draft.v1"
+        and review.extra["ticket_updated_at"] == "2026-11-16T09:58:00Z"
+    )
     assert review.idempotency_key == "zendesk:48201:2026-11-16T09:58:00Z"
     assert review.ticket_url == "https://northwind.zendesk.com/agent/tickets/48201"
     assert review.customer["email"] == "kenji.watanabe@example.com"
@@ -68,9 +87,12 @@ def test_a_signed_new_ticket_becomes_a_drafted_review(svc: Service, openai_stand
         assert "Watanabe" not in req["user"]
 
 
-def test_the_same_delivery_twice_drafts_once(start_service: Callable[..., Service],
-                                             ai_settings: Callable[..., Settings],
-                                             openai_standin: OpenAIStandin, db_url: str) -> None:
+def test_the_same_delivery_twice_drafts_once(
+    start_service: Callable[..., Service],
+    ai_settings: Callable[..., Settings],
+    openai_standin: OpenAIStandin,
+    db_url: str,
+) -> None:
     svc = start_service(ai_settings(ZENDESK_WEBHOOK_SECRET=SECRET, HITL_DATABASE_URL=db_url))
     first = send(svc, payload())
     calls = len(openai_standin.requests())
@@ -116,8 +138,9 @@ def test_solved_tickets_and_agent_updates_are_ignored(svc: Service, openai_stand
     assert openai_standin.requests() == []
 
 
-def test_without_a_secret_or_a_model_the_webhook_says_so(start_service: Callable[..., Service],
-                                                         ai_settings: Callable[..., Settings]) -> None:
+def test_without_a_secret_or_a_model_the_webhook_says_so(
+    start_service: Callable[..., Service], ai_settings: Callable[..., Settings]
+) -> None:
     no_secret = start_service(ai_settings())
     resp = send(no_secret, payload())
     assert resp.status_code == 503 and "ZENDESK_WEBHOOK_SECRET" in resp.json()["message"]
@@ -126,8 +149,9 @@ def test_without_a_secret_or_a_model_the_webhook_says_so(start_service: Callable
     assert resp.status_code == 503 and "OPENAI_API_KEY" in resp.json()["message"]
 
 
-def test_when_the_model_is_down_the_ticket_still_reaches_a_human(svc: Service,
-                                                                 openai_standin: OpenAIStandin) -> None:
+def test_when_the_model_is_down_the_ticket_still_reaches_a_human(
+    svc: Service, openai_standin: OpenAIStandin
+) -> None:
     openai_standin.force_status(500, times=100)
     resp = send(svc, payload())
     assert resp.status_code == 201
@@ -135,13 +159,18 @@ def test_when_the_model_is_down_the_ticket_still_reaches_a_human(svc: Service,
     assert created["route"] == "take_over"
     assert {"ai_unavailable", "classification_failed"} <= {r["code"] for r in created["reasons"]}
     review = load_review(svc.runtime.engine, created["id"])
-    assert review.draft == NO_DRAFT_TEXT and review.confidence == 0 and review.interaction_type == "unclassified"
+    assert (
+        review.draft == NO_DRAFT_TEXT and review.confidence == 0 and review.interaction_type == "unclassified"
+    )
 
 
-def test_a_malformed_classification_sends_the_draft_to_review(svc: Service, openai_standin: OpenAIStandin) -> None:
+def test_a_malformed_classification_sends_the_draft_to_review(
+    svc: Service, openai_standin: OpenAIStandin
+) -> None:
     openai_standin.script("classify", "I think this is about passwords.")
-    openai_standin.script("draft", {"reply": "Hi Kenji,\n\nReset links last one hour.\n\nBest,\nSupport",
-                                    "confidence": 0.99})
+    openai_standin.script(
+        "draft", {"reply": "Hi Kenji,\n\nReset links last one hour.\n\nBest,\nSupport", "confidence": 0.99}
+    )
     created = send(svc, payload()).json()
     assert created["route"] in ("review", "take_over")
     assert "classification_failed" in {r["code"] for r in created["reasons"]}

@@ -13,11 +13,11 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from bot.slack import delivery as slack_delivery
-from bot.helpdesk import delivery
-from bot.outbox.worker import OutboxWorker
 from bot.app.runtime import build_runtime
 from bot.app.settings import Settings
+from bot.helpdesk import delivery
+from bot.outbox.worker import OutboxWorker
+from bot.slack import delivery as slack_delivery
 from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus
 
@@ -30,9 +30,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease", type=float, default=2.0)
     args = parser.parse_args(argv)
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, HITL_DATABASE_URL=args.db, HITL_HELPDESK="zendesk", ZENDESK_URL=args.zendesk,
-        ZENDESK_EMAIL="bot@example.com", ZENDESK_API_TOKEN="zd-test-token", SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_API_URL=args.slack, HITL_SCHEDULER=False,
+        _env_file=None,
+        HITL_DATABASE_URL=args.db,
+        HITL_HELPDESK="zendesk",
+        ZENDESK_URL=args.zendesk,
+        ZENDESK_EMAIL="bot@example.com",
+        ZENDESK_API_TOKEN="zd-test-token",
+        SLACK_BOT_TOKEN="xoxb-test",
+        SLACK_API_URL=args.slack,
+        HITL_SCHEDULER=False,
     )
     runtime = build_runtime(settings)
     slack_delivery.install(runtime)  # the Slack clients (users.info finds the approver's email)
@@ -42,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         if worker.run_once():
             continue
         with session_scope(runtime.engine, readonly=True) as session:
-            left = session.execute(select(func.count()).select_from(OutboxItem)
-                                   .where(OutboxItem.status == OutboxStatus.PENDING)).scalar_one()
+            left = session.execute(
+                select(func.count()).select_from(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING)
+            ).scalar_one()
         if not left:
             print("DONE", flush=True)
             return 0

@@ -47,13 +47,31 @@ def zendesk_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     seed.add_user(AGENT_ZD_ID, AGENT_EMAIL, "Ana Agent")
     seed.add_user(REQUESTER_ID, "maya@example.com", "Maya Patel", role="end-user")
     for n in range(DECISIONS):
-        seed.add_ticket(FIRST_TICKET + n, subject=f"Order NW-{n}", requester_id=REQUESTER_ID, description="Where is it?")
+        seed.add_ticket(
+            FIRST_TICKET + n, subject=f"Order NW-{n}", requester_id=REQUESTER_ID, description="Where is it?"
+        )
     seed.state_file = str(state)  # seeded in memory, saved once: the process below loads it
     seed._save()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.zendesk_standin", "--port", "0", "--state", str(state),
-         "--email", ZD_EMAIL, "--api-token", ZD_TOKEN, "--latency", "0.01"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "sandbox.zendesk_standin",
+            "--port",
+            "0",
+            "--state",
+            str(state),
+            "--email",
+            ZD_EMAIL,
+            "--api-token",
+            ZD_TOKEN,
+            "--latency",
+            "0.01",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     assert line.startswith("READY "), line
@@ -66,13 +84,29 @@ def zendesk_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 def _worker(db_url: str, zendesk_url: str, slack_url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.helpdesk.crash_worker", "--db", db_url, "--zendesk", zendesk_url,
-         "--slack", slack_url, "--lease", "2"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "tests.helpdesk.crash_worker",
+            "--db",
+            db_url,
+            "--zendesk",
+            zendesk_url,
+            "--slack",
+            slack_url,
+            "--lease",
+            "2",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def test_sigkill_mid_delivery_then_restart_loses_nothing_and_duplicates_nothing(
-        tmp_path: Path, zendesk_process: tuple[str, Path]) -> None:
+    tmp_path: Path, zendesk_process: tuple[str, Path]
+) -> None:
     zendesk_url, state = zendesk_process
     db_url = f"sqlite:///{tmp_path / 'crash.db'}"
     upgrade(db_url)
@@ -110,8 +144,10 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing_and_duplicates_nothing(
                 bodies[int(ticket_id)] = c["body"]
     lost = [n for n in range(DECISIONS) if replies[FIRST_TICKET + n] == 0]
     duplicated = [t for t, count in replies.items() if count > 1]
-    print(f"\ncrash test: killed after {done_at_kill}/{DECISIONS} rows done, {in_flight} in flight; "
-          f"all delivered in {elapsed:.1f}s; lost={len(lost)} duplicated={len(duplicated)}")
+    print(
+        f"\ncrash test: killed after {done_at_kill}/{DECISIONS} rows done, {in_flight} in flight; "
+        f"all delivered in {elapsed:.1f}s; lost={len(lost)} duplicated={len(duplicated)}"
+    )
     assert lost == [] and duplicated == []
     assert all(bodies[FIRST_TICKET + n] == reply_text(n) for n in range(DECISIONS))
     assert DECISIONS // 3 <= done_at_kill < DECISIONS
@@ -124,11 +160,17 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing_and_duplicates_nothing(
 
 def _done(engine: Engine) -> int:
     with session_scope(engine, readonly=True) as session:
-        return int(session.execute(select(func.count()).select_from(OutboxItem)
-                                   .where(OutboxItem.status == OutboxStatus.DONE)).scalar_one())
+        return int(
+            session.execute(
+                select(func.count()).select_from(OutboxItem).where(OutboxItem.status == OutboxStatus.DONE)
+            ).scalar_one()
+        )
 
 
 def _ledger_started(engine: Engine) -> int:
     with session_scope(engine, readonly=True) as session:
-        return int(session.execute(select(func.count()).select_from(DeliveryLedger)
-                                   .where(DeliveryLedger.state == "started")).scalar_one())
+        return int(
+            session.execute(
+                select(func.count()).select_from(DeliveryLedger).where(DeliveryLedger.state == "started")
+            ).scalar_one()
+        )

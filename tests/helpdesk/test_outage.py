@@ -16,13 +16,23 @@ from tests.helpdesk.conftest import OPS, REVIEW_CHANNEL, Desk
 
 
 def hitl(*args: str, db_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HITL_", "SLACK_", "ZENDESK_", "OPENAI_"))}
-    return subprocess.run([sys.executable, "-m", "bot.app.cli", *args], capture_output=True, text=True, timeout=60,
-                          env={**clean, "HITL_DATABASE_URL": db_url}, cwd=cwd, check=False)
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("HITL_", "SLACK_", "ZENDESK_", "OPENAI_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot.app.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, "HITL_DATABASE_URL": db_url},
+        cwd=cwd,
+        check=False,
+    )
 
 
 def test_a_three_hour_outage_is_ridden_out_with_growing_waits_then_the_reply_goes_once(
-        make_desk: Callable[..., Desk], db_url: str) -> None:
+    make_desk: Callable[..., Desk], db_url: str
+) -> None:
     clock = FakeClock()
     desk = make_desk(db_url, clock=clock)
     desk.ticket(301)
@@ -49,7 +59,8 @@ def test_a_three_hour_outage_is_ridden_out_with_growing_waits_then_the_reply_goe
 
 
 def test_an_outage_longer_than_the_max_age_dead_letters_loudly_and_outbox_retry_revives_it(
-        make_desk: Callable[..., Desk], sqlite_url: str, tmp_path: Path) -> None:
+    make_desk: Callable[..., Desk], sqlite_url: str, tmp_path: Path
+) -> None:
     clock = FakeClock(datetime.now(UTC) - timedelta(hours=14))
     desk = make_desk(sqlite_url, clock=clock)
     desk.ticket(302)
@@ -88,4 +99,7 @@ def test_an_outage_longer_than_the_max_age_dead_letters_loudly_and_outbox_retry_
 
 def test_outbox_retry_needs_ids_or_all_dead(sqlite_url: str, tmp_path: Path) -> None:
     out = hitl("outbox", "retry", db_url=sqlite_url, cwd=tmp_path)
-    assert out.returncode == 2 and out.stderr.strip() == "hitl: give outbox row ids or --all-dead (one of the two)"
+    assert (
+        out.returncode == 2
+        and out.stderr.strip() == "hitl: give outbox row ids or --all-dead (one of the two)"
+    )

@@ -62,11 +62,18 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def hook_desk(make_desk: Callable[..., Desk], receiver: Receiver, sqlite_url: str) -> Desk:
-    return make_desk(sqlite_url, clock=FakeClock(), HITL_HELPDESK="webhook",
-                     HELPDESK_WEBHOOK_URL=f"{receiver.server.url}/hook", HELPDESK_WEBHOOK_SECRET=SECRET)
+    return make_desk(
+        sqlite_url,
+        clock=FakeClock(),
+        HITL_HELPDESK="webhook",
+        HELPDESK_WEBHOOK_URL=f"{receiver.server.url}/hook",
+        HELPDESK_WEBHOOK_SECRET=SECRET,
+    )
 
 
-def test_each_decision_is_one_signed_post_with_the_documented_body(hook_desk: Desk, receiver: Receiver) -> None:
+def test_each_decision_is_one_signed_post_with_the_documented_body(
+    hook_desk: Desk, receiver: Receiver
+) -> None:
     review_id = hook_desk.decide(401, DecisionKind.EDIT, draft="AI text", final_text="Human text")
     hook_desk.decide(402, DecisionKind.REJECT, reason="tone_mismatch", comment="Too cold")
     hook_desk.deliver()
@@ -75,16 +82,26 @@ def test_each_decision_is_one_signed_post_with_the_documented_body(hook_desk: De
     edit = receiver.received[0]["event"]
     assert edit["id"] == f"{review_id}:review" == receiver.received[0]["headers"]["X-Hitl-Delivery"]
     assert (edit["decision"], edit["action"], edit["public_reply"], edit["ai_draft"], edit["status"]) == (
-        "edit", "reply", "Human text", "AI text", "pending")
+        "edit",
+        "reply",
+        "Human text",
+        "AI text",
+        "pending",
+    )
     assert edit["actor"] == {"slack_user_id": "U0ANA", "name": "Ana Agent", "email": "ana@northwind.example"}
     reject = receiver.received[1]["event"]
     assert (reject["action"], reject["public_reply"], reject["reason"]) == (
-        "note", None, {"category": "tone_mismatch", "comment": "Too cold"})
+        "note",
+        None,
+        {"category": "tone_mismatch", "comment": "Too cold"},
+    )
     assert "Too cold" in reject["internal_note"]
     assert hook_desk.review(review_id).helpdesk_state == "sent"
 
 
-def test_a_failed_post_is_sent_again_with_the_same_id_and_acted_on_once(hook_desk: Desk, receiver: Receiver) -> None:
+def test_a_failed_post_is_sent_again_with_the_same_id_and_acted_on_once(
+    hook_desk: Desk, receiver: Receiver
+) -> None:
     receiver.answers = [500, 503]
     review_id = hook_desk.decide(403)
     clock = hook_desk.runtime.clock
@@ -96,7 +113,9 @@ def test_a_failed_post_is_sent_again_with_the_same_id_and_acted_on_once(hook_des
     assert hook_desk.rows("helpdesk_write")[0].status == OutboxStatus.DONE
 
 
-def test_409_from_the_receiver_tells_the_reviewer_and_is_not_retried(hook_desk: Desk, receiver: Receiver) -> None:
+def test_409_from_the_receiver_tells_the_reviewer_and_is_not_retried(
+    hook_desk: Desk, receiver: Receiver
+) -> None:
     receiver.answers = [409]
     review_id = hook_desk.decide(404)
     hook_desk.deliver()

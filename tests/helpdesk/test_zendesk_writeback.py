@@ -13,14 +13,17 @@ from tests.helpdesk.conftest import AGENT_ZD_ID, OPS, REVIEW_CHANNEL, Desk
 
 
 def test_approve_sends_one_public_reply_by_the_agent_with_the_policy_status(
-        make_desk: Callable[..., Desk], db_url: str) -> None:
+    make_desk: Callable[..., Desk], db_url: str
+) -> None:
     desk = make_desk(db_url)
     desk.ticket(101)
     review_id = desk.decide(101, DecisionKind.APPROVE, draft="Your order NW-1 arrives Thursday.")
     desk.deliver()
 
     replies = desk.zendesk.public_replies(101)
-    assert [(r["body"], r["author_id"]) for r in replies] == [("Your order NW-1 arrives Thursday.", AGENT_ZD_ID)]
+    assert [(r["body"], r["author_id"]) for r in replies] == [
+        ("Your order NW-1 arrives Thursday.", AGENT_ZD_ID)
+    ]
     assert desk.zendesk.ticket(101)["status"] == "pending"  # policy: status_after_reply
     sent = desk.puts(101)[0]["json"]["ticket"]
     assert sent["safe_update"] is True and sent["updated_stamp"] and sent["comment"]["public"] is True
@@ -38,7 +41,8 @@ def test_edit_sends_the_reviewers_text_not_the_draft(make_desk: Callable[..., De
 
 
 def test_take_over_assigns_the_agent_with_the_draft_as_an_internal_note(
-        make_desk: Callable[..., Desk], sqlite_url: str) -> None:
+    make_desk: Callable[..., Desk], sqlite_url: str
+) -> None:
     desk = make_desk(sqlite_url)
     desk.ticket(103)
     review_id = desk.decide(103, DecisionKind.TAKE_OVER, draft="A draft the human may reuse.")
@@ -49,12 +53,15 @@ def test_take_over_assigns_the_agent_with_the_draft_as_an_internal_note(
     assert desk.zendesk.public_replies(103) == []
     note = desk.zendesk.comments(103)[-1]
     assert note["public"] is False and note["author_id"] == AGENT_ZD_ID
-    assert "A draft the human may reuse." in note["body"] and "Taken over in Slack by Ana Agent" in note["body"]
+    assert (
+        "A draft the human may reuse." in note["body"] and "Taken over in Slack by Ana Agent" in note["body"]
+    )
     assert desk.review(review_id).helpdesk_state == "assigned"
 
 
 def test_reject_adds_an_internal_note_with_the_reason_and_sends_nothing(
-        make_desk: Callable[..., Desk], sqlite_url: str) -> None:
+    make_desk: Callable[..., Desk], sqlite_url: str
+) -> None:
     desk = make_desk(sqlite_url)
     desk.ticket(104)
     desk.decide(104, DecisionKind.REJECT, reason="hallucination", comment="There is no order NW-9.")
@@ -68,7 +75,8 @@ def test_reject_adds_an_internal_note_with_the_reason_and_sends_nothing(
 
 
 def test_unknown_agent_replies_as_the_api_user_and_says_who_approved(
-        make_desk: Callable[..., Desk], sqlite_url: str) -> None:
+    make_desk: Callable[..., Desk], sqlite_url: str
+) -> None:
     desk = make_desk(sqlite_url)
     desk.ticket(105)
     desk.decide(105, DecisionKind.APPROVE, actor_id="U0NOZD", actor_name="Ned Nobody")
@@ -86,12 +94,15 @@ def test_auto_send_replies_as_the_api_user(make_desk: Callable[..., Desk], sqlit
     desk.ticket(106)
     desk.decide(106, DecisionKind.AUTO_SEND, draft="Reset link sent.")
     desk.deliver()
-    assert [(r["body"], r["author_id"]) for r in desk.zendesk.public_replies(106)] == [("Reset link sent.", API_USER_ID)]
+    assert [(r["body"], r["author_id"]) for r in desk.zendesk.public_replies(106)] == [
+        ("Reset link sent.", API_USER_ID)
+    ]
     assert len(desk.zendesk.comments(106)) == 2  # the customer's message and the reply: no extra note
 
 
 def test_a_ticket_changed_in_zendesk_is_never_overwritten_and_the_reviewer_is_told(
-        make_desk: Callable[..., Desk], db_url: str) -> None:
+    make_desk: Callable[..., Desk], db_url: str
+) -> None:
     desk = make_desk(db_url)
     stamp = desk.ticket(107)["updated_at"]  # what the AI pipeline saw when it drafted
     review_id = desk.decide(107, DecisionKind.APPROVE, ticket_updated_at=stamp)
@@ -103,13 +114,16 @@ def test_a_ticket_changed_in_zendesk_is_never_overwritten_and_the_reviewer_is_to
     write = desk.rows("helpdesk_write")[0]
     assert write.status == OutboxStatus.DONE and write.result["outcome"] == "conflict"
     thread = [m for m in desk.slack.messages(REVIEW_CHANNEL) if m.get("thread_ts")]
-    assert len(thread) == 1 and "changed in Zendesk" in thread[0]["text"] and "*not* sent" in thread[0]["text"]
+    assert (
+        len(thread) == 1 and "changed in Zendesk" in thread[0]["text"] and "*not* sent" in thread[0]["text"]
+    )
     assert f"{desk.zendesk.base_url}/agent/tickets/107" in thread[0]["text"]
     assert len(desk.puts(107)) == 1  # tried once, never retried over the human's change
 
 
 def test_a_closed_ticket_is_reported_and_dead_lettered_not_retried(
-        make_desk: Callable[..., Desk], sqlite_url: str) -> None:
+    make_desk: Callable[..., Desk], sqlite_url: str
+) -> None:
     desk = make_desk(sqlite_url)
     desk.ticket(108)
     desk.zendesk.close_ticket(108)
@@ -126,7 +140,8 @@ def test_a_closed_ticket_is_reported_and_dead_lettered_not_retried(
 
 
 def test_a_429_storm_waits_retry_after_each_time_then_sends_once(
-        make_desk: Callable[..., Desk], sqlite_url: str) -> None:
+    make_desk: Callable[..., Desk], sqlite_url: str
+) -> None:
     clock = FakeClock()
     desk = make_desk(sqlite_url, clock=clock)
     for n in range(5):
@@ -158,7 +173,8 @@ def test_a_429_storm_waits_retry_after_each_time_then_sends_once(
 
 
 def test_a_lost_response_after_the_write_is_found_on_retry_not_sent_twice(
-        make_desk: Callable[..., Desk], db_url: str) -> None:
+    make_desk: Callable[..., Desk], db_url: str
+) -> None:
     clock = FakeClock()
     desk = make_desk(db_url, clock=clock)
     desk.ticket(109)
@@ -196,7 +212,9 @@ def test_writes_to_one_ticket_keep_their_order(make_desk: Callable[..., Desk], s
     assert len(bodies) == 2 and "rejected in Slack" in bodies[0] and bodies[1] == "Second draft, approved."
 
 
-def test_no_helpdesk_marks_the_write_done_without_calls(make_desk: Callable[..., Desk], sqlite_url: str) -> None:
+def test_no_helpdesk_marks_the_write_done_without_calls(
+    make_desk: Callable[..., Desk], sqlite_url: str
+) -> None:
     desk = make_desk(sqlite_url, HITL_HELPDESK="none")
     desk.ticket(112)
     desk.decide(112)

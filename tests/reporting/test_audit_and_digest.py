@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.reporting.digest import JOB_ID, post_digest, scheduled_this_week, week_key
-from bot.reporting.policy_audit import record_policy
 from bot.app.runtime import Runtime, build_runtime
 from bot.app.settings import BUNDLED_POLICY
+from bot.reporting.digest import JOB_ID, post_digest, scheduled_this_week, week_key
+from bot.reporting.policy_audit import record_policy
 from storage.db import make_engine, session_scope
 from storage.models import AuditEvent, OutboxItem, SchedulerState
 from tests.conftest import FakeClock, Service, sample_draft
@@ -29,9 +29,17 @@ MANAGERS = "#support-managers"
 
 
 def hitl(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HITL_", "SLACK_", "ZENDESK_", "OPENAI_"))}
-    return subprocess.run([sys.executable, "-m", "bot.app.cli", *args], capture_output=True, text=True, timeout=60,
-                          env={**clean, **env}, check=False)
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("HITL_", "SLACK_", "ZENDESK_", "OPENAI_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot.app.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **env},
+        check=False,
+    )
 
 
 def race(*calls: Callable[[], Any]) -> list[Any]:
@@ -53,8 +61,11 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
 
 def audit_rows(runtime: Runtime, action: str) -> list[AuditEvent]:
     with session_scope(runtime.engine, readonly=True) as session:
-        return list(session.execute(select(AuditEvent).where(AuditEvent.action == action)
-                                    .order_by(AuditEvent.id)).scalars())
+        return list(
+            session.execute(
+                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+            ).scalars()
+        )
 
 
 @pytest.fixture
@@ -63,7 +74,9 @@ def replicas(db_url: str, make_settings: Callable[..., Any]) -> Callable[..., li
 
     def build(n: int = 2, **env: Any) -> list[Runtime]:
         settings = make_settings(HITL_DATABASE_URL=db_url, **env)
-        runtimes = [build_runtime(settings, clock=FakeClock(NOW), engine=make_engine(db_url)) for _ in range(n)]
+        runtimes = [
+            build_runtime(settings, clock=FakeClock(NOW), engine=make_engine(db_url)) for _ in range(n)
+        ]
         made.extend(runtimes)
         return runtimes
 
@@ -73,7 +86,8 @@ def replicas(db_url: str, make_settings: Callable[..., Any]) -> Callable[..., li
 
 
 def test_a_policy_change_is_audited_once_across_replicas_with_what_changed(
-        replicas: Callable[..., list[Runtime]], tmp_path: Path) -> None:
+    replicas: Callable[..., list[Runtime]], tmp_path: Path
+) -> None:
     a, b = replicas()
     assert sorted(race(lambda: record_policy(a), lambda: record_policy(b))) == [False, True]
     first = audit_rows(a, "policy_changed")
@@ -82,8 +96,11 @@ def test_a_policy_change_is_audited_once_across_replicas_with_what_changed(
     assert record_policy(a) is False  # same policy again: nothing to audit
 
     changed = tmp_path / "policy.yml"
-    changed.write_text(BUNDLED_POLICY.read_text().replace(
-        "refund:         {auto_send_at: 0.95", "refund:         {auto_send_at: 0.90"))
+    changed.write_text(
+        BUNDLED_POLICY.read_text().replace(
+            "refund:         {auto_send_at: 0.95", "refund:         {auto_send_at: 0.90"
+        )
+    )
     c, d = replicas(HITL_POLICY_FILE=str(changed))
     assert sorted(race(lambda: record_policy(c), lambda: record_policy(d))) == [False, True]
     rows = audit_rows(a, "policy_changed")
@@ -100,8 +117,9 @@ def test_the_digest_is_claimed_once_per_week_across_replicas(replicas: Callable[
         known_week(Store(session))
     key = week_key(NOW)
     assert key == "digest:2026-W47"
-    assert sorted(race(lambda: post_digest(a, now=NOW, claim=key), lambda: post_digest(b, now=NOW, claim=key))) \
-        == [False, True]
+    assert sorted(
+        race(lambda: post_digest(a, now=NOW, claim=key), lambda: post_digest(b, now=NOW, claim=key))
+    ) == [False, True]
     with session_scope(a.engine, readonly=True) as session:
         posts = list(session.execute(select(OutboxItem).where(OutboxItem.kind == "slack_post")).scalars())
         assert session.get(SchedulerState, key) is not None
@@ -116,19 +134,24 @@ def test_the_digest_is_due_at_its_cron_time_in_the_week() -> None:
     monday = datetime(2026, 11, 16, tzinfo=UTC)
     assert scheduled_this_week(monday.replace(hour=10), "0 9 * * mon") == monday.replace(hour=9)
     assert scheduled_this_week(monday.replace(hour=8), "0 9 * * mon") is None
-    assert scheduled_this_week(monday + timedelta(days=3), "30 7 * * wed") == monday + timedelta(days=2, hours=7,
-                                                                                                 minutes=30)
+    assert scheduled_this_week(monday + timedelta(days=3), "30 7 * * wed") == monday + timedelta(
+        days=2, hours=7, minutes=30
+    )
 
 
 def test_two_replicas_started_after_the_digest_time_post_it_once(
-        sqlite_url: str, make_settings: Callable[..., Any], start_service: Callable[..., Service],
-        slack_standin: Any) -> None:
+    sqlite_url: str,
+    make_settings: Callable[..., Any],
+    start_service: Callable[..., Service],
+    slack_standin: Any,
+) -> None:
     engine = make_engine(sqlite_url)
     with session_scope(engine) as session:
         known_week(Store(session))
     engine.dispose()
-    settings = make_settings(SLACK_API_URL=slack_standin.base_url, HITL_DATABASE_URL=sqlite_url,
-                             HITL_MANAGERS_CHANNEL=MANAGERS)
+    settings = make_settings(
+        SLACK_API_URL=slack_standin.base_url, HITL_DATABASE_URL=sqlite_url, HITL_MANAGERS_CHANNEL=MANAGERS
+    )
     # NOW is Monday 10:00 UTC: an hour after the digest's time, as after a restart.
     one, two = start_service(settings, clock=FakeClock(NOW)), start_service(settings, clock=FakeClock(NOW))
     deadline = time.monotonic() + 15
@@ -148,8 +171,8 @@ def test_two_replicas_started_after_the_digest_time_post_it_once(
 
 
 def test_audit_export_writes_every_event_as_a_json_line(
-        sqlite_url: str, make_settings: Callable[..., Any], start_service: Callable[..., Service],
-        tmp_path: Path) -> None:
+    sqlite_url: str, make_settings: Callable[..., Any], start_service: Callable[..., Service], tmp_path: Path
+) -> None:
     svc = start_service(make_settings(HITL_DATABASE_URL=sqlite_url))
     assert svc.api.post("/v1/drafts", json=sample_draft(confidence=0.99)).status_code == 201
     svc.stop()
@@ -178,11 +201,18 @@ def test_stats_and_review_on_the_command_line(sqlite_url: str) -> None:
     assert "8 by humans" in out.stdout and "median 7m 30s · p90 21m 30s" in out.stdout
     data = json.loads(hitl("stats", "7d", "refund", "--json", env=env).stdout)
     assert data["interaction_type"] == "refund" and data["total"]["human"] == 2
-    for args, expect in ((("stats", "7x"), "not a period"), (("stats", "7d", "refund", "billing"), "billing"),
-                         (("review", "--post"), "HITL_MANAGERS_CHANNEL")):
+    for args, expect in (
+        (("stats", "7x"), "not a period"),
+        (("stats", "7d", "refund", "billing"), "billing"),
+        (("review", "--post"), "HITL_MANAGERS_CHANNEL"),
+    ):
         bad = hitl(*args, env=env)
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and expect in bad.stderr, bad.stderr
     review = hitl("review", "7d", "--threshold", "order_status=0.8", env=env)
-    assert review.returncode == 0 and "Oversight review" in review.stdout and "at 0.80 instead of 0.90" in review.stdout
+    assert (
+        review.returncode == 0
+        and "Oversight review" in review.stdout
+        and "at 0.80 instead of 0.90" in review.stdout
+    )
     posted = hitl("review", "--post", env={**env, "HITL_MANAGERS_CHANNEL": MANAGERS})
     assert posted.returncode == 0 and "queued for #support-managers" in posted.stderr

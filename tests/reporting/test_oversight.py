@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine
 
+from bot.app.settings import BUNDLED_POLICY
 from bot.reporting.oversight import (
     Signals,
     WhatIfRow,
@@ -20,9 +21,8 @@ from bot.reporting.oversight import (
     warning_signs,
     what_if,
 )
-from bot.review.policy import load_policy
-from bot.app.settings import BUNDLED_POLICY
 from bot.reporting.stats import Band, Counts, Stats
+from bot.review.policy import load_policy
 from storage.db import make_engine, session_scope
 from tests.reporting.factory import NOW, SINCE, Store, known_week
 
@@ -32,7 +32,15 @@ O = POLICY.oversight
 
 def good(**over: int) -> Counts:
     """A type that meets every expand criterion: 100 decisions, 95% approved as drafted, QA all good."""
-    values = {"approve": 57, "edit": 3, "reject": 0, "take_over": 0, "auto_send": 40, "qa_good": 6, "sla_met": 60}
+    values = {
+        "approve": 57,
+        "edit": 3,
+        "reject": 0,
+        "take_over": 0,
+        "auto_send": 40,
+        "qa_good": 6,
+        "sla_met": 60,
+    }
     values.update(over)
     return Counts(**values)
 
@@ -44,13 +52,16 @@ def test_a_type_meeting_every_criterion_is_advised_to_expand_one_step() -> None:
     assert "auto-send at 0.85 instead of 0.90" in rec.headline
 
 
-@pytest.mark.parametrize("over, why", [
-    ({"approve": 10, "edit": 0, "auto_send": 5, "qa_good": 1, "sla_met": 10}, "only 15 decisions"),
-    ({"approve": 50, "edit": 10}, "approved without edit 83%, needs 90%"),
-    ({"reject": 1, "approve": 56}, "severe defect"),  # with the defect below
-    ({"qa_good": 0}, "none of its 40 auto-sent replies were QA-rated"),
-    ({"qa_good": 18, "qa_defect": 2}, "QA pass 90%, needs 95%"),
-])
+@pytest.mark.parametrize(
+    "over, why",
+    [
+        ({"approve": 10, "edit": 0, "auto_send": 5, "qa_good": 1, "sla_met": 10}, "only 15 decisions"),
+        ({"approve": 50, "edit": 10}, "approved without edit 83%, needs 90%"),
+        ({"reject": 1, "approve": 56}, "severe defect"),  # with the defect below
+        ({"qa_good": 0}, "none of its 40 auto-sent replies were QA-rated"),
+        ({"qa_good": 18, "qa_defect": 2}, "QA pass 90%, needs 95%"),
+    ],
+)
 def test_a_type_short_of_any_criterion_is_kept_saying_what_is_missing(over: dict[str, int], why: str) -> None:
     c = good(**over)
     if why == "severe defect":
@@ -64,7 +75,7 @@ def test_a_type_short_of_any_criterion_is_kept_saying_what_is_missing(over: dict
 
 
 def test_a_high_error_rate_increases_human_involvement() -> None:
-    c = Counts(approve=20, edit=5, heavy_edits=4, reject=3, sla_met=28)   # (3 + 4) / 28 = 25% > 20%
+    c = Counts(approve=20, edit=5, heavy_edits=4, reject=3, sla_met=28)  # (3 + 4) / 28 = 25% > 20%
     rec = recommend("order_status", c, POLICY)
     assert rec.verdict == "increase"
     assert (rec.current, rec.proposed) == (0.90, 0.95)
@@ -79,12 +90,12 @@ def test_a_severe_defect_in_an_auto_sent_reply_increases_human_involvement_at_on
 
 
 def test_auto_sent_replies_failing_qa_increase_human_involvement() -> None:
-    rec = recommend("order_status", good(qa_good=8, qa_defect=4), POLICY)   # 67% < 85%, 12 rated ≥ 10
+    rec = recommend("order_status", good(qa_good=8, qa_defect=4), POLICY)  # 67% < 85%, 12 rated ≥ 10
     assert rec.verdict == "increase"
 
 
 def test_an_error_rate_on_too_few_judged_drafts_is_not_acted_on() -> None:
-    rec = recommend("order_status", Counts(approve=2, reject=3), POLICY)   # 60% errors but only 5 judged
+    rec = recommend("order_status", Counts(approve=2, reject=3), POLICY)  # 60% errors but only 5 judged
     assert rec.verdict == "keep"
 
 
@@ -101,8 +112,13 @@ def test_human_only_and_unknown_types_are_never_expanded() -> None:
 
 
 def test_expand_is_held_back_when_the_what_if_shows_humans_fixing_those_drafts() -> None:
-    wi = what_if("order_status", [WhatIfRow(0.87, "reject"), WhatIfRow(0.88, "approve"), WhatIfRow(0.86, "approve")],
-                 current=0.90, proposed=0.85, heavy_edit_distance=0.3)
+    wi = what_if(
+        "order_status",
+        [WhatIfRow(0.87, "reject"), WhatIfRow(0.88, "approve"), WhatIfRow(0.86, "approve")],
+        current=0.90,
+        proposed=0.85,
+        heavy_edit_distance=0.3,
+    )
     rec = recommend("order_status", good(), POLICY, wi)
     assert rec.verdict == "keep" and "what-if" in rec.reasons[-1]
 
@@ -112,24 +128,38 @@ def test_expand_is_held_back_when_the_what_if_shows_humans_fixing_those_drafts()
 
 def test_what_if_counts_what_a_lower_threshold_would_have_sent_unseen() -> None:
     rows = [
-        WhatIfRow(0.95, "auto_send"),                         # auto-sent anyway
-        WhatIfRow(0.89, "approve"), WhatIfRow(0.87, "approve"),
-        WhatIfRow(0.88, "edit", 0.05), WhatIfRow(0.86, "edit", 0.6),
-        WhatIfRow(0.85, "reject"),                            # exactly at the threshold: would be auto-sent
+        WhatIfRow(0.95, "auto_send"),  # auto-sent anyway
+        WhatIfRow(0.89, "approve"),
+        WhatIfRow(0.87, "approve"),
+        WhatIfRow(0.88, "edit", 0.05),
+        WhatIfRow(0.86, "edit", 0.6),
+        WhatIfRow(0.85, "reject"),  # exactly at the threshold: would be auto-sent
         WhatIfRow(0.88, "take_over"),
-        WhatIfRow(0.89, "approve", triggered=True),           # a trigger sends it to humans whatever the score
-        WhatIfRow(0.84, "reject"), WhatIfRow(0.70, "edit", 0.9),  # below the proposed threshold
+        WhatIfRow(0.89, "approve", triggered=True),  # a trigger sends it to humans whatever the score
+        WhatIfRow(0.84, "reject"),
+        WhatIfRow(0.70, "edit", 0.9),  # below the proposed threshold
     ]
     wi = what_if("order_status", rows, current=0.90, proposed=0.85, heavy_edit_distance=0.3)
     assert wi.considered == 9
-    assert (wi.newly_auto_sent, wi.approved, wi.edited, wi.heavily_edited, wi.rejected, wi.taken_over) == (6, 2, 2, 1, 1, 1)
+    assert (wi.newly_auto_sent, wi.approved, wi.edited, wi.heavily_edited, wi.rejected, wi.taken_over) == (
+        6,
+        2,
+        2,
+        1,
+        1,
+        1,
+    )
     assert wi.errors == 2 and wi.error_share == pytest.approx(2 / 6)
     assert "6 of the last 9 human-decided drafts would have been auto-sent" in wi.sentence()
 
 
 def test_what_if_for_a_higher_threshold_counts_auto_sent_replies_humans_would_have_seen() -> None:
-    rows = [WhatIfRow(0.91, "auto_send"), WhatIfRow(0.93, "auto_send"), WhatIfRow(0.96, "auto_send"),
-            WhatIfRow(0.80, "approve")]
+    rows = [
+        WhatIfRow(0.91, "auto_send"),
+        WhatIfRow(0.93, "auto_send"),
+        WhatIfRow(0.96, "auto_send"),
+        WhatIfRow(0.80, "approve"),
+    ]
     wi = what_if("order_status", rows, current=0.90, proposed=0.95, heavy_edit_distance=0.3)
     assert (wi.considered, wi.to_humans) == (3, 2)
     assert "2 of the last 3 auto-sent replies would have gone to a human first" in wi.sentence()
@@ -139,27 +169,50 @@ def test_what_if_for_a_higher_threshold_counts_auto_sent_replies_humans_would_ha
 
 
 def stats(by_type: dict[str, Counts], pending: dict[str, tuple[int, int]] | None = None) -> Stats:
-    return Stats(since=SINCE, until=NOW, interaction_type=None, total=Counts(), by_type=by_type, volume={},
-                 median_seconds=None, p90_seconds=None, pending=0, pending_overdue=0,
-                 pending_by_type=pending or {}, calibration={})
+    return Stats(
+        since=SINCE,
+        until=NOW,
+        interaction_type=None,
+        total=Counts(),
+        by_type=by_type,
+        volume={},
+        median_seconds=None,
+        p90_seconds=None,
+        pending=0,
+        pending_overdue=0,
+        pending_by_type=pending or {},
+        calibration={},
+    )
 
 
 def test_rising_needs_a_baseline_a_ratio_and_a_minimum_count() -> None:
-    assert rising(6, 100, 2, 100, O)           # 6% vs 2%
-    assert not rising(4, 100, 3, 100, O)       # 4% vs 3%: below 1.5x
-    assert not rising(2, 10, 0, 100, O)        # only 2 cases
-    assert rising(3, 100, 0, 100, O)           # from none to 3
-    assert not rising(5, 100, 0, 0, O)        # nothing to compare with
+    assert rising(6, 100, 2, 100, O)  # 6% vs 2%
+    assert not rising(4, 100, 3, 100, O)  # 4% vs 3%: below 1.5x
+    assert not rising(2, 10, 0, 100, O)  # only 2 cases
+    assert rising(3, 100, 0, 100, O)  # from none to 3
+    assert not rising(5, 100, 0, 0, O)  # nothing to compare with
 
 
 def test_warning_signs_name_the_type_and_the_numbers() -> None:
-    cur = stats({"order_status": Counts(volume=100, approve=60, take_over=5, take_over_on_review=5, sla_met=50,
-                                        sla_breached=15),
-                 "shipping": Counts(volume=40, auto_send=40)},
-                pending={"refund": (4, 2)})
-    prev = stats({"order_status": Counts(volume=100, approve=80, take_over=1, take_over_on_review=1, sla_met=80)})
-    signs = warning_signs(cur, prev, Signals(repeat_contacts={"order_status": 9}, sla_escalations={"order_status": 2}),
-                          Signals(repeat_contacts={"order_status": 3}), O)
+    cur = stats(
+        {
+            "order_status": Counts(
+                volume=100, approve=60, take_over=5, take_over_on_review=5, sla_met=50, sla_breached=15
+            ),
+            "shipping": Counts(volume=40, auto_send=40),
+        },
+        pending={"refund": (4, 2)},
+    )
+    prev = stats(
+        {"order_status": Counts(volume=100, approve=80, take_over=1, take_over_on_review=1, sla_met=80)}
+    )
+    signs = warning_signs(
+        cur,
+        prev,
+        Signals(repeat_contacts={"order_status": 9}, sla_escalations={"order_status": 2}),
+        Signals(repeat_contacts={"order_status": 3}),
+        O,
+    )
     by_code = {(w.code, w.interaction_type): w.message for w in signs}
     assert "9 of 100 drafts (9%), was 3%" in by_code[("repeat_contacts_rising", "order_status")]
     assert "7 (5 take-overs" in by_code[("escalations_rising", "order_status")]
@@ -192,7 +245,9 @@ def test_review_of_a_known_week_from_the_database(db: Engine) -> None:
         store = Store(session)
         known_week(store)
         # A repeat contact this week, none the week before; an SLA escalation ping this week.
-        r = store.review("order_status", reasons=["repeat_contact"], status="pending", sla_due_at=NOW + timedelta(hours=1))
+        r = store.review(
+            "order_status", reasons=["repeat_contact"], status="pending", sla_due_at=NOW + timedelta(hours=1)
+        )
         store.review("order_status", reasons=["repeat_contact"], created=NOW - timedelta(days=2))
         store.review("order_status", reasons=["repeat_contact"], created=NOW - timedelta(days=3))
         store.decided("order_status", "approve", created=NOW - timedelta(days=9), seconds=10)
@@ -205,7 +260,7 @@ def test_review_of_a_known_week_from_the_database(db: Engine) -> None:
     assert "1 auto-sent reply had a severe defect" in recs["order_status"].reasons
     wi = recs["order_status"].whatif
     assert wi is not None and (wi.current, wi.proposed) == (0.90, 0.95)
-    assert (wi.considered, wi.to_humans) == (2, 0)    # both auto-sent at 0.95 and 0.97
+    assert (wi.considered, wi.to_humans) == (2, 0)  # both auto-sent at 0.95 and 0.97
     assert recs["refund"].verdict == "keep" and "only 2 decisions" in recs["refund"].reasons[0]
     codes = {(w.code, w.interaction_type) for w in review.warnings}
     assert ("repeat_contacts_rising", "order_status") in codes

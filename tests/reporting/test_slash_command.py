@@ -10,7 +10,7 @@ import pytest
 
 from sandbox.slack_sim import SlackSim, slash_command_form
 from storage.db import make_engine, session_scope
-from tests.conftest import FakeClock, SIGNING_SECRET, Service, wait_for
+from tests.conftest import SIGNING_SECRET, FakeClock, Service, wait_for
 from tests.reporting.factory import NOW, Store, known_week
 
 MANAGER = "U0MANAGER1"
@@ -18,14 +18,20 @@ CHANNEL = "C0MANAGERS"
 
 
 @pytest.fixture
-def svc(sqlite_url: str, make_settings: Callable[..., Any], start_service: Callable[..., Service],
-        slack_standin: Any) -> Service:
+def svc(
+    sqlite_url: str,
+    make_settings: Callable[..., Any],
+    start_service: Callable[..., Service],
+    slack_standin: Any,
+) -> Service:
     engine = make_engine(sqlite_url)
     with session_scope(engine) as session:
         known_week(Store(session))
     engine.dispose()
-    return start_service(make_settings(SLACK_API_URL=slack_standin.base_url, HITL_DATABASE_URL=sqlite_url),
-                         clock=FakeClock(NOW))
+    return start_service(
+        make_settings(SLACK_API_URL=slack_standin.base_url, HITL_DATABASE_URL=sqlite_url),
+        clock=FakeClock(NOW),
+    )
 
 
 @pytest.fixture
@@ -41,8 +47,10 @@ def command(sim: SlackSim, text: str) -> tuple[Any, float]:
 
 
 def ephemeral(standin: Any, contains: str) -> dict[str, Any]:
-    return wait_for(lambda: next((e for e in standin.ephemerals(MANAGER) if contains in e["text"]), None),
-                    what=f"an ephemeral with {contains!r}")
+    return wait_for(
+        lambda: next((e for e in standin.ephemerals(MANAGER) if contains in e["text"]), None),
+        what=f"an ephemeral with {contains!r}",
+    )
 
 
 def test_stats_are_acked_at_once_and_arrive_as_an_ephemeral(sim: SlackSim, slack_standin: Any) -> None:
@@ -84,12 +92,19 @@ def test_review_gives_a_recommendation_per_type(sim: SlackSim, slack_standin: An
     assert "order_status" in blocks and "increase human involvement" in blocks and "what-if" in blocks
 
 
-@pytest.mark.parametrize("text, expect", [("", "/hitl stats [period]"), ("help", "/hitl queue"),
-                                          ("stast", "I don't know `stast`"),
-                                          ("stats 7d refund billing", "does not take `billing`"),
-                                          ("stats 0d", "a period is from 1h")])
-def test_help_and_unknown_words_get_usage_in_the_ack(sim: SlackSim, slack_standin: Any, text: str,
-                                                     expect: str) -> None:
+@pytest.mark.parametrize(
+    "text, expect",
+    [
+        ("", "/hitl stats [period]"),
+        ("help", "/hitl queue"),
+        ("stast", "I don't know `stast`"),
+        ("stats 7d refund billing", "does not take `billing`"),
+        ("stats 0d", "a period is from 1h"),
+    ],
+)
+def test_help_and_unknown_words_get_usage_in_the_ack(
+    sim: SlackSim, slack_standin: Any, text: str, expect: str
+) -> None:
     resp, elapsed = command(sim, text)
     assert resp.status_code == 200 and elapsed < 1.5
     body = resp.json()

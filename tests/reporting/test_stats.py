@@ -72,8 +72,12 @@ def test_median_and_p90_time_to_decision_follow_percentile_cont(week: Engine) ->
 
 def test_volume_by_route_and_tier_counts_drafts_created_in_the_period(week: Engine) -> None:
     s = stats_of(week)
-    assert s.volume == {("review", "standard"): 6, ("auto_send", "standard"): 2, ("review", "billing"): 3,
-                        ("take_over", "billing"): 1}
+    assert s.volume == {
+        ("review", "standard"): 6,
+        ("auto_send", "standard"): 2,
+        ("review", "billing"): 3,
+        ("take_over", "billing"): 1,
+    }
     assert s.total.volume == 12
 
 
@@ -97,8 +101,8 @@ def test_one_interaction_type_only(week: Engine) -> None:
 def test_calibration_counts_approvals_by_confidence_band(week: Engine) -> None:
     s = stats_of(week, calibration=True)
     bands = s.calibration["order_status"]
-    assert (bands[2].human, bands[2].approve, bands[2].errors) == (2, 0, 2)   # 0.60-0.70: heavy edit + reject
-    assert (bands[4].human, bands[4].approve) == (2, 2)                       # 0.80-0.90: two approvals
+    assert (bands[2].human, bands[2].approve, bands[2].errors) == (2, 0, 2)  # 0.60-0.70: heavy edit + reject
+    assert (bands[4].human, bands[4].approve) == (2, 2)  # 0.80-0.90: two approvals
     assert bands[6].auto_send == 2 and bands[6].human == 0
 
 
@@ -130,8 +134,9 @@ def test_percentiles_match_a_reference_with_ties_and_unknown_times(db: Engine, n
             store.decided("order_status", rnd.choice(["approve", "edit", "reject", "take_over"]), seconds=v)
         untimed = store.decided("order_status", "approve", seconds=60)  # a decision whose time is unknown
         session.flush()
-        session.execute(text("UPDATE decisions SET seconds_to_decision = NULL WHERE review_id = :r"),
-                        {"r": untimed.id})
+        session.execute(
+            text("UPDATE decisions SET seconds_to_decision = NULL WHERE review_id = :r"), {"r": untimed.id}
+        )
     ordered = sorted(values)
 
     def ref(p: float) -> float:
@@ -144,15 +149,28 @@ def test_percentiles_match_a_reference_with_ties_and_unknown_times(db: Engine, n
     with session_scope(db, readonly=True) as session:
         got = percentiles(session, since=SINCE, until=NOW, interaction_type=None, human=n + 1, ps=ps)
         if db.dialect.name == "postgresql":
-            cont = session.execute(text(
-                "SELECT " + ", ".join(f"percentile_cont({p}) WITHIN GROUP (ORDER BY seconds_to_decision)" for p in ps)
-                + " FROM decisions WHERE stage = 'review' AND seconds_to_decision IS NOT NULL")).one()
+            cont = session.execute(
+                text(
+                    "SELECT "
+                    + ", ".join(
+                        f"percentile_cont({p}) WITHIN GROUP (ORDER BY seconds_to_decision)" for p in ps
+                    )
+                    + " FROM decisions WHERE stage = 'review' AND seconds_to_decision IS NOT NULL"
+                )
+            ).one()
             assert list(got) == pytest.approx([float(c) for c in cont])
     assert list(got) == pytest.approx([ref(p) for p in ps])
 
 
-@pytest.mark.parametrize("text_, expected", [("7d", timedelta(days=7)), ("24h", timedelta(hours=24)),
-                                            ("4w", timedelta(weeks=4)), ("30D", timedelta(days=30))])
+@pytest.mark.parametrize(
+    "text_, expected",
+    [
+        ("7d", timedelta(days=7)),
+        ("24h", timedelta(hours=24)),
+        ("4w", timedelta(weeks=4)),
+        ("30D", timedelta(days=30)),
+    ],
+)
 def test_periods_are_written_like_7d(text_: str, expected: timedelta) -> None:
     assert parse_period(text_) == expected
 

@@ -15,10 +15,20 @@ from bot.app.settings import BUNDLED_POLICY, Settings
 from storage.db import SchemaMismatch, head_revision, make_engine, upgrade
 
 
-def hitl(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HITL_", "SLACK_", "ZENDESK_", "OPENAI_"))}
-    return subprocess.run([sys.executable, "-m", "bot.app.cli", *args], capture_output=True, text=True, timeout=60,
-                          env={**clean, **(env or {})}, cwd=cwd)
+def hitl(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("HITL_", "SLACK_", "ZENDESK_", "OPENAI_"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "bot.app.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **(env or {})},
+        cwd=cwd,
+    )
 
 
 def test_policy_check_prints_the_routing_table() -> None:
@@ -37,15 +47,23 @@ def test_policy_check_names_the_bad_key_and_line(tmp_path: Path) -> None:
 
 
 def test_serve_refuses_to_start_without_a_secret_naming_it(tmp_path: Path) -> None:
-    out = hitl("serve", env={"HITL_INGEST_TOKEN": "t", "HITL_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}, cwd=tmp_path)
+    out = hitl(
+        "serve",
+        env={"HITL_INGEST_TOKEN": "t", "HITL_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"},
+        cwd=tmp_path,
+    )
     assert out.returncode == 2
     assert out.stderr.strip().count("\n") == 0
     assert "SLACK_BOT_TOKEN is not set" in out.stderr
 
 
 def test_serve_refuses_a_database_without_the_schema_saying_what_to_run(tmp_path: Path) -> None:
-    env = {"HITL_INGEST_TOKEN": "t", "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s",
-           "HITL_DATABASE_URL": f"sqlite:///{tmp_path}/x.db"}
+    env = {
+        "HITL_INGEST_TOKEN": "t",
+        "SLACK_BOT_TOKEN": "xoxb-1",
+        "SLACK_SIGNING_SECRET": "s",
+        "HITL_DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+    }
     out = hitl("serve", env=env, cwd=tmp_path)
     assert out.returncode == 2 and "run `hitl db upgrade`" in out.stderr
     assert hitl("db", "upgrade", env=env, cwd=tmp_path).returncode == 0

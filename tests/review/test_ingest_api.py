@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import random
 import string
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -38,7 +39,10 @@ def test_a_draft_is_stored_routed_and_queued_for_slack(svc: Service) -> None:
     assert got["status"] == "pending" and got["ticket_id"]
     with session_scope(svc.runtime.engine, readonly=True) as s:
         kinds = [o.kind for o in s.execute(select(OutboxItem)).scalars()]
-        actions = [a.action for a in s.execute(select(AuditEvent).where(AuditEvent.review_id == body["id"])).scalars()]
+        actions = [
+            a.action
+            for a in s.execute(select(AuditEvent).where(AuditEvent.review_id == body["id"])).scalars()
+        ]
     assert kinds == ["slack_post_review"]
     assert actions == ["ingest"]
 
@@ -131,7 +135,7 @@ def test_body_over_256_kib_is_413_with_or_without_content_length(svc: Service) -
     def chunks():  # type: ignore[no-untyped-def]
         data = json.dumps(huge).encode()
         for i in range(0, len(data), 16384):
-            yield data[i:i + 16384]
+            yield data[i : i + 16384]
 
     resp = svc.api.post("/v1/drafts", content=chunks(), headers={"Content-Type": "application/json"})
     assert resp.status_code == 413
@@ -140,8 +144,10 @@ def test_body_over_256_kib_is_413_with_or_without_content_length(svc: Service) -
 
 def test_repeat_contact_is_found_from_stored_history(svc: Service) -> None:
     customer = {"id": "cus_angry", "name": "Brianna", "tier": "standard"}
-    routes = [svc.api.post("/v1/drafts", json=sample_draft(confidence=0.97, customer=customer)).json()["route"]
-              for _ in range(3)]
+    routes = [
+        svc.api.post("/v1/drafts", json=sample_draft(confidence=0.97, customer=customer)).json()["route"]
+        for _ in range(3)
+    ]
     assert routes == ["auto_send", "review", "take_over"]
 
 
@@ -169,7 +175,10 @@ def _random_value(rng: random.Random, depth: int = 0) -> Any:
         return None
     if k == "list":
         return [_random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
-    return {rng.choice(list(sample_draft()) + ["x"]): _random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))}
+    return {
+        rng.choice(list(sample_draft()) + ["x"]): _random_value(rng, depth + 1)
+        for _ in range(rng.randint(0, 4))
+    }
 
 
 def test_no_input_makes_it_answer_5xx(svc: Service) -> None:
@@ -178,5 +187,9 @@ def test_no_input_makes_it_answer_5xx(svc: Service) -> None:
         body = sample_draft()
         for key in rng.sample(list(body), rng.randint(1, 4)):
             body[key] = _random_value(rng)
-        resp = svc.api.post("/v1/drafts", content=json.dumps(body, allow_nan=True), headers={"Content-Type": "application/json"})
+        resp = svc.api.post(
+            "/v1/drafts",
+            content=json.dumps(body, allow_nan=True),
+            headers={"Content-Type": "application/json"},
+        )
         assert resp.status_code < 500, (body, resp.text)

@@ -9,17 +9,47 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.review.policy import ROUTE_ORDER, DraftFacts, History, PolicyError, load_policy, parse_policy, route_draft
 from bot.app.settings import BUNDLED_POLICY
+from bot.review.policy import (
+    ROUTE_ORDER,
+    DraftFacts,
+    History,
+    PolicyError,
+    load_policy,
+    parse_policy,
+    route_draft,
+)
 
 POLICY = load_policy(BUNDLED_POLICY)
 TEXT = BUNDLED_POLICY.read_text()
 
-types = st.sampled_from(["order_status", "password_reset", "refund", "billing", "cancellation", "privacy",
-                         "safety", "legal", "warranty_claim", "something_new"])
+types = st.sampled_from(
+    [
+        "order_status",
+        "password_reset",
+        "refund",
+        "billing",
+        "cancellation",
+        "privacy",
+        "safety",
+        "legal",
+        "warranty_claim",
+        "something_new",
+    ]
+)
 confidences = st.floats(min_value=0, max_value=1, allow_nan=False)
-words = st.sampled_from(["where is my parcel", "refund please", "I will call my lawyer", "fraud on my card",
-                         "thanks!", "cancel my plan", "the charger caught fire", ""])
+words = st.sampled_from(
+    [
+        "where is my parcel",
+        "refund please",
+        "I will call my lawyer",
+        "fraud on my card",
+        "thanks!",
+        "cancel my plan",
+        "the charger caught fire",
+        "",
+    ]
+)
 
 
 @st.composite
@@ -52,8 +82,15 @@ def test_human_only_type_is_never_auto_sent_at_any_confidence(conf: float, kind:
 @given(drafts())
 def test_a_trigger_never_moves_a_draft_toward_less_human_involvement(draft: DraftFacts) -> None:
     """Routing with every trigger input blanked gives the confidence-only route; triggers only add."""
-    bare = dataclasses.replace(draft, customer_message="", customer_tier=None, account_value=None,
-                               refund_amount=None, sentiment=None, policy_exception=False)
+    bare = dataclasses.replace(
+        draft,
+        customer_message="",
+        customer_tier=None,
+        account_value=None,
+        refund_amount=None,
+        sentiment=None,
+        policy_exception=False,
+    )
     with_triggers = route_draft(draft, POLICY, History(prior_contacts=3))
     without = route_draft(bare, POLICY, History())
     assert ROUTE_ORDER[with_triggers.route] >= ROUTE_ORDER[without.route]
@@ -108,10 +145,21 @@ def test_unknown_key_is_named_with_its_line() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (("sla: 15m\n    warn_at: 0.6", "sla: fifteen\n    warn_at: 0.6"), "tiers.vip.sla: 'fifteen' is not a duration"),
-        (("  tier: standard\n\ninteraction_types", "  tier: nowhere\n\ninteraction_types"), "defaults.tier names tier 'nowhere'"),
-        (("order_status:   {auto_send_at: 0.90, review_at: 0.60", "order_status:   {auto_send_at: 0.50, review_at: 0.60"),
-         "review_at must not be above auto_send_at"),
+        (
+            ("sla: 15m\n    warn_at: 0.6", "sla: fifteen\n    warn_at: 0.6"),
+            "tiers.vip.sla: 'fifteen' is not a duration",
+        ),
+        (
+            ("  tier: standard\n\ninteraction_types", "  tier: nowhere\n\ninteraction_types"),
+            "defaults.tier names tier 'nowhere'",
+        ),
+        (
+            (
+                "order_status:   {auto_send_at: 0.90, review_at: 0.60",
+                "order_status:   {auto_send_at: 0.50, review_at: 0.60",
+            ),
+            "review_at must not be above auto_send_at",
+        ),
         (("sample_rate: 0.10", "sample_rate: 2"), "qa.sample_rate: Input should be less than or equal to 1"),
     ],
 )

@@ -26,13 +26,20 @@ FAST_STEPS = ["warn", "breach:L1:0", "breach:L1:1", "breach:L2:0"]  # at 1.5 s, 
 
 
 @pytest.fixture
-def launch(start_service: Callable[..., Service], make_settings: Callable[..., Any],
-           slack_standin: Any) -> Callable[..., Service]:
+def launch(
+    start_service: Callable[..., Service], make_settings: Callable[..., Any], slack_standin: Any
+) -> Callable[..., Service]:
     """Start an instance of the service on `url` with the short-SLA policy, talking to the Slack stand-in."""
 
     def start(url: str, name: str) -> Service:
-        return start_service(make_settings(SLACK_API_URL=slack_standin.base_url, HITL_DATABASE_URL=url,
-                                           HITL_POLICY_FILE=str(POLICY_FILE), HITL_INSTANCE_ID=name))
+        return start_service(
+            make_settings(
+                SLACK_API_URL=slack_standin.base_url,
+                HITL_DATABASE_URL=url,
+                HITL_POLICY_FILE=str(POLICY_FILE),
+                HITL_INSTANCE_ID=name,
+            )
+        )
 
     return start
 
@@ -69,8 +76,9 @@ def lateness(message: dict[str, Any], due: datetime) -> float:
     return float(message["ts"]) - due.timestamp()
 
 
-def test_unseen_draft_is_warned_then_pinged_up_the_chain_on_time(launch: Callable[..., Service], sqlite_url: str,
-                                                                  slack_standin: Any) -> None:
+def test_unseen_draft_is_warned_then_pinged_up_the_chain_on_time(
+    launch: Callable[..., Service], sqlite_url: str, slack_standin: Any
+) -> None:
     svc = launch(sqlite_url, "solo")
     rid = post(svc, interaction_type="order_status")
     wait_for(lambda: len(replies(slack_standin, svc, rid)) >= 4, 12, "the warning and three breach pings")
@@ -99,8 +107,9 @@ def test_unseen_draft_is_warned_then_pinged_up_the_chain_on_time(launch: Callabl
     assert "breached" in json.dumps(card).lower()
 
 
-def test_a_decision_stops_the_pings_and_the_card_shows_the_outcome(launch: Callable[..., Service], sqlite_url: str,
-                                                                    slack_standin: Any) -> None:
+def test_a_decision_stops_the_pings_and_the_card_shows_the_outcome(
+    launch: Callable[..., Service], sqlite_url: str, slack_standin: Any
+) -> None:
     svc = launch(sqlite_url, "solo")
     rid = post(svc, interaction_type="order_status")
     wait_for(lambda: len(replies(slack_standin, svc, rid)) >= 1, 5, "the warning")
@@ -117,13 +126,21 @@ def test_a_decision_stops_the_pings_and_the_card_shows_the_outcome(launch: Calla
 def _decide(svc: Service, rid: str) -> None:
     now = svc.runtime.clock.now()
     with session_scope(svc.runtime.engine) as s:
-        record_decision(session=s, review_id=rid, decision="approve", actor_id="U0AGENT", actor_name="Agent",
-                        now=now, policy=svc.runtime.policy)
+        record_decision(
+            session=s,
+            review_id=rid,
+            decision="approve",
+            actor_id="U0AGENT",
+            actor_name="Agent",
+            now=now,
+            policy=svc.runtime.policy,
+        )
     svc.runtime.services["outbox"].wake()
 
 
-def test_a_restart_in_the_middle_misses_and_doubles_nothing(launch: Callable[..., Service], sqlite_url: str,
-                                                            slack_standin: Any) -> None:
+def test_a_restart_in_the_middle_misses_and_doubles_nothing(
+    launch: Callable[..., Service], sqlite_url: str, slack_standin: Any
+) -> None:
     first = launch(sqlite_url, "first")
     rid = post(first, interaction_type="order_status")
     created = review(first, rid).created_at
@@ -148,14 +165,21 @@ def test_a_restart_in_the_middle_misses_and_doubles_nothing(launch: Callable[...
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-def test_two_instances_on_one_database_send_each_ping_once(backend: str, request: pytest.FixtureRequest,
-                                                           launch: Callable[..., Service], slack_standin: Any) -> None:
+def test_two_instances_on_one_database_send_each_ping_once(
+    backend: str, request: pytest.FixtureRequest, launch: Callable[..., Service], slack_standin: Any
+) -> None:
     url = str(request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url"))
     a, b = launch(url, "replica-a"), launch(url, "replica-b")
-    ids = [post(a, interaction_type="order_status"), post(b, interaction_type="order_status"),
-           post(a, interaction_type="billing")]  # the last is moved to another tier on timeout
-    wait_for(lambda: all(len(fired(a, rid)) >= 4 for rid in ids[:2]) and len(fired(a, ids[2])) >= 3, 12,
-             "every step on both replicas")
+    ids = [
+        post(a, interaction_type="order_status"),
+        post(b, interaction_type="order_status"),
+        post(a, interaction_type="billing"),
+    ]  # the last is moved to another tier on timeout
+    wait_for(
+        lambda: all(len(fired(a, rid)) >= 4 for rid in ids[:2]) and len(fired(a, ids[2])) >= 3,
+        12,
+        "every step on both replicas",
+    )
     time.sleep(1.0)
 
     kinds = Counter((p.review_id, p.kind) for p in fired(a))
@@ -166,10 +190,14 @@ def test_two_instances_on_one_database_send_each_ping_once(backend: str, request
     assert [p.kind for p in fired(a, ids[2])] == ["warn", "breach:L1:0", "timeout"]
     assert {p.claimed_by for p in fired(a)} <= {"replica-a", "replica-b"}
 
-    wait_for(lambda: len(slack_standin.messages("#supervisors")) >= 2 * 2 + 1, 10, "the supervisors' messages")
+    wait_for(
+        lambda: len(slack_standin.messages("#supervisors")) >= 2 * 2 + 1, 10, "the supervisors' messages"
+    )
     wait_for(lambda: len(slack_standin.messages("#target-review")) >= 1, 10, "the moved card")
     # Thread replies share the review channel with the cards, paced at Slack's ~1 post/s per channel.
-    wait_for(lambda: all(len(replies(slack_standin, a, rid)) >= 4 for rid in ids[:2]), 15, "every thread reply")
+    wait_for(
+        lambda: all(len(replies(slack_standin, a, rid)) >= 4 for rid in ids[:2]), 15, "every thread reply"
+    )
     time.sleep(1.0)
     for rid in ids[:2]:
         assert len(replies(slack_standin, a, rid)) == 4

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.review.ingest import DraftIn, ingest_draft
 from bot.app.runtime import Runtime, build_runtime
+from bot.review.ingest import DraftIn, ingest_draft
 from bot.sla.engine import SlaEngine
 from storage.db import session_scope
 from storage.models import AuditEvent, OutboxItem, Review, ReviewStatus, SlaPing
@@ -31,8 +31,11 @@ def rig(db_url: str, make_settings: Callable[..., Any], clock: FakeClock) -> Ite
     made: list[Runtime] = []
 
     def make() -> tuple[Runtime, SlaEngine]:
-        settings = make_settings(HITL_DATABASE_URL=db_url, HITL_POLICY_FILE=str(POLICY_FILE),
-                                 HITL_INSTANCE_ID=f"replica-{len(made) + 1}")
+        settings = make_settings(
+            HITL_DATABASE_URL=db_url,
+            HITL_POLICY_FILE=str(POLICY_FILE),
+            HITL_INSTANCE_ID=f"replica-{len(made) + 1}",
+        )
         runtime = build_runtime(settings, clock=clock)
         made.append(runtime)
         return runtime, SlaEngine(runtime)
@@ -45,8 +48,12 @@ def rig(db_url: str, make_settings: Callable[..., Any], clock: FakeClock) -> Ite
 def ingest(rt: Runtime, *, posted: bool = True, **draft: Any) -> str:
     """Store a draft as the API would; `posted` also records its card as posted in Slack."""
     with session_scope(rt.engine) as s:
-        review = ingest_draft(session=s, draft=DraftIn.model_validate(sample_draft(**draft)), policy=rt.policy,
-                              now=rt.clock.now()).review
+        review = ingest_draft(
+            session=s,
+            draft=DraftIn.model_validate(sample_draft(**draft)),
+            policy=rt.policy,
+            now=rt.clock.now(),
+        ).review
         if posted:
             review.slack_channel, review.slack_ts = rt.policy.tiers[review.tier].channel, "1700000000.000100"
             s.add(review)
@@ -71,7 +78,9 @@ def outbox(rt: Runtime, kind: str | None = None) -> list[dict[str, Any]]:
 
 def audits(rt: Runtime) -> Counter[str]:
     with session_scope(rt.engine, readonly=True) as s:
-        return Counter(s.execute(select(AuditEvent.action).where(AuditEvent.action.startswith("sla_"))).scalars())
+        return Counter(
+            s.execute(select(AuditEvent.action).where(AuditEvent.action.startswith("sla_"))).scalars()
+        )
 
 
 def load(rt: Runtime, review_id: str) -> Review:
@@ -104,7 +113,9 @@ def test_each_step_fires_once_at_its_time_with_its_messages(rig: Rig, clock: Fak
     channels = Counter(o["channel"] for o in outbox(rt, "slack_post") if "thread_ts" not in o)
     assert channels == {"#supervisors": 2, "#managers": 1}
     assert [o["user"] for o in outbox(rt, "slack_dm")] == ["U0MANAGER"]
-    assert len(outbox(rt, "slack_refresh_review")) == 3  # warning, breach, escalation: the card's countdown state
+    assert (
+        len(outbox(rt, "slack_refresh_review")) == 3
+    )  # warning, breach, escalation: the card's countdown state
     assert audits(rt) == {"sla_warning": 1, "sla_breach_ping": 2, "sla_escalation": 1}
 
 
@@ -116,8 +127,11 @@ def test_a_decision_stops_every_later_step(rig: Rig, clock: FakeClock) -> None:
     clock.t = t0 + timedelta(seconds=1.6)
     assert sla.run_due() == 1
     with session_scope(rt.engine) as s:  # what record_decision does: a conditional update
-        s.execute(update(Review).where(Review.id == rid, Review.status == ReviewStatus.PENDING)
-                  .values(status=ReviewStatus.APPROVED, decided_at=clock.now()))
+        s.execute(
+            update(Review)
+            .where(Review.id == rid, Review.status == ReviewStatus.PENDING)
+            .values(status=ReviewStatus.APPROVED, decided_at=clock.now())
+        )
     for at in (3.1, 4.6, 6.1, 100):
         clock.t = t0 + timedelta(seconds=at)
         assert sla.run_due() == 0

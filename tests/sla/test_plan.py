@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 from freezegun import freeze_time
 
-from bot.review.policy import load_policy, parse_policy
 from bot.app.settings import BUNDLED_POLICY
-from bot.sla.engine import MAX_REPEATS, ping_plan, sla_state, steps_due
+from bot.review.policy import load_policy, parse_policy
 from bot.sla.clock import sla_times
+from bot.sla.engine import MAX_REPEATS, ping_plan, sla_state, steps_due
 
 FAST = load_policy(Path(__file__).with_name("policy_fast.yml"))
 BUNDLED = load_policy(BUNDLED_POLICY)
@@ -44,8 +44,13 @@ def offsets(steps: Any, start: datetime = T0) -> list[tuple[str, float]]:
 def test_standard_tier_warns_then_pings_supervisors_every_10m_then_managers() -> None:
     plan = ping_plan(review(BUNDLED, "standard"), BUNDLED)
     m = 60.0
-    assert offsets(plan) == [("warn", 22.5 * m), ("breach:L1:0", 30 * m), ("breach:L1:1", 40 * m),
-                             ("breach:L1:2", 50 * m), ("breach:L2:0", 60 * m)]
+    assert offsets(plan) == [
+        ("warn", 22.5 * m),
+        ("breach:L1:0", 30 * m),
+        ("breach:L1:1", 40 * m),
+        ("breach:L1:2", 50 * m),
+        ("breach:L2:0", 60 * m),
+    ]
 
 
 def test_a_repeating_last_level_stops_after_the_cap() -> None:
@@ -57,7 +62,11 @@ def test_a_repeating_last_level_stops_after_the_cap() -> None:
 
 
 def test_a_move_tier_timeout_ends_the_round() -> None:
-    assert offsets(ping_plan(review(FAST, "mover"), FAST)) == [("warn", 1.0), ("breach:L1:0", 2.0), ("timeout", 3.0)]
+    assert offsets(ping_plan(review(FAST, "mover"), FAST)) == [
+        ("warn", 1.0),
+        ("breach:L1:0", 2.0),
+        ("timeout", 3.0),
+    ]
 
 
 def test_a_later_round_has_its_own_step_kinds() -> None:
@@ -69,8 +78,14 @@ def test_business_hours_tier_pings_only_while_open() -> None:
     start = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)  # Friday 15:00 Berlin: the 2h SLA ends at closing time
     plan = ping_plan(review(FAST, "office", start), FAST)
     local = [(s.kind, s.due_at.astimezone(BERLIN).strftime("%a %H:%M")) for s in plan[:6]]
-    assert local == [("warn", "Fri 16:30"), ("breach:L1:0", "Fri 17:00"), ("breach:L1:1", "Mon 09:30"),
-                     ("breach:L2:0", "Mon 10:00"), ("breach:L2:1", "Mon 11:00"), ("breach:L2:2", "Mon 12:00")]
+    assert local == [
+        ("warn", "Fri 16:30"),
+        ("breach:L1:0", "Fri 17:00"),
+        ("breach:L1:1", "Mon 09:30"),
+        ("breach:L2:0", "Mon 10:00"),
+        ("breach:L2:1", "Mon 11:00"),
+        ("breach:L2:2", "Mon 12:00"),
+    ]
 
 
 def test_no_sla_no_plan_and_unknown_tier_still_gets_a_breach_notice() -> None:
@@ -131,5 +146,10 @@ tiers:
         - {level: 1, after: 0m, channel: "#s", repeat_every: 4m}
 """
     p = parse_policy(text)
-    assert [k for k, _ in offsets(ping_plan(review(p, "t"), p))] == ["warn", "breach:L1:0", "breach:L1:1", "breach:L1:2",
-                                                                     "breach:L2:0"]
+    assert [k for k, _ in offsets(ping_plan(review(p, "t"), p))] == [
+        "warn",
+        "breach:L1:0",
+        "breach:L1:1",
+        "breach:L1:2",
+        "breach:L2:0",
+    ]

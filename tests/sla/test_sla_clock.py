@@ -16,10 +16,16 @@ BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
 TOKYO = ZoneInfo("Asia/Tokyo")
 
-EU = BusinessHours(timezone="Europe/Berlin", open="09:00", close="17:00", holidays=[date(2026, 12, 24), date(2026, 12, 25)])
+EU = BusinessHours(
+    timezone="Europe/Berlin", open="09:00", close="17:00", holidays=[date(2026, 12, 24), date(2026, 12, 25)]
+)
 US = BusinessHours(timezone="America/New_York", open="09:00", close="17:00")
-EVERY_DAY_EU = BusinessHours(timezone="Europe/Berlin", days=["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
-                             open="00:00", close="23:59")
+EVERY_DAY_EU = BusinessHours(
+    timezone="Europe/Berlin",
+    days=["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+    open="00:00",
+    close="23:59",
+)
 
 
 def local(tz: ZoneInfo, *args: int) -> datetime:
@@ -32,11 +38,15 @@ def test_wall_clock_sla_ignores_hours_and_answers_in_utc() -> None:
 
 
 def test_inside_opening_hours_is_plain_addition() -> None:
-    assert add_business_time(local(BERLIN, 2026, 11, 16, 10, 0), timedelta(hours=2), EU) == local(BERLIN, 2026, 11, 16, 12, 0)
+    assert add_business_time(local(BERLIN, 2026, 11, 16, 10, 0), timedelta(hours=2), EU) == local(
+        BERLIN, 2026, 11, 16, 12, 0
+    )
 
 
 def test_ending_exactly_at_closing_time_stays_that_day() -> None:
-    assert add_business_time(local(BERLIN, 2026, 11, 16, 16, 0), timedelta(hours=1), EU) == local(BERLIN, 2026, 11, 16, 17, 0)
+    assert add_business_time(local(BERLIN, 2026, 11, 16, 16, 0), timedelta(hours=1), EU) == local(
+        BERLIN, 2026, 11, 16, 17, 0
+    )
 
 
 def test_friday_afternoon_runs_over_the_weekend_to_monday() -> None:
@@ -45,25 +55,39 @@ def test_friday_afternoon_runs_over_the_weekend_to_monday() -> None:
 
 
 def test_start_before_opening_waits_for_opening() -> None:
-    assert add_business_time(local(BERLIN, 2026, 11, 17, 6, 0), timedelta(minutes=30), EU) == local(BERLIN, 2026, 11, 17, 9, 30)
+    assert add_business_time(local(BERLIN, 2026, 11, 17, 6, 0), timedelta(minutes=30), EU) == local(
+        BERLIN, 2026, 11, 17, 9, 30
+    )
 
 
 def test_start_in_the_evening_and_on_a_weekend_waits_for_next_opening() -> None:
-    assert add_business_time(local(BERLIN, 2026, 11, 17, 20, 0), timedelta(minutes=15), EU) == local(BERLIN, 2026, 11, 18, 9, 15)
-    assert add_business_time(local(BERLIN, 2026, 11, 21, 12, 0), timedelta(minutes=15), EU) == local(BERLIN, 2026, 11, 23, 9, 15)
-    assert add_business_time(local(BERLIN, 2026, 11, 21, 12, 0), timedelta(0), EU) == local(BERLIN, 2026, 11, 23, 9, 0)
+    assert add_business_time(local(BERLIN, 2026, 11, 17, 20, 0), timedelta(minutes=15), EU) == local(
+        BERLIN, 2026, 11, 18, 9, 15
+    )
+    assert add_business_time(local(BERLIN, 2026, 11, 21, 12, 0), timedelta(minutes=15), EU) == local(
+        BERLIN, 2026, 11, 23, 9, 15
+    )
+    assert add_business_time(local(BERLIN, 2026, 11, 21, 12, 0), timedelta(0), EU) == local(
+        BERLIN, 2026, 11, 23, 9, 0
+    )
 
 
 def test_holidays_are_skipped() -> None:
     # Wed 23 Dec 16:00 + 3h: 1h that day, 24th and 25th are holidays, 26th/27th a weekend → Mon 28th 11:00.
-    assert add_business_time(local(BERLIN, 2026, 12, 23, 16, 0), timedelta(hours=3), EU) == local(BERLIN, 2026, 12, 28, 11, 0)
+    assert add_business_time(local(BERLIN, 2026, 12, 23, 16, 0), timedelta(hours=3), EU) == local(
+        BERLIN, 2026, 12, 28, 11, 0
+    )
 
 
 def test_duration_spanning_several_days() -> None:
     # 20 business hours from Tue 07:00: Tue 8h, Wed 8h, Thu 4h → Thu 13:00.
-    assert add_business_time(local(BERLIN, 2026, 11, 17, 7, 0), timedelta(hours=20), EU) == local(BERLIN, 2026, 11, 19, 13, 0)
+    assert add_business_time(local(BERLIN, 2026, 11, 17, 7, 0), timedelta(hours=20), EU) == local(
+        BERLIN, 2026, 11, 19, 13, 0
+    )
     # A whole business week and a bit: 41h from Monday 09:00 → next Monday 10:00.
-    assert add_business_time(local(BERLIN, 2026, 11, 16, 9, 0), timedelta(hours=41), EU) == local(BERLIN, 2026, 11, 23, 10, 0)
+    assert add_business_time(local(BERLIN, 2026, 11, 16, 9, 0), timedelta(hours=41), EU) == local(
+        BERLIN, 2026, 11, 23, 10, 0
+    )
 
 
 def test_spring_forward_weekend_in_berlin_keeps_local_opening_hours() -> None:
@@ -81,8 +105,12 @@ def test_fall_back_weekend_in_berlin_keeps_local_opening_hours() -> None:
 
 def test_a_23_hour_and_a_25_hour_day_count_elapsed_time() -> None:
     # Open around the clock: 5 hours from local midnight is 6:00 on the short day, 4:00 on the long one.
-    assert add_business_time(local(BERLIN, 2026, 3, 29, 0, 0), timedelta(hours=5), EVERY_DAY_EU) == local(BERLIN, 2026, 3, 29, 6, 0)
-    assert add_business_time(local(BERLIN, 2026, 10, 25, 0, 0), timedelta(hours=5), EVERY_DAY_EU) == local(BERLIN, 2026, 10, 25, 4, 0)
+    assert add_business_time(local(BERLIN, 2026, 3, 29, 0, 0), timedelta(hours=5), EVERY_DAY_EU) == local(
+        BERLIN, 2026, 3, 29, 6, 0
+    )
+    assert add_business_time(local(BERLIN, 2026, 10, 25, 0, 0), timedelta(hours=5), EVERY_DAY_EU) == local(
+        BERLIN, 2026, 10, 25, 4, 0
+    )
 
 
 def test_start_in_the_repeated_autumn_hour_is_not_moved_backwards() -> None:
@@ -91,8 +119,9 @@ def test_start_in_the_repeated_autumn_hour_is_not_moved_backwards() -> None:
     start = datetime(2026, 10, 25, 1, 10, tzinfo=UTC)
     assert add_business_time(start, timedelta(minutes=10), hours) == datetime(2026, 10, 25, 1, 20, tzinfo=UTC)
     # Before the first 02:30 (CEST, 00:30 UTC) the clock starts at the first opening.
-    assert add_business_time(datetime(2026, 10, 25, 0, 0, tzinfo=UTC), timedelta(minutes=10), hours) == datetime(
-        2026, 10, 25, 0, 40, tzinfo=UTC)
+    assert add_business_time(
+        datetime(2026, 10, 25, 0, 0, tzinfo=UTC), timedelta(minutes=10), hours
+    ) == datetime(2026, 10, 25, 0, 40, tzinfo=UTC)
 
 
 def test_new_york_changes_on_other_dates_than_europe() -> None:
@@ -101,7 +130,8 @@ def test_new_york_changes_on_other_dates_than_europe() -> None:
     assert due == datetime(2026, 3, 9, 13, 30, tzinfo=UTC)
     # US clocks go back on 1 November 2026: Friday 30 Oct 16:30 EDT + 1h → Monday 09:30 EST (14:30 UTC).
     assert add_business_time(local(NEW_YORK, 2026, 10, 30, 16, 30), timedelta(hours=1), US) == datetime(
-        2026, 11, 2, 14, 30, tzinfo=UTC)
+        2026, 11, 2, 14, 30, tzinfo=UTC
+    )
 
 
 def test_start_given_in_another_timezone_is_read_as_the_same_instant() -> None:
@@ -109,7 +139,9 @@ def test_start_given_in_another_timezone_is_read_as_the_same_instant() -> None:
     start = local(TOKYO, 2026, 11, 16, 23, 0)
     assert add_business_time(start, timedelta(hours=3), EU) == local(BERLIN, 2026, 11, 17, 10, 0)
     # 07:00 Tokyo on Tuesday = 23:00 Berlin on Monday: the clock waits for Tuesday 09:00 Berlin.
-    assert add_business_time(local(TOKYO, 2026, 11, 17, 7, 0), timedelta(hours=1), EU) == local(BERLIN, 2026, 11, 17, 10, 0)
+    assert add_business_time(local(TOKYO, 2026, 11, 17, 7, 0), timedelta(hours=1), EU) == local(
+        BERLIN, 2026, 11, 17, 10, 0
+    )
 
 
 def test_the_day_is_taken_in_the_business_timezone_not_utc() -> None:
@@ -173,5 +205,7 @@ def test_a_draft_arriving_before_holidays_is_due_after_them() -> None:
 def test_a_wall_clock_tier_counts_real_minutes_across_the_change() -> None:
     warn, due = sla_times(POLICY, "plain", SystemClock().now())
     assert due - SystemClock().now() == timedelta(minutes=30)
-    assert due.astimezone(BERLIN) == local(BERLIN, 2026, 3, 29, 3, 15)  # 01:45 CET + 30 min, past the skipped hour
+    assert due.astimezone(BERLIN) == local(
+        BERLIN, 2026, 3, 29, 3, 15
+    )  # 01:45 CET + 30 min, past the skipped hour
     assert warn == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)

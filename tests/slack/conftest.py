@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,9 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
+from bot.app.settings import BUNDLED_POLICY
 from sandbox.slack_sim import SlackSim, block_action_payload, view_submission_payload
 from sandbox.slack_standin import SlackStandin
-from bot.app.settings import BUNDLED_POLICY
 from storage.db import session_scope
 from storage.models import AuditEvent, Decision, OutboxItem, Review
 from tests.conftest import SIGNING_SECRET, Service, sample_draft, wait_for
@@ -28,7 +27,10 @@ def policy_with_people(tmp_path: Path, *, approvers: list[str], supervisors: lis
     data = yaml.safe_load(BUNDLED_POLICY.read_text(encoding="utf-8"))
 
     def people(ids: list[str]) -> dict[str, list[str]]:
-        return {"usergroups": [i for i in ids if i.startswith("S")], "users": [i for i in ids if not i.startswith("S")]}
+        return {
+            "usergroups": [i for i in ids if i.startswith("S")],
+            "users": [i for i in ids if not i.startswith("S")],
+        }
 
     for tier in data["tiers"].values():
         tier["approvers"] = people(approvers)
@@ -63,29 +65,54 @@ class Loop:
 
     def card(self, review_id: str, timeout: float = 10.0) -> dict[str, Any]:
         """The review's card as the stand-in holds it, once posted."""
-        review = wait_for(lambda: (r := self.review(review_id)).slack_ts and r, timeout, "the card to be posted")
+        review = wait_for(
+            lambda: (r := self.review(review_id)).slack_ts and r, timeout, "the card to be posted"
+        )
         return self.standin.message(review.slack_channel, review.slack_ts)
 
-    def click(self, message: dict[str, Any], action_id: str, user_id: str = "U0ALEX0001", user_name: str = "alex",
-              *, modal: bool = False, sim: SlackSim | None = None) -> httpx.Response:
+    def click(
+        self,
+        message: dict[str, Any],
+        action_id: str,
+        user_id: str = "U0ALEX0001",
+        user_name: str = "alex",
+        *,
+        modal: bool = False,
+        sim: SlackSim | None = None,
+    ) -> httpx.Response:
         trigger = self.standin.issue_trigger_id() if modal else None
-        payload = block_action_payload(message=message, channel=message["channel"], action_id=action_id,
-                                       user_id=user_id, user_name=user_name, trigger_id=trigger)
+        payload = block_action_payload(
+            message=message,
+            channel=message["channel"],
+            action_id=action_id,
+            user_id=user_id,
+            user_name=user_name,
+            trigger_id=trigger,
+        )
         return (sim or self.sim).post_action(payload)
 
-    def submit(self, view: dict[str, Any], values: dict[str, Any], user_id: str = "U0ALEX0001") -> httpx.Response:
-        return self.sim.post_view_submission(view_submission_payload(view=view, user_id=user_id, values=values))
+    def submit(
+        self, view: dict[str, Any], values: dict[str, Any], user_id: str = "U0ALEX0001"
+    ) -> httpx.Response:
+        return self.sim.post_view_submission(
+            view_submission_payload(view=view, user_id=user_id, values=values)
+        )
 
     def decided(self, review_id: str, timeout: float = 10.0) -> Review:
         """Wait for the review to be decided (clicks are acked first, recorded right after), then for delivery."""
-        review = wait_for(lambda: (r := self.review(review_id)).status != "pending" and r, timeout, "a decision")
+        review = wait_for(
+            lambda: (r := self.review(review_id)).status != "pending" and r, timeout, "a decision"
+        )
         self.settled()
         return review  # type: ignore[no-any-return]
 
     def ephemerals(self, user: str, n: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Wait for `n` ephemeral messages to `user`."""
-        return wait_for(lambda: len(e := self.standin.ephemerals(user)) >= n and e, timeout,  # type: ignore[no-any-return]
-                        f"{n} ephemeral(s) for {user}")
+        return wait_for(
+            lambda: len(e := self.standin.ephemerals(user)) >= n and e,
+            timeout,  # type: ignore[no-any-return]
+            f"{n} ephemeral(s) for {user}",
+        )
 
     def settled(self, timeout: float = 10.0) -> None:
         """Wait until the outbox has nothing due (Slack updates, thread replies, ephemerals sent)."""
@@ -112,8 +139,12 @@ class Loop:
 
 
 @pytest.fixture
-def make_loop(make_settings: Callable[..., Any], slack_standin: SlackStandin,
-              start_service: Callable[..., Service], sqlite_url: str) -> Iterator[Callable[..., Loop]]:
+def make_loop(
+    make_settings: Callable[..., Any],
+    slack_standin: SlackStandin,
+    start_service: Callable[..., Service],
+    sqlite_url: str,
+) -> Iterator[Callable[..., Loop]]:
     """Start the service against the stand-in: `make_loop(**env)` (SQLite unless HITL_DATABASE_URL is given)."""
     loops: list[Loop] = []
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from bot.app.settings import BUNDLED_POLICY
+from bot.review.policy import load_policy
 from bot.slack.blocks import (
     clip_escaped,
     edit_modal,
@@ -20,9 +22,8 @@ from bot.slack.blocks import (
     review_message,
     sla_text,
 )
-from sandbox.demo.runner import load_sample_tickets
 from bot.slack.ids import ActionId, BlockId, ModalMeta
-from bot.review.policy import load_policy
+from sandbox.demo.runner import load_sample_tickets
 from sandbox.slack_standin import (
     MAX_MESSAGE_BLOCK_TEXT,
     MAX_MESSAGE_BLOCKS,
@@ -30,7 +31,6 @@ from sandbox.slack_standin import (
     validate_blocks,
     validate_view,
 )
-from bot.app.settings import BUNDLED_POLICY
 from storage.models import DecisionKind, Review, ReviewStatus, Route
 
 NOW = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
@@ -42,14 +42,26 @@ DUE_LINE = f"⏱ SLA due <!date^{DUE}^{{date_short_pretty}} {{time}}|2026-11-16 
 
 def make_review(**overrides: Any) -> Review:
     values: dict[str, Any] = {
-        "id": "r1", "idempotency_key": "k1", "ticket_id": "48101", "interaction_type": "order_status",
-        "confidence": 0.75, "customer_message": "Where is my order?", "draft": "It ships Thursday.",
-        "subject": "Order NW-1", "customer": {"name": "Maya Patel", "tier": "standard", "account_value": 214.5},
-        "ticket_url": "https://northwind.zendesk.com/agent/tickets/48101", "kb_sources": ["kb/shipping.md"],
-        "extra": {}, "route": Route.REVIEW, "tier": "standard",
-        "reasons": [{"code": "confidence_medium", "message": "confidence 0.75"}], "supervisor_decisions": [],
-        "status": ReviewStatus.PENDING, "created_at": NOW - timedelta(minutes=5),
-        "sla_warn_at": NOW + timedelta(minutes=17, seconds=30), "sla_due_at": NOW + timedelta(minutes=25),
+        "id": "r1",
+        "idempotency_key": "k1",
+        "ticket_id": "48101",
+        "interaction_type": "order_status",
+        "confidence": 0.75,
+        "customer_message": "Where is my order?",
+        "draft": "It ships Thursday.",
+        "subject": "Order NW-1",
+        "customer": {"name": "Maya Patel", "tier": "standard", "account_value": 214.5},
+        "ticket_url": "https://northwind.zendesk.com/agent/tickets/48101",
+        "kb_sources": ["kb/shipping.md"],
+        "extra": {},
+        "route": Route.REVIEW,
+        "tier": "standard",
+        "reasons": [{"code": "confidence_medium", "message": "confidence 0.75"}],
+        "supervisor_decisions": [],
+        "status": ReviewStatus.PENDING,
+        "created_at": NOW - timedelta(minutes=5),
+        "sla_warn_at": NOW + timedelta(minutes=17, seconds=30),
+        "sla_due_at": NOW + timedelta(minutes=25),
     }
     values.update(overrides)
     return Review(**values)
@@ -73,7 +85,9 @@ def slack_accepts(text: str, blocks: list[Any]) -> list[dict[str, Any]]:
 
 def test_customer_text_cannot_mention_channel_or_fake_a_link() -> None:
     evil = "Hi <!channel> <!here> <@U0BOSS> click <https://evil.example|your refund> & win"
-    _, blocks = review_message(make_review(customer_message=evil, customer={"name": "<!everyone>"}), POLICY, NOW)
+    _, blocks = review_message(
+        make_review(customer_message=evil, customer={"name": "<!everyone>"}), POLICY, NOW
+    )
     text = json.dumps(as_dicts(blocks))
     for raw in ("<!channel>", "<!here>", "<@U0BOSS>", "<https://evil", "<!everyone>"):
         assert raw not in text
@@ -101,23 +115,51 @@ def test_a_4000_character_message_is_trimmed_within_limits_with_show_full() -> N
     customer = block(dicts, BlockId.REVIEW_CUSTOMER)["text"]["text"]
     assert customer.endswith("…") and len(customer) <= 3000
     actions = [e["action_id"] for e in block(dicts, BlockId.REVIEW_ACTIONS)["elements"]]
-    assert actions == [ActionId.APPROVE, ActionId.EDIT, ActionId.TAKE_OVER, ActionId.REJECT, ActionId.SHOW_FULL]
+    assert actions == [
+        ActionId.APPROVE,
+        ActionId.EDIT,
+        ActionId.TAKE_OVER,
+        ActionId.REJECT,
+        ActionId.SHOW_FULL,
+    ]
     full = full_text_modal(review).to_dict()
-    assert "".join(b["text"]["text"] for b in full["blocks"] if b["block_id"].startswith("full_text:customer:")) == "x" * 4000
+    assert (
+        "".join(b["text"]["text"] for b in full["blocks"] if b["block_id"].startswith("full_text:customer:"))
+        == "x" * 4000
+    )
 
 
 def test_every_sample_ticket_and_a_huge_one_fit_slack() -> None:
     tickets = sorted(load_sample_tickets(), key=lambda t: -len(t["customer_message"]))
-    huge = {**tickets[0], "customer_message": "é<&" * 33_000, "draft": "d " * 50_000, "subject": "s" * 1000,
-            "ticket_id": "9" * 100}
+    huge = {
+        **tickets[0],
+        "customer_message": "é<&" * 33_000,
+        "draft": "d " * 50_000,
+        "subject": "s" * 1000,
+        "ticket_id": "9" * 100,
+    }
     for t in [*tickets, huge]:
-        review = make_review(customer_message=t["customer_message"], draft=t["draft"], subject=t.get("subject"),
-                             customer=t.get("customer") or {}, ticket_id=t["ticket_id"],
-                             extra={"summary": "s" * 5000}, reasons=[{"code": "c", "message": "m" * 600}] * 8)
+        review = make_review(
+            customer_message=t["customer_message"],
+            draft=t["draft"],
+            subject=t.get("subject"),
+            customer=t.get("customer") or {},
+            ticket_id=t["ticket_id"],
+            extra={"summary": "s" * 5000},
+            reasons=[{"code": "c", "message": "m" * 600}] * 8,
+        )
         slack_accepts(*review_message(review, POLICY, NOW))
         for decided in (DecisionKind.EDIT, DecisionKind.REJECT):
-            done = make_review(**{**review.model_dump(), "status": "edited", "decision": decided, "decided_by": "U1",
-                                  "decided_at": NOW, "final_text": t["draft"] * 3})
+            done = make_review(
+                **{
+                    **review.model_dump(),
+                    "status": "edited",
+                    "decision": decided,
+                    "decided_by": "U1",
+                    "decided_at": NOW,
+                    "final_text": t["draft"] * 3,
+                }
+            )
             slack_accepts(*review_message(done, POLICY, NOW))
         validate_view(edit_modal(review, META).to_dict())
         validate_view(full_text_modal(review).to_dict())
@@ -126,26 +168,42 @@ def test_every_sample_ticket_and_a_huge_one_fit_slack() -> None:
 def test_fallback_text_is_always_there_and_escaped() -> None:
     text, _ = review_message(make_review(customer_message="<!channel> where is it"), POLICY, NOW)
     assert text.startswith("Review needed: order_status ticket 48101") and "&lt;!channel&gt;" in text
-    taken = make_review(status=ReviewStatus.TAKEN_OVER, decision=DecisionKind.TAKE_OVER, decided_by="U1",
-                        decided_by_name="sam", decided_at=NOW)
+    taken = make_review(
+        status=ReviewStatus.TAKEN_OVER,
+        decision=DecisionKind.TAKE_OVER,
+        decided_by="U1",
+        decided_by_name="sam",
+        decided_at=NOW,
+    )
     assert review_message(taken, POLICY, NOW)[0] == "Taken over by sam: order_status ticket 48101"
 
 
-@pytest.mark.parametrize(("minutes", "expected"), [
-    (0, DUE_LINE),
-    (20, "⚠️ *due in 5m*"),
-    (37, "🔥 *SLA breached 12m ago*"),
-])
+@pytest.mark.parametrize(
+    ("minutes", "expected"),
+    [
+        (0, DUE_LINE),
+        (20, "⚠️ *due in 5m*"),
+        (37, "🔥 *SLA breached 12m ago*"),
+    ],
+)
 def test_sla_line_counts_down_warns_and_breaches(minutes: int, expected: str) -> None:
     line = sla_text(make_review(), NOW + timedelta(minutes=minutes))
     assert line is not None and line.startswith(expected)
 
 
 def test_a_decided_card_says_who_what_when_and_the_sla_outcome() -> None:
-    on_time = make_review(status=ReviewStatus.APPROVED, decision=DecisionKind.APPROVE, decided_by="U0ALEX",
-                          decided_at=NOW + timedelta(minutes=3))
-    late = make_review(status=ReviewStatus.APPROVED, decision=DecisionKind.APPROVE, decided_by="U0ALEX",
-                       decided_at=NOW + timedelta(minutes=37))
+    on_time = make_review(
+        status=ReviewStatus.APPROVED,
+        decision=DecisionKind.APPROVE,
+        decided_by="U0ALEX",
+        decided_at=NOW + timedelta(minutes=3),
+    )
+    late = make_review(
+        status=ReviewStatus.APPROVED,
+        decision=DecisionKind.APPROVE,
+        decided_by="U0ALEX",
+        decided_at=NOW + timedelta(minutes=37),
+    )
     assert sla_text(on_time, NOW) == "✅ SLA met"
     assert sla_text(late, NOW) == "🔥 SLA breached by 12m"
     blocks = as_dicts(review_message(late, POLICY, NOW + timedelta(hours=1))[1])
@@ -156,7 +214,9 @@ def test_a_decided_card_says_who_what_when_and_the_sla_outcome() -> None:
 
 
 def test_tone_guardrail_hits_and_the_ai_summary_are_shown() -> None:
-    review = make_review(draft="As an AI, I am 100% sure it ships.", extra={"summary": "Customer wants an ETA."})
+    review = make_review(
+        draft="As an AI, I am 100% sure it ships.", extra={"summary": "Customer wants an ETA."}
+    )
     blocks = as_dicts(review_message(review, POLICY, NOW)[1])
     assert "“as an ai”" in block(blocks, BlockId.REVIEW_TONE)["elements"][0]["text"]
     ids = [b["block_id"] for b in blocks]
@@ -183,8 +243,19 @@ def test_reject_modal_offers_the_five_defect_categories() -> None:
     view = reject_modal(make_review(), META).to_dict()
     validate_view(view)
     options = [o["value"] for o in block(view["blocks"], BlockId.REJECT_CATEGORY)["element"]["options"]]
-    assert options == ["hallucination", "tone_mismatch", "policy_misapplication", "incomplete_resolution", "other"]
-    chosen = {BlockId.REJECT_CATEGORY: {ActionId.REJECT_CATEGORY: {"selected_option": {"value": "other"}}},
-              BlockId.REJECT_COMMENT: {ActionId.REJECT_COMMENT: {"value": "  too vague "}}}
+    assert options == [
+        "hallucination",
+        "tone_mismatch",
+        "policy_misapplication",
+        "incomplete_resolution",
+        "other",
+    ]
+    chosen = {
+        BlockId.REJECT_CATEGORY: {ActionId.REJECT_CATEGORY: {"selected_option": {"value": "other"}}},
+        BlockId.REJECT_COMMENT: {ActionId.REJECT_COMMENT: {"value": "  too vague "}},
+    }
     assert rejected_reason(chosen) == ("other", "too vague")
-    assert rejected_reason({BlockId.REJECT_CATEGORY: {ActionId.REJECT_CATEGORY: {"selected_option": None}}})[0] is None
+    assert (
+        rejected_reason({BlockId.REJECT_CATEGORY: {ActionId.REJECT_CATEGORY: {"selected_option": None}}})[0]
+        is None
+    )

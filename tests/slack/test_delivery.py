@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from bot.review.ingest import DraftIn, ingest_draft
-from bot.outbox.worker import Permanent, Retry
 from bot.app.runtime import Runtime, build_runtime
-from bot.slack.delivery import call
 from bot.app.workers import install_workers
+from bot.outbox.worker import Permanent, Retry
+from bot.review.ingest import DraftIn, ingest_draft
+from bot.slack.delivery import call
 from storage import repo
 from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus, Review
@@ -22,14 +22,16 @@ from tests.slack.conftest import wait_for
 
 
 @pytest.fixture
-def make_runtime(make_settings: Callable[..., Any], slack_standin: Any,
-                 sqlite_url: str) -> Iterator[Callable[..., Runtime]]:
+def make_runtime(
+    make_settings: Callable[..., Any], slack_standin: Any, sqlite_url: str
+) -> Iterator[Callable[..., Runtime]]:
     """A runtime with the outbox kinds installed but no threads started: tests drain the outbox by hand."""
     made: list[Runtime] = []
 
     def build(clock: Any = None) -> Runtime:
-        settings = make_settings(SLACK_API_URL=slack_standin.base_url, HITL_DATABASE_URL=sqlite_url,
-                                 HITL_SCHEDULER=False)
+        settings = make_settings(
+            SLACK_API_URL=slack_standin.base_url, HITL_DATABASE_URL=sqlite_url, HITL_SCHEDULER=False
+        )
         rt = build_runtime(settings, clock=clock)
         install_workers(rt)
         made.append(rt)
@@ -53,8 +55,13 @@ def ingest(rt: Runtime, **overrides: Any) -> str:
 
 def enqueue(rt: Runtime, kind: str, payload: dict[str, Any]) -> None:
     with session_scope(rt.engine) as session:
-        repo.enqueue(session=session, now=rt.clock.now(), kind=kind, order_key=f"review:{payload.get('review_id')}",
-                     payload=payload)
+        repo.enqueue(
+            session=session,
+            now=rt.clock.now(),
+            kind=kind,
+            order_key=f"review:{payload.get('review_id')}",
+            payload=payload,
+        )
 
 
 def drain(rt: Runtime) -> None:
@@ -77,8 +84,9 @@ def test_posting_a_review_twice_posts_one_card(runtime: Runtime, slack_standin: 
     assert review(runtime, review_id).slack_channel == "#support-review"
 
 
-def test_a_review_moved_to_another_tier_is_reposted_and_the_old_card_points_there(runtime: Runtime,
-                                                                                  slack_standin: Any) -> None:
+def test_a_review_moved_to_another_tier_is_reposted_and_the_old_card_points_there(
+    runtime: Runtime, slack_standin: Any
+) -> None:
     review_id = ingest(runtime)
     drain(runtime)
     old = review(runtime, review_id)
@@ -111,7 +119,9 @@ def test_dm_and_ephemeral_kinds_reach_slack(runtime: Runtime, slack_standin: Any
     enqueue(runtime, "slack_ephemeral", {"channel": "#support-review", "user": "U0ALEX", "text": "psst"})
     drain(runtime)
     assert slack_standin.calls("conversations.open")
-    assert [m["text"] for m in slack_standin.messages() if m["channel"].startswith("D")] == ["SLA breached on ticket 1"]
+    assert [m["text"] for m in slack_standin.messages() if m["channel"].startswith("D")] == [
+        "SLA breached on ticket 1"
+    ]
     assert slack_standin.ephemerals("U0ALEX")[0]["text"] == "psst"
 
 
@@ -138,13 +148,17 @@ def test_a_permanent_failure_is_dead_lettered(runtime: Runtime, slack_standin: A
     assert row.status == OutboxStatus.DEAD and "message_not_found" in (row.last_error or "")
 
 
-def test_many_cards_for_one_channel_drain_at_slacks_pace_without_losing_one(make_runtime: Callable[..., Runtime],
-                                                                           slack_standin: Any) -> None:
+def test_many_cards_for_one_channel_drain_at_slacks_pace_without_losing_one(
+    make_runtime: Callable[..., Runtime], slack_standin: Any
+) -> None:
     runtime = make_runtime()  # the real clock: rows put back by a 429 come due again
     ids = [ingest(runtime) for _ in range(6)]
     started = time.monotonic()
-    wait_for(lambda: runtime.services["outbox"].run_once() >= 0 and all(review(runtime, i).slack_ts for i in ids),
-             15, "six cards")
+    wait_for(
+        lambda: runtime.services["outbox"].run_once() >= 0 and all(review(runtime, i).slack_ts for i in ids),
+        15,
+        "six cards",
+    )
     assert time.monotonic() - started > 2, "burst of 3, then about one a second"
     assert len(slack_standin.messages("#support-review")) == 6
     limited = [c for c in slack_standin.calls("chat.postMessage") if c["status"] == 429]

@@ -23,8 +23,10 @@ ACTIONS = [ActionId.APPROVE, ActionId.TAKE_OVER]
 def click_all_at_once(loops: list[Loop], card: dict[str, Any]) -> list[int]:
     """Each clicker clicks from its own HTTP connection, released together; clicks alternate between services."""
     gate = threading.Barrier(len(CLICKERS))
-    sims = [SlackSim(loops[i % len(loops)].svc.url, SIGNING_SECRET, httpx.Client(timeout=10))
-            for i in range(len(CLICKERS))]
+    sims = [
+        SlackSim(loops[i % len(loops)].svc.url, SIGNING_SECRET, httpx.Client(timeout=10))
+        for i in range(len(CLICKERS))
+    ]
 
     def one(i: int) -> int:
         gate.wait()
@@ -63,8 +65,9 @@ def test_twenty_concurrent_clicks_make_one_decision_on_sqlite(loop: Loop) -> Non
 
 
 @pytest.mark.usefixtures("pg_url")
-def test_twenty_concurrent_clicks_across_two_services_on_postgresql(make_loop: Callable[..., Loop],
-                                                                    pg_url: str) -> None:
+def test_twenty_concurrent_clicks_across_two_services_on_postgresql(
+    make_loop: Callable[..., Loop], pg_url: str
+) -> None:
     first = make_loop(HITL_DATABASE_URL=pg_url, HITL_INSTANCE_ID="replica-a")
     second = make_loop(HITL_DATABASE_URL=pg_url, HITL_INSTANCE_ID="replica-b")
     review_id = first.post_draft()
@@ -72,4 +75,6 @@ def test_twenty_concurrent_clicks_across_two_services_on_postgresql(make_loop: C
     assert second.review(review_id).slack_ts == card["ts"]
     assert click_all_at_once([first, second], card) == [200] * 20
     assert_one_winner([first, second], review_id)
-    assert len([m for m in first.standin.messages() if m.get("thread_ts") in (None, m["ts"])]) == 1, "posted once by two replicas"
+    assert len([m for m in first.standin.messages() if m.get("thread_ts") in (None, m["ts"])]) == 1, (
+        "posted once by two replicas"
+    )

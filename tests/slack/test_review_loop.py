@@ -16,7 +16,12 @@ from tests.slack.conftest import APPROVERS, SUPERVISOR, Loop, policy_with_people
 
 
 def action_ids(message: dict[str, Any]) -> set[str]:
-    return {e.get("action_id") for b in message.get("blocks") or [] if b["type"] == "actions" for e in b["elements"]}
+    return {
+        e.get("action_id")
+        for b in message.get("blocks") or []
+        if b["type"] == "actions"
+        for e in b["elements"]
+    }
 
 
 def test_review_draft_is_posted_to_its_tier_channel_with_the_four_buttons(loop: Loop) -> None:
@@ -37,7 +42,11 @@ def test_approve_acks_updates_the_card_threads_and_queues_the_helpdesk_write(loo
     resp = loop.click(card, ActionId.APPROVE, "U0ALEX0001", "alex")
     assert resp.status_code == 200
     review = loop.decided(review_id)
-    assert (review.status, review.decided_by, review.final_text) == (ReviewStatus.APPROVED, "U0ALEX0001", review.draft)
+    assert (review.status, review.decided_by, review.final_text) == (
+        ReviewStatus.APPROVED,
+        "U0ALEX0001",
+        review.draft,
+    )
     updated = loop.standin.message(card["channel"], card["ts"])
     assert not action_ids(updated) & {ActionId.APPROVE, ActionId.EDIT, ActionId.TAKE_OVER, ActionId.REJECT}
     decision = next(b for b in updated["blocks"] if b["block_id"] == BlockId.REVIEW_DECISION)["text"]["text"]
@@ -58,7 +67,10 @@ def test_edit_opens_a_prefilled_modal_rejects_empty_and_records_the_final_text(l
 
     empty = loop.submit(view, {field: {ActionId.EDIT_TEXT: {"type": "plain_text_input", "value": "   "}}})
     assert empty.status_code == 200
-    assert empty.json() == {"response_action": "errors", "errors": {field: "Write the reply to send, or Cancel."}}
+    assert empty.json() == {
+        "response_action": "errors",
+        "errors": {field: "Write the reply to send, or Cancel."},
+    }
     assert loop.review(review_id).status == ReviewStatus.PENDING
 
     final = "Hi Maya! Your order ships Thursday and arrives Monday."
@@ -79,7 +91,9 @@ def test_take_over_assigns_the_clicker_and_posts_the_draft_in_the_thread(loop: L
     assert (review.status, review.assignee) == (ReviewStatus.TAKEN_OVER, "U0SAM00001")
     reply = loop.standin.thread(card["channel"], card["ts"])[0]["text"]
     assert "Here is a refund plan" in reply and "kb/refunds.md" in reply and "<@U0SAM00001>" in reply
-    assert [r.payload["decision"] for r in loop.outbox("helpdesk_write", review_id)] == [DecisionKind.TAKE_OVER]
+    assert [r.payload["decision"] for r in loop.outbox("helpdesk_write", review_id)] == [
+        DecisionKind.TAKE_OVER
+    ]
 
 
 def test_reject_needs_a_reason_and_stores_it_in_the_feedback_row(loop: Loop) -> None:
@@ -87,12 +101,17 @@ def test_reject_needs_a_reason_and_stores_it_in_the_feedback_row(loop: Loop) -> 
     card = loop.card(review_id)
     loop.click(card, ActionId.REJECT, modal=True)
     view = wait_for(lambda: loop.standin.views(), 5, "the reject modal")[-1]
-    missing = loop.submit(view, {BlockId.REJECT_CATEGORY: {ActionId.REJECT_CATEGORY: {"selected_option": None}}})
+    missing = loop.submit(
+        view, {BlockId.REJECT_CATEGORY: {ActionId.REJECT_CATEGORY: {"selected_option": None}}}
+    )
     assert missing.json()["response_action"] == "errors"
     values = {
-        BlockId.REJECT_CATEGORY: {ActionId.REJECT_CATEGORY: {"type": "static_select",
-                                                             "selected_option": {"value": "hallucination"}}},
-        BlockId.REJECT_COMMENT: {ActionId.REJECT_COMMENT: {"type": "plain_text_input", "value": "No such order"}},
+        BlockId.REJECT_CATEGORY: {
+            ActionId.REJECT_CATEGORY: {"type": "static_select", "selected_option": {"value": "hallucination"}}
+        },
+        BlockId.REJECT_COMMENT: {
+            ActionId.REJECT_COMMENT: {"type": "plain_text_input", "value": "No such order"}
+        },
     }
     assert loop.submit(view, values).status_code == 200
     assert loop.decided(review_id).status == ReviewStatus.REJECTED
@@ -103,7 +122,11 @@ def test_reject_needs_a_reason_and_stores_it_in_the_feedback_row(loop: Loop) -> 
 
     with session_scope(loop.runtime.engine, readonly=True) as session:
         row = session.execute(select(Decision).where(Decision.review_id == review_id)).scalar_one()
-    assert (row.decision, row.defect_category, row.defect_comment) == ("reject", "hallucination", "No such order")
+    assert (row.decision, row.defect_category, row.defect_comment) == (
+        "reject",
+        "hallucination",
+        "No such order",
+    )
     assert "Hallucination" in loop.standin.thread(card["channel"], card["ts"])[0]["text"]
 
 
@@ -114,7 +137,9 @@ def test_show_full_message_opens_the_whole_text(loop: Loop) -> None:
     assert ActionId.SHOW_FULL in action_ids(card)
     loop.click(card, ActionId.SHOW_FULL, modal=True)
     view = wait_for(lambda: loop.standin.views(), 5, "the full-text modal")[-1]
-    shown = "".join(b["text"]["text"] for b in view["blocks"] if b["block_id"].startswith("full_text:customer:"))
+    shown = "".join(
+        b["text"]["text"] for b in view["blocks"] if b["block_id"].startswith("full_text:customer:")
+    )
     assert shown == long_message.strip()
 
 
@@ -134,11 +159,14 @@ def test_a_second_click_changes_nothing_and_is_told_who_decided_first(loop: Loop
 def test_a_redelivered_click_acts_once(loop: Loop) -> None:
     review_id = loop.post_draft()
     card = loop.card(review_id)
-    payload = block_action_payload(message=card, channel=card["channel"], action_id=ActionId.APPROVE,
-                                   user_id="U0ALEX0001")
+    payload = block_action_payload(
+        message=card, channel=card["channel"], action_id=ActionId.APPROVE, user_id="U0ALEX0001"
+    )
     body = urlencode({"payload": json.dumps(payload)}).encode()
     for retry in (None, 1, 2):
-        assert loop.sim.post_raw(body, signed_headers(SIGNING_SECRET, body, retry_num=retry)).status_code == 200
+        assert (
+            loop.sim.post_raw(body, signed_headers(SIGNING_SECRET, body, retry_num=retry)).status_code == 200
+        )
     loop.decided(review_id)
     time.sleep(0.2)
     loop.settled()
@@ -149,7 +177,9 @@ def test_a_redelivered_click_acts_once(loop: Loop) -> None:
 
 
 def test_an_event_retried_by_slack_is_handled_once(loop: Loop) -> None:
-    body = event_callback({"type": "tokens_revoked", "tokens": {"bot": ["U0HITLBOT1"]}}, event_id="Ev0RETRY01")
+    body = event_callback(
+        {"type": "tokens_revoked", "tokens": {"bot": ["U0HITLBOT1"]}}, event_id="Ev0RETRY01"
+    )
     for retry in (None, 1, 2):
         assert loop.sim.post_event(body, retry_num=retry).status_code == 200
     wait_for(lambda: loop.audits("tokens_revoked"), 5, "the event to be recorded")
@@ -163,7 +193,9 @@ def test_an_event_retried_by_slack_is_handled_once(loop: Loop) -> None:
 def test_forged_or_stale_signatures_get_401_and_change_nothing(loop: Loop) -> None:
     review_id = loop.post_draft()
     card = loop.card(review_id)
-    payload = block_action_payload(message=card, channel=card["channel"], action_id=ActionId.APPROVE, user_id="U1")
+    payload = block_action_payload(
+        message=card, channel=card["channel"], action_id=ActionId.APPROVE, user_id="U1"
+    )
     body = urlencode({"payload": json.dumps(payload)}).encode()
     forged = signed_headers("not-the-secret", body)
     assert loop.sim.post_raw(body, forged).status_code == 401
@@ -222,7 +254,9 @@ def test_a_slack_outage_loses_nothing(loop: Loop) -> None:
     assert wait_for(lambda: loop.review(review_id).status == ReviewStatus.APPROVED, 5, "the decision")
     time.sleep(0.3)
     loop.standin.set_outage(False)
-    wait_for(lambda: loop.standin.thread(card["channel"], card["ts"]), 15, "the thread reply after the outage")
+    wait_for(
+        lambda: loop.standin.thread(card["channel"], card["ts"]), 15, "the thread reply after the outage"
+    )
     wait_for(lambda: loop.standin.message(card["channel"], card["ts"]).get("edited"), 15, "the card update")
     assert len(loop.standin.messages(card["channel"])) == 2
     assert not loop.count(AuditEvent, AuditEvent.action == "outbox_dead")

@@ -9,9 +9,12 @@ import sys
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("audit", help="the audit log: export it")
     asub = p.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    exp = asub.add_parser("export", help="write the audit log as JSON Lines, oldest first",
-                          description="Every ingest, Slack post, click (allowed or refused), decision, helpdesk "
-                                      "write-back, SLA ping and policy change, with who and when.")
+    exp = asub.add_parser(
+        "export",
+        help="write the audit log as JSON Lines, oldest first",
+        description="Every ingest, Slack post, click (allowed or refused), decision, helpdesk "
+        "write-back, SLA ping and policy change, with who and when.",
+    )
     exp.add_argument("--since", metavar="AGE", help="only events newer than this, e.g. 7d, 24h")
     exp.add_argument("--action", metavar="ACTION", help="only this action, e.g. decision, policy_changed")
     exp.add_argument("-o", "--output", metavar="FILE", help="write here instead of standard output")
@@ -19,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def export(args: argparse.Namespace) -> int:
-    from bot.reporting.audit import export_audit
     from bot.app.cli import output_stream, since_arg
     from bot.app.settings import Settings
+    from bot.reporting.audit import export_audit
     from storage.db import check_schema, make_engine, session_scope
 
     since = since_arg(args.since)

@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def upgrade(_args: argparse.Namespace) -> int:
-    from storage.db import head_revision, upgrade as do_upgrade
+    from storage.db import head_revision
+    from storage.db import upgrade as do_upgrade
 
     url = Settings().database_url
     do_upgrade(url)
@@ -31,7 +32,10 @@ def current(_args: argparse.Namespace) -> int:
     url = Settings().database_url
     rev = current_revision(make_engine(url))
     head = head_revision()
-    print(f"{_safe(url)}: schema {rev or 'none'}; this hitl needs {head}" + ("" if rev == head else " — run `hitl db upgrade`"))
+    print(
+        f"{_safe(url)}: schema {rev or 'none'}; this hitl needs {head}"
+        + ("" if rev == head else " — run `hitl db upgrade`")
+    )
     return 0 if rev == head else 1
 
 

@@ -17,7 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     ls.add_argument("--limit", type=int, default=50, help="at most this many rows (default 50)")
     ls.set_defaults(func=list_rows)
     rt = osub.add_parser("retry", help="put dead-lettered rows back in line (attempts start again)")
-    rt.add_argument("ids", nargs="*", type=int, metavar="ID", help="outbox row ids (see `hitl outbox list --dead`)")
+    rt.add_argument(
+        "ids", nargs="*", type=int, metavar="ID", help="outbox row ids (see `hitl outbox list --dead`)"
+    )
     rt.add_argument("--all-dead", action="store_true", help="every dead-lettered row")
     rt.set_defaults(func=retry)
 
@@ -25,28 +27,41 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def list_rows(args: argparse.Namespace) -> int:
     from sqlmodel import col, select
 
-    from bot.common.clock import SystemClock
     from bot.app.settings import Settings
+    from bot.common.clock import SystemClock
     from storage.db import check_schema, make_engine, session_scope
     from storage.models import OutboxItem, OutboxStatus
 
     engine = make_engine(Settings().database_url)
     check_schema(engine)
-    q = select(OutboxItem).where(OutboxItem.status == OutboxStatus.DEAD if args.dead
-                                 else OutboxItem.status != OutboxStatus.DONE)
+    q = select(OutboxItem).where(
+        OutboxItem.status == OutboxStatus.DEAD if args.dead else OutboxItem.status != OutboxStatus.DONE
+    )
     if args.kind:
         q = q.where(OutboxItem.kind == args.kind)
     with session_scope(engine, readonly=True) as session:
-        rows = list(session.execute(q.order_by(col(OutboxItem.id).desc()).limit(max(1, args.limit))).scalars())
+        rows = list(
+            session.execute(q.order_by(col(OutboxItem.id).desc()).limit(max(1, args.limit))).scalars()
+        )
     engine.dispose()
     if not rows:
         print("no dead-lettered rows" if args.dead else "nothing waiting: every outside write is delivered")
         return 0
     now = SystemClock().now()
     cols = ("id", "kind", "status", "tries", "age", "next", "order key", "last error")
-    cells = [(str(r.id), r.kind, r.status, str(r.attempts), _ago(now, r.created_at),
-              _next(now, r.next_attempt_at) if r.status == OutboxStatus.PENDING else "-", r.order_key,
-              (r.last_error or "").replace("\n", " ")[:70]) for r in rows]
+    cells = [
+        (
+            str(r.id),
+            r.kind,
+            r.status,
+            str(r.attempts),
+            _ago(now, r.created_at),
+            _next(now, r.next_attempt_at) if r.status == OutboxStatus.PENDING else "-",
+            r.order_key,
+            (r.last_error or "").replace("\n", " ")[:70],
+        )
+        for r in rows
+    ]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
     print("  ".join("-" * w for w in widths))
@@ -54,7 +69,9 @@ def list_rows(args: argparse.Namespace) -> int:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
     dead = sum(r.status == OutboxStatus.DEAD for r in rows)
     if dead:
-        print(f"\n{dead} dead-lettered: `hitl outbox retry ID...` or `hitl outbox retry --all-dead` sends them again")
+        print(
+            f"\n{dead} dead-lettered: `hitl outbox retry ID...` or `hitl outbox retry --all-dead` sends them again"
+        )
     return 0
 
 
@@ -68,9 +85,9 @@ def _next(now: datetime, at: datetime) -> str:
 
 def retry(args: argparse.Namespace) -> int:
     from bot.app.cli import CliError
-    from bot.outbox.worker import requeue
     from bot.app.runtime import build_runtime
     from bot.app.settings import Settings
+    from bot.outbox.worker import requeue
 
     if bool(args.ids) == bool(args.all_dead):
         raise CliError("give outbox row ids or --all-dead (one of the two)")
@@ -82,5 +99,7 @@ def retry(args: argparse.Namespace) -> int:
     if args.ids and count < len(set(args.ids)):
         print(f"requeued {count} of {len(set(args.ids))}: the others are not dead-lettered (or do not exist)")
     else:
-        print(f"requeued {count} dead-lettered row{'s' if count != 1 else ''}; a running `hitl serve` delivers them")
+        print(
+            f"requeued {count} dead-lettered row{'s' if count != 1 else ''}; a running `hitl serve` delivers them"
+        )
     return 0 if count else 1

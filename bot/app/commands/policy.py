@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def check(args: argparse.Namespace) -> int:
-    from bot.review.policy import load_policy, routing_table
     from bot.app.settings import Settings
+    from bot.review.policy import load_policy, routing_table
 
     path = args.file or Settings().policy_file
     policy = load_policy(path)
@@ -31,10 +31,15 @@ def check(args: argparse.Namespace) -> int:
     for row in cells:
         print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
     d = policy.defaults
-    print(f"\nother types: auto-send ≥ {d.auto_send_at:.2f}, review ≥ {d.review_at:.2f}, tier {d.tier}, "
-          "and the unknown_type trigger applies")
+    print(
+        f"\nother types: auto-send ≥ {d.auto_send_at:.2f}, review ≥ {d.review_at:.2f}, tier {d.tier}, "
+        "and the unknown_type trigger applies"
+    )
     t = policy.triggers
     trig = [name for name in type(t).model_fields if getattr(t, name) is not None]
     print(f"triggers (only ever toward more human involvement): {', '.join(trig)}")
-    print(f"QA sample of auto-sent replies: {policy.qa.sample_rate:.0%}" + (f" in {policy.qa.channel}" if policy.qa.channel else ""))
+    print(
+        f"QA sample of auto-sent replies: {policy.qa.sample_rate:.0%}"
+        + (f" in {policy.qa.channel}" if policy.qa.channel else "")
+    )
     return 0

@@ -11,7 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="run the service (HTTP, or Slack Socket Mode with --socket)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
-    p.add_argument("--socket", action="store_true", help="take Slack traffic over Socket Mode (needs SLACK_APP_TOKEN)")
+    p.add_argument(
+        "--socket", action="store_true", help="take Slack traffic over Socket Mode (needs SLACK_APP_TOKEN)"
+    )
     p.set_defaults(func=run)
 
 

@@ -8,27 +8,45 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bot.reporting.manager import Command
     from bot.app.runtime import Runtime
+    from bot.reporting.manager import Command
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    st = sub.add_parser("stats", help="volume, decisions, time to decision, SLA, AI error rate, defects, QA",
-                        description="The numbers of `/hitl stats`, e.g. `hitl stats 7d refund`.")
-    st.add_argument("words", nargs="*", metavar="PERIOD|TYPE", help="a period (24h, 7d, 4w, 30d; default 7d) "
-                    "and/or one interaction type")
+    st = sub.add_parser(
+        "stats",
+        help="volume, decisions, time to decision, SLA, AI error rate, defects, QA",
+        description="The numbers of `/hitl stats`, e.g. `hitl stats 7d refund`.",
+    )
+    st.add_argument(
+        "words",
+        nargs="*",
+        metavar="PERIOD|TYPE",
+        help="a period (24h, 7d, 4w, 30d; default 7d) and/or one interaction type",
+    )
     st.add_argument("--json", action="store_true", help="print JSON instead of text")
     st.add_argument("--chart", metavar="FILE.png", help="also write the chart as a PNG")
     st.set_defaults(func=stats)
 
-    rv = sub.add_parser("review", help="oversight review: expand / keep / increase human involvement per type",
-                        description="The oversight review of `/hitl review` and the weekly digest, e.g. "
-                                    "`hitl review 30d --threshold refund=0.90`.")
+    rv = sub.add_parser(
+        "review",
+        help="oversight review: expand / keep / increase human involvement per type",
+        description="The oversight review of `/hitl review` and the weekly digest, e.g. "
+        "`hitl review 30d --threshold refund=0.90`.",
+    )
     rv.add_argument("words", nargs="*", metavar="PERIOD|TYPE", help="a period (default 30d) and/or one type")
-    rv.add_argument("--threshold", action="append", default=[], metavar="TYPE=X",
-                    help="what-if with this auto-send threshold for a type (repeatable)")
-    rv.add_argument("--post", action="store_true",
-                    help="queue the review as the digest to HITL_MANAGERS_CHANNEL now (a running service sends it)")
+    rv.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="TYPE=X",
+        help="what-if with this auto-send threshold for a type (repeatable)",
+    )
+    rv.add_argument(
+        "--post",
+        action="store_true",
+        help="queue the review as the digest to HITL_MANAGERS_CHANNEL now (a running service sends it)",
+    )
     rv.set_defaults(func=review)
 
 
@@ -61,8 +79,14 @@ def stats(args: argparse.Namespace) -> int:
     now = runtime.clock.now()
     try:
         with session_scope(runtime.engine, readonly=True) as session:
-            result = compute_stats(session=session, since=now - cmd.span, until=now,
-                                   interaction_type=cmd.interaction_type, oversight=runtime.policy.oversight, now=now)
+            result = compute_stats(
+                session=session,
+                since=now - cmd.span,
+                until=now,
+                interaction_type=cmd.interaction_type,
+                oversight=runtime.policy.oversight,
+                now=now,
+            )
         print(json.dumps(result.as_dict(), indent=2) if args.json else render_stats_text(result))
         if args.chart:
             from bot.reporting.charts import stats_chart_png
@@ -91,13 +115,23 @@ def review(args: argparse.Namespace) -> int:
         if args.post:
             channel = runtime.settings.managers_channel
             if not channel:
-                raise CliError("--post needs HITL_MANAGERS_CHANNEL (the managers' channel, e.g. #support-managers)")
+                raise CliError(
+                    "--post needs HITL_MANAGERS_CHANNEL (the managers' channel, e.g. #support-managers)"
+                )
             post_digest(runtime, now=now, actor="cli")
-            print(f"oversight digest queued for {channel}; a running `hitl serve` delivers it", file=sys.stderr)
+            print(
+                f"oversight digest queued for {channel}; a running `hitl serve` delivers it", file=sys.stderr
+            )
             return 0
         with session_scope(runtime.engine, readonly=True) as session:
-            result = build_review(session=session, policy=runtime.policy, now=now, period=cmd.span,
-                                  interaction_type=cmd.interaction_type, thresholds=cmd.thresholds)
+            result = build_review(
+                session=session,
+                policy=runtime.policy,
+                now=now,
+                period=cmd.span,
+                interaction_type=cmd.interaction_type,
+                thresholds=cmd.thresholds,
+            )
         print(render_review_text(result))
     finally:
         runtime.engine.dispose()

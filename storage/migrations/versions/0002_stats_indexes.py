@@ -15,11 +15,12 @@ customer text (bench/stats.py: 1,000,000 decisions):
 Revision ID: 0002
 Revises: 0001
 """
+
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 
@@ -30,23 +31,57 @@ REPEAT_CONTACT = "CAST(reasons AS TEXT) LIKE '%\"repeat_contact\"%'"
 
 
 def upgrade() -> None:
-    op.create_index('ix_decisions_stats', 'decisions',
-                    ['interaction_type', 'stage', 'decision', 'decided_at', 'sla_breached', 'route', 'edit_distance',
-                     'defect_category', 'confidence', 'seconds_to_decision'], unique=False)
-    op.create_index('ix_decisions_human_seconds', 'decisions', ['seconds_to_decision', 'decided_at', 'interaction_type'],
-                    unique=False, sqlite_where=sa.text(HUMAN_DECISIONS), postgresql_where=sa.text(HUMAN_DECISIONS))
-    op.create_index('ix_decisions_type_stage_decided', 'decisions', ['interaction_type', 'stage', 'decided_at'],
-                    unique=False)
-    op.create_index('ix_reviews_stats', 'reviews', ['interaction_type', 'route', 'tier', 'created_at'], unique=False)
-    op.create_index('ix_reviews_pending', 'reviews', ['status', 'interaction_type', 'sla_due_at'], unique=False)
-    op.create_index('ix_reviews_repeat_contact', 'reviews', ['interaction_type', 'created_at'], unique=False,
-                    sqlite_where=sa.text(REPEAT_CONTACT), postgresql_where=sa.text(REPEAT_CONTACT))
+    op.create_index(
+        "ix_decisions_stats",
+        "decisions",
+        [
+            "interaction_type",
+            "stage",
+            "decision",
+            "decided_at",
+            "sla_breached",
+            "route",
+            "edit_distance",
+            "defect_category",
+            "confidence",
+            "seconds_to_decision",
+        ],
+        unique=False,
+    )
+    op.create_index(
+        "ix_decisions_human_seconds",
+        "decisions",
+        ["seconds_to_decision", "decided_at", "interaction_type"],
+        unique=False,
+        sqlite_where=sa.text(HUMAN_DECISIONS),
+        postgresql_where=sa.text(HUMAN_DECISIONS),
+    )
+    op.create_index(
+        "ix_decisions_type_stage_decided",
+        "decisions",
+        ["interaction_type", "stage", "decided_at"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_reviews_stats", "reviews", ["interaction_type", "route", "tier", "created_at"], unique=False
+    )
+    op.create_index(
+        "ix_reviews_pending", "reviews", ["status", "interaction_type", "sla_due_at"], unique=False
+    )
+    op.create_index(
+        "ix_reviews_repeat_contact",
+        "reviews",
+        ["interaction_type", "created_at"],
+        unique=False,
+        sqlite_where=sa.text(REPEAT_CONTACT),
+        postgresql_where=sa.text(REPEAT_CONTACT),
+    )
 
 
 def downgrade() -> None:
-    op.drop_index('ix_reviews_repeat_contact', table_name='reviews')
-    op.drop_index('ix_reviews_pending', table_name='reviews')
-    op.drop_index('ix_reviews_stats', table_name='reviews')
-    op.drop_index('ix_decisions_type_stage_decided', table_name='decisions')
-    op.drop_index('ix_decisions_human_seconds', table_name='decisions')
-    op.drop_index('ix_decisions_stats', table_name='decisions')
+    op.drop_index("ix_reviews_repeat_contact", table_name="reviews")
+    op.drop_index("ix_reviews_pending", table_name="reviews")
+    op.drop_index("ix_reviews_stats", table_name="reviews")
+    op.drop_index("ix_decisions_type_stage_decided", table_name="decisions")
+    op.drop_index("ix_decisions_human_seconds", table_name="decisions")
+    op.drop_index("ix_decisions_stats", table_name="decisions")
