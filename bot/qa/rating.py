@@ -11,45 +11,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    HeaderBlock,
-    InputBlock,
-    MarkdownTextObject,
-    Option,
-    PlainTextInputElement,
-    PlainTextObject,
-    SectionBlock,
-    StaticSelectElement,
-)
-from slack_sdk.models.views import View
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from bot.ai.pii import mask_pii
 from bot.app.runtime import Runtime
 from bot.outbox.worker import KindPolicy, Permanent
 from bot.review.decisions import Click, DecisionError
+from bot.slack.blocks.qa import DEFECT_LABELS, label, qa_card, qa_text
 from bot.slack.dedupe import first_delivery
 from bot.slack.delivery import call as slack_call
-from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
 from storage import repo
 from storage.db import session_scope
-from storage.models import Decision, DecisionKind, DefectCategory, OutboxItem, Review, Route
+from storage.models import Decision, DecisionKind, OutboxItem, Review, Route
 
 QA_POST_POLICY = KindPolicy(max_attempts=20, max_age=timedelta(hours=6), initial_delay=1.0, max_delay=300.0)
-
-DEFECT_LABELS: dict[str, str] = {
-    DefectCategory.HALLUCINATION: "Hallucination",
-    DefectCategory.TONE_MISMATCH: "Tone mismatch",
-    DefectCategory.POLICY_MISAPPLICATION: "Policy misapplication",
-    DefectCategory.INCOMPLETE_RESOLUTION: "Incomplete resolution",
-    DefectCategory.OTHER: "Other",
-}
-SHOWN_CHARS = 1200  # of each text on the card: the card stays compact, the ticket has the rest
 
 
 class QaError(DecisionError):
@@ -71,141 +46,6 @@ class AlreadyRated(QaError):
         who = "you" if self.actor_id == user_id else f"<@{self.actor_id}>" if self.actor_id else "someone"
         verdict = "*Good*" if self.decision == DecisionKind.QA_GOOD else f"*Defect: {label(self.category)}*"
         return f"This reply was already rated {verdict} by {who}; the first rating counts."
-
-
-def label(category: str | None) -> str:
-    return DEFECT_LABELS.get(category or "", category or "unspecified")
-
-
-def escape(text: str) -> str:
-    """Customer text in mrkdwn: it must not ping anyone or fake a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _shown(text: str, limit: int = SHOWN_CHARS) -> str:
-    text = mask_pii(text).strip()
-    return escape(text if len(text) <= limit else text[: limit - 1].rstrip() + "…")
-
-
-def _quote(text: str) -> str:
-    return "\n".join(f">{line}" for line in text.splitlines() or [""])
-
-
-# ------------------------------------------------------------------ Block Kit (pure)
-
-
-def qa_text(review: Review) -> str:
-    """The notification/fallback text of a QA card."""
-    return f"QA: auto-sent reply to ticket {review.ticket_id} ({review.interaction_type}, {review.confidence:.2f})"
-
-
-def qa_card(review: Review, rating: Decision | None = None) -> list[Block]:
-    """The QA card: customer message, the reply that went out, confidence and type; Good / Defect until rated."""
-    ticket = (
-        f"<{review.ticket_url}|#{escape(review.ticket_id)}>"
-        if review.ticket_url
-        else f"#{escape(review.ticket_id)}"
-    )
-    blocks: list[Block] = [
-        HeaderBlock(
-            block_id=BlockId.QA_HEADER, text=PlainTextObject(text="QA · auto-sent reply", emoji=True)
-        ),
-        ContextBlock(
-            block_id=BlockId.QA_FACTS,
-            elements=[
-                MarkdownTextObject(
-                    text=f"Ticket {ticket} · *{escape(review.interaction_type)}* · confidence *{review.confidence:.2f}* · "
-                    f"sent {_when(review.decided_at)}"
-                )
-            ],
-        ),
-        SectionBlock(
-            block_id=BlockId.QA_CUSTOMER,
-            text=MarkdownTextObject(text="*Customer*\n" + _quote(_shown(review.customer_message))),
-        ),
-        SectionBlock(
-            block_id=BlockId.QA_REPLY,
-            text=MarkdownTextObject(
-                text="*Reply sent*\n" + _quote(_shown(review.final_text or review.draft))
-            ),
-        ),
-    ]
-    if rating is None:
-        ref = ReviewRef(review_id=review.id).model_dump_json()
-        blocks.append(
-            ActionsBlock(
-                block_id=BlockId.QA_ACTIONS,
-                elements=[
-                    ButtonElement(
-                        action_id=ActionId.QA_GOOD,
-                        text=PlainTextObject(text="Good", emoji=True),
-                        value=ref,
-                        style="primary",
-                    ),
-                    ButtonElement(
-                        action_id=ActionId.QA_DEFECT,
-                        text=PlainTextObject(text="Defect", emoji=True),
-                        value=ref,
-                        style="danger",
-                    ),
-                ],
-            )
-        )
-    else:
-        blocks.append(
-            ContextBlock(block_id=BlockId.QA_RATING, elements=[MarkdownTextObject(text=rating_line(rating))])
-        )
-    return blocks
-
-
-def rating_line(rating: Decision) -> str:
-    who = f"<@{rating.actor_id}>" if rating.actor_id else escape(rating.actor_name or "someone")
-    if rating.decision == DecisionKind.QA_GOOD:
-        return f":white_check_mark: Rated *Good* by {who}"
-    line = f":warning: *Defect: {label(rating.defect_category)}* — reported by {who}"
-    if rating.defect_comment:
-        line += f"\n>{escape(rating.defect_comment[:500])}"
-    return line
-
-
-def _when(at: datetime | None) -> str:
-    return (
-        f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
-        if at
-        else "just now"
-    )
-
-
-def defect_modal(*, review_id: str, channel: str, ts: str) -> View:
-    """Defect details: the category (the taxonomy) and an optional comment."""
-    options = [Option(value=value, label=text) for value, text in DEFECT_LABELS.items()]
-    return View(
-        type="modal",
-        callback_id=CallbackId.QA_DEFECT_MODAL,
-        title=PlainTextObject(text="Report a defect"),
-        submit=PlainTextObject(text="Save"),
-        close=PlainTextObject(text="Cancel"),
-        private_metadata=ModalMeta(review_id=review_id, channel=channel, ts=ts).model_dump_json(),
-        blocks=[
-            InputBlock(
-                block_id=BlockId.QA_DEFECT_CATEGORY,
-                label=PlainTextObject(text="What went wrong?"),
-                element=StaticSelectElement(
-                    action_id=ActionId.QA_DEFECT_CATEGORY,
-                    options=options,
-                    placeholder=PlainTextObject(text="Pick a category"),
-                ),
-            ),
-            InputBlock(
-                block_id=BlockId.QA_DEFECT_COMMENT,
-                label=PlainTextObject(text="Comment"),
-                optional=True,
-                element=PlainTextInputElement(
-                    action_id=ActionId.QA_DEFECT_COMMENT, multiline=True, max_length=2000
-                ),
-            ),
-        ],
-    )
 
 
 # ------------------------------------------------------------------ recording a rating

@@ -18,7 +18,7 @@ from sqlmodel import Session, col
 from bot.review.edit_distance import edit_distance
 from bot.review.people import MembershipUnknown, PeopleDirectory
 from bot.review.policy import Policy
-from bot.slack.blocks import already_decided_text, decision_thread_text, not_allowed_text
+from bot.slack.blocks.thread import already_decided_text, decision_thread_text, not_allowed_text
 from bot.slack.dedupe import first_delivery
 from storage import repo
 from storage.db import session_scope

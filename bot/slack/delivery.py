@@ -23,7 +23,7 @@ from sqlmodel import col
 from bot.app.runtime import Runtime
 from bot.outbox.worker import KindPolicy, Permanent, Retry, register_kind
 from bot.review.people import PeopleDirectory
-from bot.slack.blocks import moved_message, review_message
+from bot.slack.blocks.card import moved_message, review_message
 from bot.slack.client import make_web_client
 from bot.slack.dedupe import first_delivery, prune
 from storage import repo

@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 from bot.ai.assist import REGENERATING, regenerate_for_modal
 from bot.app.runtime import Runtime
 from bot.review.decisions import pending_review
-from bot.slack.blocks import edit_modal, edited_text
+from bot.slack.blocks.modals import edit_modal, edited_text
 from bot.slack.ids import ActionId, BlockId, ModalMeta
 from handlers.slack.errors import answers_refusals
 

@@ -8,7 +8,8 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.app.runtime import Runtime
-from bot.qa.rating import defect_modal, ensure_unrated, rate
+from bot.qa.rating import ensure_unrated, rate
+from bot.slack.blocks.qa import defect_modal
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from handlers.slack.errors import answers_refusals
 from handlers.slack.payloads import click_from_action, click_from_view

@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 
 from bot.app.runtime import Runtime
 from bot.review.decisions import decide, load_review, pending_review
-from bot.slack.blocks import edit_modal, edited_text, full_text_modal, reject_modal, rejected_reason
+from bot.slack.blocks.modals import edit_modal, edited_text, full_text_modal, reject_modal, rejected_reason
 from bot.slack.ids import ActionId, BlockId, CallbackId, ReviewRef
 from handlers.slack.errors import answers_refusals
 from handlers.slack.payloads import click_from_action, click_from_view, modal_meta

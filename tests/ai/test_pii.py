@@ -175,7 +175,7 @@ def test_random_long_text_is_masked_without_catastrophic_backtracking() -> None:
 def test_the_cards_notification_text_is_masked_too() -> None:
     from datetime import UTC, datetime
 
-    from bot.slack.blocks import fallback_text
+    from bot.slack.blocks.card import fallback_text
     from storage.models import Review
 
     review = Review(

@@ -10,18 +10,9 @@ import pytest
 
 from bot.app.settings import BUNDLED_POLICY
 from bot.review.policy import load_policy
-from bot.slack.blocks import (
-    clip_escaped,
-    edit_modal,
-    edited_text,
-    escape,
-    full_text_modal,
-    link,
-    reject_modal,
-    rejected_reason,
-    review_message,
-    sla_text,
-)
+from bot.slack.blocks.card import review_message, sla_text
+from bot.slack.blocks.modals import edit_modal, edited_text, full_text_modal, reject_modal, rejected_reason
+from bot.slack.blocks.text import clip_escaped, escape, link
 from bot.slack.ids import ActionId, BlockId, ModalMeta
 from sandbox.demo.runner import load_sample_tickets
 from sandbox.slack_standin import (

@@ -1,0 +1,211 @@
+"""The Edit, Reject and full-text modals, and reading what was typed into them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    InputBlock,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.app.settings import Settings, secret
+from bot.slack.blocks.text import DEFECT_LABELS, clip, customer_text, escape, md, validated
+from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
+from storage.models import DefectCategory, Review
+
+INPUT_MAX = 3000
+VIEW_MAX_BLOCKS = 100
+
+
+def _parts(text: str, size: int = INPUT_MAX) -> list[str]:
+    """`text` in pieces of at most `size` characters, cut after whitespace where possible ("".join restores it)."""
+    parts: list[str] = []
+    while len(text) > size:
+        cut = max(text.rfind("\n", size // 2, size), text.rfind(" ", size // 2, size))
+        cut = cut + 1 if cut > 0 else size
+        parts.append(text[:cut])
+        text = text[cut:]
+    parts.append(text)
+    return parts
+
+
+def edit_modal(
+    review: Review,
+    meta: ModalMeta,
+    *,
+    settings: Settings | None = None,
+    text: str | None = None,
+    revision: int = 0,
+    ai_note: str | None = None,
+) -> View:
+    """The Edit modal, prefilled with the draft (in 3,000-character parts when it is longer).
+
+    With a model configured it also offers AI Regenerate (handlers/slack/ai.py), which rebuilds the modal
+    with `text` under new block ids (`revision`), since Slack keeps typed input over a new initial_value.
+    """
+    customer, _ = clip(" ".join(customer_text(review, settings).split()), 600)
+    blocks: list[Block] = [
+        SectionBlock(
+            block_id=BlockId.REVIEW_CUSTOMER,
+            text=PlainTextObject(text=f"The customer wrote: {customer}", emoji=False),
+        )
+    ]
+    parts = _parts(review.draft if text is None else text)
+    for i, part in enumerate(parts[: VIEW_MAX_BLOCKS - 4]):
+        label = "Reply to the customer" if len(parts) == 1 else f"Reply, part {i + 1} of {len(parts)}"
+        blocks.append(
+            InputBlock(
+                block_id=f"{BlockId.EDIT_TEXT}:{i}" + (f":r{revision}" if revision else ""),
+                label=label,
+                optional=i > 0,
+                element=PlainTextInputElement(
+                    action_id=ActionId.EDIT_TEXT, multiline=True, max_length=INPUT_MAX, initial_value=part
+                ),
+            )
+        )
+    if settings is not None and secret(settings.openai_api_key):
+        blocks += _ai_blocks(review, ai_note)
+    return View(
+        type="modal",
+        callback_id=CallbackId.EDIT_MODAL,
+        title="Edit reply",
+        submit="Send reply",
+        close="Cancel",
+        private_metadata=meta.model_dump_json(),
+        blocks=validated(blocks),
+    )
+
+
+def _ai_blocks(review: Review, note: str | None) -> list[Block]:
+    """AI Regenerate in the Edit modal: an optional instruction and the button (and a quiet note after a try)."""
+    blocks: list[Block] = [
+        InputBlock(
+            block_id=BlockId.AI_INSTRUCTION,
+            label="Instruction for AI",
+            optional=True,
+            hint="Regenerate rewrites the reply above from the knowledge base; you still review it.",
+            element=PlainTextInputElement(
+                action_id=ActionId.AI_INSTRUCTION,
+                max_length=500,
+                placeholder="e.g. shorter, apologise for the delay",
+            ),
+        ),
+        ActionsBlock(
+            block_id=BlockId.AI_ACTIONS,
+            elements=[
+                ButtonElement(
+                    text="Regenerate with AI",
+                    action_id=ActionId.AI_REGENERATE,
+                    value=ReviewRef(review_id=review.id).model_dump_json(),
+                )
+            ],
+        ),
+    ]
+    if note:
+        blocks.append(ContextBlock(block_id=BlockId.AI_NOTE, elements=[md(clip(escape(note), 2000)[0])]))
+    return blocks
+
+
+def edited_text(values: dict[str, dict[str, dict[str, str | None]]]) -> str:
+    """The reply typed into the Edit modal, its parts joined in order."""
+    keys = sorted(
+        (k for k in values if k.startswith(f"{BlockId.EDIT_TEXT}:")), key=lambda k: int(k.split(":")[1])
+    )
+    return "".join(values[k][ActionId.EDIT_TEXT].get("value") or "" for k in keys)
+
+
+def rejected_reason(values: dict[str, dict[str, dict[str, Any]]]) -> tuple[str | None, str | None]:
+    """(defect category, comment) chosen in the Reject modal; category None when missing or unknown."""
+    selected = (values.get(BlockId.REJECT_CATEGORY, {}).get(ActionId.REJECT_CATEGORY) or {}).get(
+        "selected_option"
+    )
+    category = (selected or {}).get("value")
+    comment = (values.get(BlockId.REJECT_COMMENT, {}).get(ActionId.REJECT_COMMENT) or {}).get("value")
+    valid = category in {c.value for c in DefectCategory}
+    return (category if valid else None), (comment.strip() or None) if comment else None
+
+
+def reject_modal(review: Review, meta: ModalMeta) -> View:
+    """The Reject modal: a defect category (required) and a comment."""
+    options = [Option(value=c.value, text=label) for c, label in DEFECT_LABELS.items()]
+    blocks: list[Block] = [
+        SectionBlock(
+            block_id=BlockId.REVIEW_HEADER,
+            text=md(
+                f"Reject the AI draft for ticket {escape('#' + review.ticket_id)}? Nothing is sent to the customer; "
+                "the reason goes to the feedback store."
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.REJECT_CATEGORY,
+            label="What is wrong with it?",
+            element=StaticSelectElement(
+                action_id=ActionId.REJECT_CATEGORY, placeholder="Choose a reason", options=options
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.REJECT_COMMENT,
+            label="Details",
+            optional=True,
+            element=PlainTextInputElement(
+                action_id=ActionId.REJECT_COMMENT,
+                multiline=True,
+                max_length=INPUT_MAX,
+                placeholder="What should it have said?",
+            ),
+        ),
+    ]
+    return View(
+        type="modal",
+        callback_id=CallbackId.REJECT_MODAL,
+        title="Reject draft",
+        submit="Reject",
+        close="Cancel",
+        private_metadata=meta.model_dump_json(),
+        blocks=validated(blocks),
+    )
+
+
+def full_text_modal(review: Review, *, settings: Settings | None = None) -> View:
+    """Everything the card had to trim: the customer's message, the draft and the text sent, in full."""
+    sections = [
+        ("customer", "Customer wrote", customer_text(review, settings)),
+        ("draft", "AI draft", review.draft),
+    ]
+    if review.final_text and review.final_text != review.draft:
+        sections.append(("sent", "Sent", review.final_text))
+    blocks: list[Block] = []
+    for key, name, text in sections:
+        blocks.append(HeaderBlock(block_id=f"{BlockId.FULL_TEXT}:{key}", text=name))
+        for i, part in enumerate(_parts(text)):
+            blocks.append(
+                SectionBlock(
+                    block_id=f"{BlockId.FULL_TEXT}:{key}:{i}",
+                    text=PlainTextObject(text=part or " ", emoji=False),
+                )
+            )
+    if len(blocks) > VIEW_MAX_BLOCKS:
+        blocks = blocks[: VIEW_MAX_BLOCKS - 1] + [
+            SectionBlock(
+                block_id=f"{BlockId.FULL_TEXT}:more", text=md("(longer still: the rest is in the ticket)")
+            )
+        ]
+    title = clip(f"Ticket {review.ticket_id}", 24)[0]
+    return View(
+        type="modal",
+        callback_id=CallbackId.FULL_TEXT_MODAL,
+        title=title,
+        close="Close",
+        blocks=validated(blocks),
+    )

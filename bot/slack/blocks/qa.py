@@ -1,0 +1,162 @@
+"""The QA card of an auto-sent reply (Good / Defect, then who rated it) and the defect modal: pure builders."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.ai.pii import mask_pii
+from bot.slack.blocks.text import DEFECT_LABELS as LABELS
+from bot.slack.blocks.text import escape
+from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
+from storage.models import Decision, DecisionKind, Review
+
+DEFECT_LABELS: dict[str, str] = {str(category): name for category, name in LABELS.items()}
+SHOWN_CHARS = 1200  # of each text on the card: the card stays compact, the ticket has the rest
+
+
+def label(category: str | None) -> str:
+    """A defect category's label, or the raw value when the taxonomy does not know it."""
+    return DEFECT_LABELS.get(category or "", category or "unspecified")
+
+
+def _shown(text: str, limit: int = SHOWN_CHARS) -> str:
+    text = mask_pii(text).strip()
+    return escape(text if len(text) <= limit else text[: limit - 1].rstrip() + "…")
+
+
+def _quote(text: str) -> str:
+    return "\n".join(f">{line}" for line in text.splitlines() or [""])
+
+
+# ------------------------------------------------------------------ Block Kit (pure)
+
+
+def qa_text(review: Review) -> str:
+    """The notification/fallback text of a QA card."""
+    return f"QA: auto-sent reply to ticket {review.ticket_id} ({review.interaction_type}, {review.confidence:.2f})"
+
+
+def qa_card(review: Review, rating: Decision | None = None) -> list[Block]:
+    """The QA card: customer message, the reply that went out, confidence and type; Good / Defect until rated."""
+    ticket = (
+        f"<{review.ticket_url}|#{escape(review.ticket_id)}>"
+        if review.ticket_url
+        else f"#{escape(review.ticket_id)}"
+    )
+    blocks: list[Block] = [
+        HeaderBlock(
+            block_id=BlockId.QA_HEADER, text=PlainTextObject(text="QA · auto-sent reply", emoji=True)
+        ),
+        ContextBlock(
+            block_id=BlockId.QA_FACTS,
+            elements=[
+                MarkdownTextObject(
+                    text=f"Ticket {ticket} · *{escape(review.interaction_type)}* · confidence *{review.confidence:.2f}* · "
+                    f"sent {_when(review.decided_at)}"
+                )
+            ],
+        ),
+        SectionBlock(
+            block_id=BlockId.QA_CUSTOMER,
+            text=MarkdownTextObject(text="*Customer*\n" + _quote(_shown(review.customer_message))),
+        ),
+        SectionBlock(
+            block_id=BlockId.QA_REPLY,
+            text=MarkdownTextObject(
+                text="*Reply sent*\n" + _quote(_shown(review.final_text or review.draft))
+            ),
+        ),
+    ]
+    if rating is None:
+        ref = ReviewRef(review_id=review.id).model_dump_json()
+        blocks.append(
+            ActionsBlock(
+                block_id=BlockId.QA_ACTIONS,
+                elements=[
+                    ButtonElement(
+                        action_id=ActionId.QA_GOOD,
+                        text=PlainTextObject(text="Good", emoji=True),
+                        value=ref,
+                        style="primary",
+                    ),
+                    ButtonElement(
+                        action_id=ActionId.QA_DEFECT,
+                        text=PlainTextObject(text="Defect", emoji=True),
+                        value=ref,
+                        style="danger",
+                    ),
+                ],
+            )
+        )
+    else:
+        blocks.append(
+            ContextBlock(block_id=BlockId.QA_RATING, elements=[MarkdownTextObject(text=rating_line(rating))])
+        )
+    return blocks
+
+
+def rating_line(rating: Decision) -> str:
+    """Who rated the reply, and the defect and comment when it was one."""
+    who = f"<@{rating.actor_id}>" if rating.actor_id else escape(rating.actor_name or "someone")
+    if rating.decision == DecisionKind.QA_GOOD:
+        return f":white_check_mark: Rated *Good* by {who}"
+    line = f":warning: *Defect: {label(rating.defect_category)}* — reported by {who}"
+    if rating.defect_comment:
+        line += f"\n>{escape(rating.defect_comment[:500])}"
+    return line
+
+
+def _when(at: datetime | None) -> str:
+    return (
+        f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
+        if at
+        else "just now"
+    )
+
+
+def defect_modal(*, review_id: str, channel: str, ts: str) -> View:
+    """Defect details: the category (the taxonomy) and an optional comment."""
+    options = [Option(value=value, label=text) for value, text in DEFECT_LABELS.items()]
+    return View(
+        type="modal",
+        callback_id=CallbackId.QA_DEFECT_MODAL,
+        title=PlainTextObject(text="Report a defect"),
+        submit=PlainTextObject(text="Save"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=ModalMeta(review_id=review_id, channel=channel, ts=ts).model_dump_json(),
+        blocks=[
+            InputBlock(
+                block_id=BlockId.QA_DEFECT_CATEGORY,
+                label=PlainTextObject(text="What went wrong?"),
+                element=StaticSelectElement(
+                    action_id=ActionId.QA_DEFECT_CATEGORY,
+                    options=options,
+                    placeholder=PlainTextObject(text="Pick a category"),
+                ),
+            ),
+            InputBlock(
+                block_id=BlockId.QA_DEFECT_COMMENT,
+                label=PlainTextObject(text="Comment"),
+                optional=True,
+                element=PlainTextInputElement(
+                    action_id=ActionId.QA_DEFECT_COMMENT, multiline=True, max_length=2000
+                ),
+            ),
+        ],
+    )
