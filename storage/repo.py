@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from storage.models import AuditEvent, OutboxItem, Review
 
@@ -42,7 +42,11 @@ def enqueue(
 
 
 def review_by_key(*, session: Session, idempotency_key: str) -> Review | None:
-    return session.execute(select(Review).where(Review.idempotency_key == idempotency_key)).scalars().first()
+    return (
+        session.execute(select(Review).where(col(Review.idempotency_key) == idempotency_key))
+        .scalars()
+        .first()
+    )
 
 
 def get_review(*, session: Session, review_id: str) -> Review | None:
@@ -53,7 +57,9 @@ def prior_contacts(*, session: Session, customer_key: str | None, since: datetim
     """How many drafts this customer had in [since, before): the repeat-contact history."""
     if not customer_key:
         return 0
-    q = select(func.count(Review.id)).where(
-        Review.customer_key == customer_key, Review.created_at >= since, Review.created_at < before
+    q = select(func.count(col(Review.id))).where(
+        col(Review.customer_key) == customer_key,
+        col(Review.created_at) >= since,
+        col(Review.created_at) < before,
     )
     return int(session.execute(q).scalar_one())
