@@ -5,6 +5,7 @@ Tests and the offline demo point `slack_sdk.WebClient(base_url=standin.base_url)
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -115,10 +116,8 @@ def _parse_request_args(headers: Mapping[str, str], query: Mapping[str, str], bo
             args.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
     for key in _JSON_FIELDS:
         if isinstance(args.get(key), str):
-            try:
+            with contextlib.suppress(ValueError):
                 args[key] = json.loads(args[key])
-            except ValueError:
-                pass
     return args
 
 
@@ -136,7 +135,7 @@ def _shape_errors(raw: Any, normalized: Any, pointer: str) -> list[str]:
             else:
                 errors += _shape_errors(value, normalized[key], f"{pointer}/{key}")
     elif isinstance(raw, list) and isinstance(normalized, list) and len(raw) == len(normalized):
-        for i, (r, n) in enumerate(zip(raw, normalized)):
+        for i, (r, n) in enumerate(zip(raw, normalized, strict=True)):
             errors += _shape_errors(r, n, f"{pointer}/{i}")
     return errors
 
@@ -180,17 +179,10 @@ def validate_blocks(blocks: Any, *, limit: int, pointer: str = "/blocks") -> lis
     normalized: list[dict[str, Any]] = []
     errors: list[str] = []
     for i, raw in enumerate(blocks):
-        where = f"{pointer}/{i}"
-        try:
-            block = Block.parse(raw) if isinstance(raw, dict) else None
-            if block is None:
-                raise ValueError(f"unsupported block: {raw!r:.80}")
-            as_dict = block.to_dict()
-        except Exception as exc:  # slack_sdk raises SlackObjectFormationError, TypeError, ... on bad input
-            errors.append(f"[ERROR] {exc} [json-pointer:{where}]")
-            continue
-        errors += _shape_errors(raw, as_dict, where)
-        normalized.append(as_dict)
+        as_dict, block_errors = _normalized_block(raw, f"{pointer}/{i}")
+        errors += block_errors
+        if as_dict is not None:
+            normalized.append(as_dict)
     block_ids = [b["block_id"] for b in normalized if "block_id" in b]
     errors += [
         f"[ERROR] duplicate block_id: {b} [json-pointer:{pointer}]"
@@ -199,9 +191,21 @@ def validate_blocks(blocks: Any, *, limit: int, pointer: str = "/blocks") -> lis
     ]
     if errors:
         raise SlackError("invalid_blocks", errors)
-    for block in normalized:
-        _fill_ids(block)
+    for item in normalized:
+        _fill_ids(item)
     return normalized
+
+
+def _normalized_block(raw: Any, where: str) -> tuple[dict[str, Any] | None, list[str]]:
+    """One block as slack_sdk's model renders it, and the errors Slack would report for it."""
+    try:
+        block = Block.parse(raw) if isinstance(raw, dict) else None
+        if block is None:
+            raise ValueError(f"unsupported block: {raw!r:.80}")
+        as_dict = block.to_dict()
+    except Exception as exc:  # slack_sdk raises SlackObjectFormationError, TypeError, ... on bad input
+        return None, [f"[ERROR] {exc} [json-pointer:{where}]"]
+    return as_dict, _shape_errors(raw, as_dict, where)
 
 
 def validate_view(view: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from bot.ai.kb import KbCache
 from bot.ai.llm import llm_from_settings
 from bot.ai.tone import tone_flags
 from handlers.http.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-from sandbox.demo.runner import DemoContext
+from sandbox.demo.context import DemoContext
 from sandbox.openai_standin import OpenAIStandin
 from storage import repo
 from storage.db import session_scope
@@ -67,14 +67,10 @@ def _ticket(ctx: DemoContext, ticket_id: str) -> dict[str, Any]:
 
 def act_ai_assist(ctx: DemoContext) -> None:
     """Switch AI assist on against the stand-in, show what it does, switch it off again."""
-    from sandbox.demo.runner import ACTS
-
-    ref = "sandbox.demo.ai:act_ai_assist"
-    number = f"{ACTS.index(ref) + 1}. " if ref in ACTS else ""
-    ctx.heading(f"{number}AI assist: drafts for a helpdesk without an AI pipeline, summaries, masking")
+    ctx.act_heading("AI assist: drafts for a helpdesk without an AI pipeline, summaries, masking")
     runtime, s = ctx.runtime, ctx.style
     standin = OpenAIStandin(api_key="sk-demo").start()
-    saved = runtime.settings, runtime.services.get("llm"), runtime.services.get("kb")
+    saved = runtime.settings, runtime.services.llm, runtime.services.kb
     runtime.settings = runtime.settings.model_copy(
         update={
             "openai_api_key": SecretStr("sk-demo"),
@@ -84,10 +80,10 @@ def act_ai_assist(ctx: DemoContext) -> None:
             "zendesk_webhook_secret": SecretStr(WEBHOOK_SECRET),
         }
     )
-    runtime.services["llm"] = llm_from_settings(
+    runtime.services.llm = llm_from_settings(
         runtime.settings, banned_phrases=runtime.policy.tone.banned_phrases
     )
-    runtime.services["kb"] = KbCache(SAMPLE_KB)
+    runtime.services.kb = KbCache(SAMPLE_KB)
     try:
         _webhook(ctx, standin)
         _summary_and_classification(ctx, standin)
@@ -99,7 +95,7 @@ def act_ai_assist(ctx: DemoContext) -> None:
             )
         )
     finally:
-        runtime.settings, runtime.services["llm"], runtime.services["kb"] = saved
+        runtime.settings, runtime.services.llm, runtime.services.kb = saved
         standin.stop()
 
 

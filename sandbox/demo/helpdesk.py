@@ -8,16 +8,15 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import col, select
 
+from sandbox.demo.context import SIGNING_SECRET, DemoContext, load_sample_tickets
+from sandbox.demo.slack import NAMES, plain_text
 from sandbox.slack_sim import SlackSim, block_action_payload
 from storage.db import session_scope
 from storage.models import Decision, Review
-
-if TYPE_CHECKING:
-    from sandbox.demo.runner import DemoContext
 
 FIRST_AGENT_ID = 910_000_001
 FIRST_CUSTOMER_ID = 920_000_001
@@ -42,8 +41,6 @@ CONFLICT_DRAFT: dict[str, Any] = {
 
 def seed_zendesk(zendesk: Any) -> None:
     """Before any draft arrives: the sample tickets with their requesters, and an agent per Slack demo user."""
-    from sandbox.demo.runner import load_sample_tickets
-
     for n, (_uid, name) in enumerate(
         _agents()
     ):  # the Slack demo users' emails, as the Slack act registers them
@@ -65,19 +62,20 @@ def seed_zendesk(zendesk: Any) -> None:
 
 def act_helpdesk(ctx: DemoContext) -> None:
     """Drain the outbox, then show per ticket what Zendesk received, a 409, QA cards, and the DPO export."""
-    from sandbox.demo.runner import ACTS
-
-    ref = "sandbox.demo.helpdesk:act_helpdesk"
-    number = f"{ACTS.index(ref) + 1}. " if ref in ACTS else ""
-    ctx.heading(f"{number}Zendesk write-back: every decision reaches the ticket exactly once")
+    ctx.act_heading("Zendesk write-back: every decision reaches the ticket exactly once")
     zendesk = ctx.standins["zendesk"]
-    outbox = ctx.runtime.services["outbox"]
-    outbox.drain(60, kinds={"helpdesk_write"})
+    _drain(ctx, 60, kinds={"helpdesk_write"})
     names = _names(zendesk)
     _show_writes(ctx, zendesk, names)
     _show_conflict(ctx, zendesk)
     _show_qa(ctx)
     _show_export(ctx)
+
+
+def _drain(ctx: DemoContext, timeout: float, *, kinds: set[str] | None = None) -> None:
+    outbox = ctx.runtime.services.outbox
+    assert outbox is not None, "the demo runs the outbox worker"
+    outbox.drain(timeout, kinds=kinds)
 
 
 def _names(zendesk: Any) -> dict[int, str]:
@@ -89,8 +87,6 @@ def _names(zendesk: Any) -> dict[int, str]:
 
 def _agents() -> list[tuple[str, str]]:
     """The Slack demo users (id, name), in a stable order: each is a Zendesk agent too."""
-    from sandbox.demo.slack import NAMES
-
     return sorted((uid, name) for uid, name in NAMES.items() if uid.startswith("U"))
 
 
@@ -136,8 +132,6 @@ def _what_zendesk_has(zendesk: Any, review: Review, names: dict[int, str]) -> st
 
 
 def _show_conflict(ctx: DemoContext, zendesk: Any) -> None:
-    from sandbox.demo.runner import SIGNING_SECRET
-
     ctx.say(
         ctx.style.dim(
             "\n  A conflict: the pipeline drafts a reply to #48198, sending the ticket's updated_at; "
@@ -178,17 +172,13 @@ def _show_conflict(ctx: DemoContext, zendesk: Any) -> None:
         f"  Alex approves the draft in Slack → Zendesk answers 409 (safe_update), nothing is overwritten. "
         f"Zendesk keeps {len(replies)} public reply, Dana's."
     )
-    from sandbox.demo.slack import _plain
-
-    ctx.say(f"  In the card's thread: “{_plain(note['text'])}”")
+    ctx.say(f"  In the card's thread: “{plain_text(note['text'])}”")
 
 
 def _show_qa(ctx: DemoContext) -> None:
-    from sandbox.demo.runner import SIGNING_SECRET
-
     channel = ctx.runtime.policy.qa.channel
     slack = ctx.standins["slack"]
-    ctx.runtime.services["outbox"].drain(20)
+    _drain(ctx, 20)
     cards = [m for m in slack.messages(channel)] if channel else []
     rate = ctx.runtime.policy.qa.sample_rate
     ctx.say(

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import col, select
 
 from bot.common.durations import format_duration
 from bot.sla.engine import SlaEngine, sla_state
+from sandbox.demo.context import DemoContext
 from storage.db import session_scope
 from storage.models import OutboxItem, Review, SlaPing
-
-if TYPE_CHECKING:
-    from sandbox.demo.runner import DemoContext
 
 TIER = "demo_fast"
 NAMES = {"S0SUPERVISORS": "@support-supervisors", "U0MANAGER": "@Morgan (manager)", "U0SUPERVISOR": "@Sam"}
@@ -70,8 +69,8 @@ def _messages(ctx: DemoContext, rid: str, kind: str) -> list[OutboxItem]:
     with session_scope(ctx.runtime.engine, readonly=True) as s:
         q = select(OutboxItem).where(
             col(OutboxItem.dedupe_key).startswith(f"sla:{rid}:{kind}:"),
-            OutboxItem.kind.in_(["slack_post", "slack_dm"]),
-        )  # type: ignore[attr-defined]
+            col(OutboxItem.kind).in_(["slack_post", "slack_dm"]),
+        )
         return list(s.execute(q.order_by(col(OutboxItem.id))).scalars())
 
 
@@ -140,11 +139,7 @@ def _show_step(ctx: DemoContext, rid: str, step: SlaPing, created: datetime) -> 
 
 def act_sla(ctx: DemoContext) -> None:
     """A draft in a 6-second-SLA tier: the warning at 3 s, the breach ping at 6 s, then a late approval."""
-    from sandbox.demo.runner import ACTS
-
-    ref = "sandbox.demo.sla:act_sla"
-    number = f"{ACTS.index(ref) + 1}. " if ref in ACTS else ""
-    ctx.heading(f"{number}SLA timers: a draft nobody touches is warned about, then escalated")
+    ctx.act_heading("SLA timers: a draft nobody touches is warned about, then escalated")
     s = ctx.style
     runtime = ctx.runtime
     tier = runtime.policy.tiers.get(TIER)
@@ -157,12 +152,10 @@ def act_sla(ctx: DemoContext) -> None:
         slack.add_usergroup("S0SUPERVISORS", ["U0SUPERVISOR"])
     zendesk = ctx.standins.get("zendesk")
     if zendesk is not None:  # the ticket the approved reply is written back to
-        try:
+        with contextlib.suppress(ValueError):  # already there
             zendesk.add_ticket(
                 int(DRAFT["ticket_id"]), subject=DRAFT["subject"], description=DRAFT["customer_message"]
             )
-        except ValueError:
-            pass  # already there
     levels = ", ".join(
         f"level {lv.level} after +{format_duration(lv.after)} in {lv.channel}"
         + (f" every {format_duration(lv.repeat_every)}" if lv.repeat_every else "")
@@ -206,7 +199,7 @@ def act_sla(ctx: DemoContext) -> None:
     card_line = _card_sla_line(ctx, _review(ctx, rid))
     if card_line:
         ctx.say(f"  The card now reads: {s.bold(card_line)}")
-    engine: SlaEngine | None = runtime.services.get("sla")
+    engine: SlaEngine | None = runtime.services.sla
     if engine is not None:
         upcoming = engine.next_due(rid)
         nexts = engine.settle([rid])  # what its timer does when it comes up: finds the review decided
@@ -242,6 +235,6 @@ def _approve(ctx: DemoContext, rid: str) -> None:
             now=runtime.clock.now(),
             policy=runtime.policy,
         )
-    outbox = runtime.services.get("outbox")
+    outbox = runtime.services.outbox
     if outbox is not None:
         outbox.wake()

@@ -7,18 +7,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlmodel import col
 
 from bot.slack.ids import ActionId, BlockId
+from sandbox.demo.context import SIGNING_SECRET, DemoContext
 from sandbox.slack_sim import SlackSim, block_action_payload, view_submission_payload
 from storage.db import session_scope
 from storage.models import AuditEvent, Decision, OutboxItem, OutboxStatus, Review
-
-if TYPE_CHECKING:
-    from sandbox.demo.runner import DemoContext
 
 AGENTS = {"U0ALEX": "Alex", "U0PRIYA": "Priya", "U0JORDAN": "Jordan"}
 SUPERVISOR, OUTSIDER = "U0SUPERVISOR", "U0RILEY"
@@ -33,11 +31,7 @@ NAMES = {
 
 def act_slack(ctx: DemoContext) -> None:
     """Show the posted cards, then approve, edit, take over, reject, click late, and be refused."""
-    from sandbox.demo.runner import ACTS, SIGNING_SECRET
-
-    ref = "sandbox.demo.slack:act_slack"
-    number = f"{ACTS.index(ref) + 1}. " if ref in ACTS else ""
-    ctx.heading(f"{number}Slack: cards in the tier channels, and reviewers deciding")
+    ctx.act_heading("Slack: cards in the tier channels, and reviewers deciding")
     slack = ctx.standins["slack"]
     _register_people(slack)
     _show_posting(ctx, slack)
@@ -97,7 +91,7 @@ def _clicks(ctx: DemoContext, slack: Any, sim: SlackSim) -> None:
     review = _decided(ctx, slack, standard[0]["id"])
     say(
         f"  ✅ Alex approves #{review.ticket_id}: HTTP 200 in {ms:.0f} ms; the card loses its buttons and says "
-        f"“{_plain(_decision_line(slack, approved))}”"
+        f"“{plain_text(_decision_line(slack, approved))}”"
     )
 
     edited = _card(ctx, slack, standard[1]["id"])
@@ -163,17 +157,17 @@ def _clicks(ctx: DemoContext, slack: Any, sim: SlackSim) -> None:
     ms, note = _click_and_hear(sim, slack, approved, ActionId.APPROVE, "U0PRIYA")
     say(
         f"  🔁 Priya clicks Approve on #{_review(ctx, standard[0]['id']).ticket_id} a moment too late "
-        f"(HTTP 200 in {ms:.0f} ms). Only she sees: “{_plain(note)}”"
+        f"(HTTP 200 in {ms:.0f} ms). Only she sees: “{plain_text(note)}”"
     )
 
     card = _card(ctx, slack, refund["id"])
     _, note = _click_and_hear(sim, slack, card, ActionId.APPROVE, OUTSIDER)
     ticket = _review(ctx, refund["id"]).ticket_id
     say(
-        f"  🚫 Riley, not in @support-agents, clicks Approve on refund #{ticket}. Only he sees: “{_plain(note)}”"
+        f"  🚫 Riley, not in @support-agents, clicks Approve on refund #{ticket}. Only he sees: “{plain_text(note)}”"
     )
     _, note = _click_and_hear(sim, slack, card, ActionId.APPROVE, "U0ALEX")
-    say(f"     Alex is an agent, but this refund is over the limit: “{_plain(note)}”")
+    say(f"     Alex is an agent, but this refund is over the limit: “{plain_text(note)}”")
     _click(sim, card, ActionId.APPROVE, SUPERVISOR)
     _decided(ctx, slack, refund["id"])
     say(f"     Sam (@support-supervisors) approves it. Refused attempts in the audit log: {_refusals(ctx)}")
@@ -194,14 +188,14 @@ def card_as_text(blocks: list[dict[str, Any]]) -> list[str]:
         if block["type"] == "header":
             lines.append(block["text"]["text"])
         elif block["type"] == "section" and block.get("fields"):
-            lines.append(" · ".join(_plain(f["text"]).replace("\n", " ") for f in block["fields"]))
+            lines.append(" · ".join(plain_text(f["text"]).replace("\n", " ") for f in block["fields"]))
         elif block["type"] == "section":
-            text = _plain(block["text"]["text"])
+            text = plain_text(block["text"]["text"])
             head, _, body = text.partition("\n")
             lines.append(head)
             lines += [f"  {line}" for line in _shorten(body, 4)]
         elif block["type"] == "context":
-            lines += [_plain(e.get("text", "")) for e in block["elements"]]
+            lines += [plain_text(e.get("text", "")) for e in block["elements"]]
         elif block["type"] == "actions":
             lines.append("  ".join(f"[{e['text']['text']}]" for e in block["elements"]))
     return lines
@@ -220,7 +214,7 @@ def _shorten(text: str, max_lines: int) -> list[str]:
     return wrapped[:max_lines] + (["…"] if len(wrapped) > max_lines else [])
 
 
-def _plain(text: str) -> str:
+def plain_text(text: str) -> str:
     """Slack mrkdwn as a person reads it: names for mentions, local times for dates, link labels."""
     text = re.sub(r"<[@!](?:subteam\^)?(\w+)>", lambda m: "@" + NAMES.get(m.group(1), m.group(1)), text)
     text = re.sub(

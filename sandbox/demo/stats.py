@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from bot.reporting.oversight import VERDICT_LABEL, build_review
 from bot.reporting.stats import compute_stats, render_stats_text
+from sandbox.demo.context import SIGNING_SECRET, DemoContext
 from sandbox.slack_sim import SlackSim, slash_command_form
 from storage.db import session_scope
-
-if TYPE_CHECKING:
-    from sandbox.demo.runner import DemoContext
 
 MANAGER = "U0MANAGER"
 CHANNEL = "#support-managers"
@@ -32,8 +29,6 @@ GROUP_LABEL = {
 
 def act_stats(ctx: DemoContext) -> None:
     """`/hitl stats 24h` through Slack, then the numbers and the oversight review of what the demo did."""
-    from sandbox.demo.runner import SIGNING_SECRET
-
     s = ctx.style
     ctx.heading("Managers: /hitl stats and the oversight review of this demo")
     slack = ctx.standins.get("slack")
