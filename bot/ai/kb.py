@@ -214,19 +214,24 @@ class KnowledgeBase:
         """The `k` best snippets for `text`; limited to the named `sources` files when any of them exist."""
         query = Counter(terms(text))
         wanted = {source_stem(s) for s in sources}
-        pool = [s for s in self.snippets if source_stem(s.source) in wanted] if wanted else self.snippets
-        if wanted and not pool:
-            pool = self.snippets
+        pool = self._pool(wanted)
         scored = sorted(
             ((self.score(s, query), i, s) for i, s in enumerate(pool)), key=lambda x: (-x[0], x[1])
         )
         best = [s for score, _, s in scored if score > 0][:k]
         if wanted and len(best) < k:
             # Named files are picked even when no word matches: the pipeline said they are relevant.
-            best += [s for _, _, s in scored if s not in best and source_stem(s.source) in wanted][
-                : k - len(best)
-            ]
+            best += _from_sources([s for _, _, s in scored if s not in best], wanted)[: k - len(best)]
         return best
+
+    def _pool(self, wanted: set[str]) -> list[Snippet]:
+        """The snippets of the wanted files, or all of them when none is wanted or none of those exists."""
+        pool = _from_sources(self.snippets, wanted) if wanted else []
+        return pool or self.snippets
+
+
+def _from_sources(snippets: Iterable[Snippet], wanted: set[str]) -> list[Snippet]:
+    return [s for s in snippets if source_stem(s.source) in wanted]
 
 
 class KbCache:

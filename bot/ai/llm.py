@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import openai
+from openai.types.chat import ChatCompletion
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bot.ai.pii import mask_pii, mask_pii_found, restore_pii
@@ -87,6 +88,20 @@ def _section(title: str, body: str) -> str:
 
 def _snippets_text(snippets: Sequence[Snippet]) -> str:
     return "\n\n".join(s.render() for s in snippets) if snippets else "(no knowledge-base snippets)"
+
+
+def _failure(exc: openai.OpenAIError) -> tuple[str, str]:
+    """The `LLMUnavailable` reason and message for an openai client error."""
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout", "the model did not answer in time"
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited", "the model is rate-limited (429)"
+    if isinstance(exc, openai.APIStatusError):
+        reason = "server_error" if exc.status_code >= 500 else f"http_{exc.status_code}"
+        return reason, f"the model answered HTTP {exc.status_code}"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection", "the model server could not be reached"
+    return "error", f"the model call failed: {type(exc).__name__}"
 
 
 class LLM:
@@ -207,12 +222,7 @@ class LLM:
         max_retries: int | None = None,
         max_tokens: int = 800,
     ) -> T:
-        options: dict[str, Any] = {}
-        if timeout is not None:
-            options["timeout"] = timeout
-        if max_retries is not None:
-            options["max_retries"] = max_retries
-        client = self.client.with_options(**options) if options else self.client
+        client = self._client(timeout=timeout, max_retries=max_retries)
         try:
             resp = client.chat.completions.create(
                 model=self.model,
@@ -220,28 +230,34 @@ class LLM:
                 response_format={"type": "json_object"},
                 max_completion_tokens=max_tokens,
             )
-        except openai.APITimeoutError as exc:
-            raise self._unavailable(task, "timeout", "the model did not answer in time") from exc
-        except openai.RateLimitError as exc:
-            raise self._unavailable(task, "rate_limited", "the model is rate-limited (429)") from exc
-        except openai.APIStatusError as exc:
-            reason = "server_error" if exc.status_code >= 500 else f"http_{exc.status_code}"
-            raise self._unavailable(task, reason, f"the model answered HTTP {exc.status_code}") from exc
-        except openai.APIConnectionError as exc:
-            raise self._unavailable(task, "connection", "the model server could not be reached") from exc
         except openai.OpenAIError as exc:
-            raise self._unavailable(task, "error", f"the model call failed: {type(exc).__name__}") from exc
-        choice = resp.choices[0] if resp.choices else None
-        content = choice.message.content if choice is not None else None
-        if choice is None or not content or choice.finish_reason in ("length", "content_filter"):
-            why = choice.finish_reason if choice is not None else "no choices"
-            raise self._unavailable(task, "malformed", f"the model gave no complete answer ({why})")
+            reason, message = _failure(exc)
+            raise self._unavailable(task, reason, message) from exc
+        content = self._content(task, resp)
         try:
             return schema.model_validate(json.loads(_strip_fences(content)))
         except (json.JSONDecodeError, ValidationError, TypeError) as exc:
             raise self._unavailable(
                 task, "malformed", f"the model's answer is not the JSON asked for: {exc}"
             ) from exc
+
+    def _client(self, *, timeout: float | None, max_retries: int | None) -> openai.OpenAI:
+        """The client, with this call's timeout and retries when they differ from its defaults."""
+        options: dict[str, Any] = {}
+        if timeout is not None:
+            options["timeout"] = timeout
+        if max_retries is not None:
+            options["max_retries"] = max_retries
+        return self.client.with_options(**options) if options else self.client
+
+    def _content(self, task: str, resp: ChatCompletion) -> str:
+        """The answer's text, or `LLMUnavailable` when it is missing or was cut short."""
+        choice = resp.choices[0] if resp.choices else None
+        content = choice.message.content if choice is not None else None
+        if choice is None or not content or choice.finish_reason in ("length", "content_filter"):
+            why = choice.finish_reason if choice is not None else "no choices"
+            raise self._unavailable(task, "malformed", f"the model gave no complete answer ({why})")
+        return content
 
     def _unavailable(self, task: str, reason: str, message: str) -> LLMUnavailable:
         log.warning("AI %s unavailable (%s): %s", task, reason, message.splitlines()[0][:300])
