@@ -8,16 +8,57 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
 from bot.app.settings import Settings
 from bot.common.clock import Clock, SystemClock
+from bot.outbox.registry import KindRegistry
 from bot.review.policy import Policy, load_policy
 from storage.db import check_schema, make_engine
 
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from slack_bolt import App
+    from slack_sdk import WebClient
+
+    from bot.ai.kb import KbCache
+    from bot.ai.llm import LLM
+    from bot.helpdesk.base import Helpdesk
+    from bot.helpdesk.webhook import WebhookSender
+    from bot.outbox.worker import OutboxWorker
+    from bot.review.people import PeopleDirectory
+    from bot.sla.engine import SlaEngine
+    from bot.slack.delivery import ChannelGate
+
 log = logging.getLogger("hitl")
+
+
+@dataclass
+class Services:
+    """What the installed parts of a running service share; each is set by the part that owns it."""
+
+    kinds: KindRegistry = field(default_factory=KindRegistry)
+    outbox: OutboxWorker | None = None
+    scheduler: BackgroundScheduler | None = None
+    sla: SlaEngine | None = None
+    slack: WebClient | None = None  # waits out short 429s: for listeners and lookups
+    slack_outbox: WebClient | None = None  # never sleeps on 429: the outbox row is retried instead
+    slack_gate: ChannelGate | None = None
+    people: PeopleDirectory | None = None
+    helpdesk: Helpdesk | WebhookSender | None = None
+    helpdesk_ready: bool = False  # `helpdesk` was built from the settings (None then means "no helpdesk")
+    slack_emails: dict[str, str | None] = field(default_factory=dict)
+    llm: LLM | None = None
+    kb: KbCache | None = None
+    bolt: App | None = None
+    socket_mode: bool = False
+
+    def wake_outbox(self) -> None:
+        """Deliver what was just committed now rather than at the next poll (no-op without a worker)."""
+        if self.outbox is not None:
+            self.outbox.wake()
 
 
 @dataclass
@@ -30,7 +71,7 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     instance_id: str = ""
     workers: list[tuple[str, Callable[[], None], Callable[[], None]]] = field(default_factory=list)
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services = field(default_factory=Services)
     _started: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

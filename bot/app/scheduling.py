@@ -13,13 +13,13 @@ from bot.app.runtime import Runtime
 
 
 def install(runtime: Runtime) -> None:
-    """Create the shared scheduler as `runtime.services["scheduler"]`, started with the service."""
-    if not runtime.settings.scheduler_enabled or "scheduler" in runtime.services:
+    """Create the shared scheduler as `runtime.services.scheduler`, started with the service."""
+    if not runtime.settings.scheduler_enabled or runtime.services.scheduler is not None:
         return
     scheduler = BackgroundScheduler(
         timezone="UTC",
         executors={"default": ThreadPoolExecutor(max_workers=8)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 3600},
     )
-    runtime.services["scheduler"] = scheduler
+    runtime.services.scheduler = scheduler
     runtime.add_worker("scheduler", scheduler.start, lambda: scheduler.shutdown(wait=False))

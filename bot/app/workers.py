@@ -1,35 +1,41 @@
-"""Wires the background work of a service: the outbox worker and every module that adds to it.
+"""Wires the background work of a service: the outbox worker and every part that adds to it.
 
-Each module in WORKER_MODULES has `install(runtime)`, which registers its outbox kinds
-(`bot.outbox.worker.register_kind`) and/or adds workers (`runtime.add_worker`). Order matters only for
-start-up: the outbox worker starts first and stops last.
+Each part has `install(runtime)`, which registers its outbox kinds (`runtime.services.kinds.register`)
+and/or adds workers (`runtime.add_worker`). Order matters only for start-up: the scheduler first (the
+parts add jobs to it), the outbox worker starts first and stops last.
 """
 
 from __future__ import annotations
 
-import importlib
-
+from bot.ai import assist
+from bot.app import scheduling
 from bot.app.runtime import Runtime
+from bot.helpdesk import delivery as helpdesk_delivery
 from bot.outbox.worker import OutboxWorker
+from bot.qa import rating
+from bot.reporting import digest, policy_audit
+from bot.sla import engine as sla_engine
+from bot.slack import delivery as slack_delivery
 
-WORKER_MODULES: list[str] = [
-    "bot.app.scheduling",
-    "bot.reporting.digest",
-    "bot.reporting.policy_audit",
-    "bot.slack.delivery",
-    "bot.sla.engine",
-    "bot.helpdesk.delivery",
-    "bot.ai.assist",
-]
+PARTS = (
+    scheduling.install,
+    digest.install,
+    policy_audit.install,
+    slack_delivery.install,
+    sla_engine.install,
+    helpdesk_delivery.install,
+    rating.install,
+    assist.install,
+)
 
 
 def install_workers(runtime: Runtime) -> None:
-    """Create the outbox worker and let every module register its part."""
-    if "outbox" in runtime.services:
+    """Create the outbox worker and let every part register its share (once per runtime)."""
+    if runtime.services.outbox is not None:
         return
     worker = OutboxWorker(runtime)
-    runtime.services["outbox"] = worker
+    runtime.services.outbox = worker
     if runtime.settings.outbox_enabled:
         runtime.add_worker("outbox", worker.start, worker.stop)
-    for name in WORKER_MODULES:
-        importlib.import_module(name).install(runtime)
+    for install in PARTS:
+        install(runtime)

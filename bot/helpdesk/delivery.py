@@ -35,8 +35,8 @@ from bot.helpdesk.base import (
 )
 from bot.helpdesk.webhook import WebhookSender
 from bot.helpdesk.zendesk import ZendeskHelpdesk
-from bot.outbox.worker import KindPolicy, Permanent, Retry, register_kind
-from bot.qa.rating import QA_POST_POLICY, post_qa_card
+from bot.outbox.kinds import HelpdeskWrite, OutboxKind, SlackPost, enqueue_slack_post, review_order
+from bot.outbox.registry import KindPolicy, Permanent, Retry
 from bot.slack.delivery import call as slack_call
 from storage import repo
 from storage.db import session_scope
@@ -57,7 +57,8 @@ WHAT_WAS_HELD = {
 
 def _tell_reviewer_write_failed(session: Session, row: OutboxItem, why: str, now: datetime) -> None:
     """Dead-lettered write-back: the review shows it and its thread says so (ops are told by the outbox)."""
-    review = session.get(Review, str(row.payload.get("review_id")))
+    write = HelpdeskWrite.model_validate(row.payload)
+    review = session.get(Review, write.review_id)
     if review is None:
         return
     if review.helpdesk_state not in (REJECTED, "closed"):
@@ -65,7 +66,7 @@ def _tell_reviewer_write_failed(session: Session, row: OutboxItem, why: str, now
     session.add(review)
     missing = (
         "the customer has not got the reply"
-        if row.payload.get("decision") in REPLY_DECISIONS
+        if write.decision in REPLY_DECISIONS
         else "the ticket does not show it"
     )
     _tell_thread(
@@ -87,9 +88,8 @@ HELPDESK_WRITE_POLICY = KindPolicy(
 
 
 def install(runtime: Runtime) -> None:
-    """Register the helpdesk write-back and the QA card outbox kinds."""
-    register_kind("helpdesk_write", deliver_decision, HELPDESK_WRITE_POLICY)
-    register_kind("slack_post_qa", post_qa_card, QA_POST_POLICY)
+    """Register the helpdesk write-back outbox kind."""
+    runtime.services.kinds.register(OutboxKind.HELPDESK_WRITE, deliver_decision, HELPDESK_WRITE_POLICY)
 
 
 def make_helpdesk(settings: Settings) -> Helpdesk | WebhookSender | None:
@@ -111,10 +111,10 @@ def make_helpdesk(settings: Settings) -> Helpdesk | WebhookSender | None:
 
 def helpdesk_of(runtime: Runtime) -> Helpdesk | WebhookSender | None:
     """The runtime's adapter, built once."""
-    if "helpdesk" not in runtime.services:
-        runtime.services["helpdesk"] = make_helpdesk(runtime.settings)
-    adapter: Helpdesk | WebhookSender | None = runtime.services["helpdesk"]
-    return adapter
+    services = runtime.services
+    if not services.helpdesk_ready:
+        services.helpdesk, services.helpdesk_ready = make_helpdesk(runtime.settings), True
+    return services.helpdesk
 
 
 # ------------------------------------------------------------------ what is delivered
@@ -177,9 +177,8 @@ class DecisionFacts:
         }
 
 
-def _load_facts(runtime: Runtime, payload: dict[str, Any]) -> DecisionFacts:
-    review_id = str(payload["review_id"])
-    stage = str(payload.get("stage", "review"))
+def _load_facts(runtime: Runtime, write: HelpdeskWrite) -> DecisionFacts:
+    review_id, stage = write.review_id, write.stage
     with session_scope(runtime.engine, readonly=True) as session:
         review = session.get(Review, review_id)
         row = (
@@ -189,7 +188,7 @@ def _load_facts(runtime: Runtime, payload: dict[str, Any]) -> DecisionFacts:
         )
     if review is None:
         raise Permanent(f"review {review_id} does not exist")
-    decision = str(row.decision if row else payload.get("decision") or review.decision)
+    decision = str(row.decision if row else write.decision or review.decision)
     return DecisionFacts(
         key=f"{review_id}:{stage}",
         review_id=review_id,
@@ -265,9 +264,9 @@ def _author_note(facts: DecisionFacts, email: str | None) -> str:
 # ------------------------------------------------------------------ the outbox handler
 
 
-def deliver_decision(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
+def deliver_decision(runtime: Runtime, item: OutboxItem, write: HelpdeskWrite) -> dict[str, Any]:
     """Outbox handler for `helpdesk_write` {review_id, decision[, stage]}."""
-    facts = _load_facts(runtime, item.payload)
+    facts = _load_facts(runtime, write)
     adapter = helpdesk_of(runtime)
     try:
         if adapter is None:
@@ -599,18 +598,16 @@ def _tell_thread(
 ) -> None:
     """A reply in the review's Slack thread (or the ops channel for auto-sent replies, which have none)."""
     if review.slack_ts:
-        payload: dict[str, Any] = {"review_id": review.id, "in_review_thread": True, "text": text}
+        post = SlackPost(review_id=review.id, in_review_thread=True, text=text)
     elif ops_if_no_thread:
-        payload = {
-            "channel": ops_if_no_thread,
-            "text": f"Auto-sent reply for ticket {review.ticket_id}: {text}",
-            "review_id": review.id,
-        }
+        post = SlackPost(
+            channel=ops_if_no_thread,
+            text=f"Auto-sent reply for ticket {review.ticket_id}: {text}",
+            review_id=review.id,
+        )
     else:
         return
-    repo.enqueue(
-        session=session, now=now, kind="slack_post", order_key=f"review:{review.id}", payload=payload
-    )
+    enqueue_slack_post(session, now=now, post=post, order_key=review_order(review.id))
 
 
 # ------------------------------------------------------------------ who decided, as the helpdesk knows them
@@ -620,7 +617,7 @@ def _actor_email(runtime: Runtime, slack_user_id: str | None) -> str | None:
     """The deciding Slack user's email (users.info), cached per process; None when Slack does not say."""
     if not slack_user_id or not slack_user_id.startswith(("U", "W")):
         return None
-    cache: dict[str, str | None] = runtime.services.setdefault("slack_emails", {})
+    cache: dict[str, str | None] = runtime.services.slack_emails
     if slack_user_id not in cache:
         try:
             resp = slack_call(runtime, "users_info", user=slack_user_id)  # 429 / 5xx raise Retry

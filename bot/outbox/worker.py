@@ -1,6 +1,6 @@
 """The durable outbox: every outside write is a row, delivered here with backoff, in order per key.
 
-Rows are added by `storage.repo.enqueue` in the same transaction as the change that causes them.
+Rows are added by the `enqueue_<kind>()` functions of `bot.outbox.kinds` in the same transaction as the change that causes them.
 A worker claims due rows with a lease (so a crashed worker's rows are taken again after the lease),
 calls the handler registered for the row's kind, and records the outcome. Handlers must be
 idempotent: after a crash a row can be delivered again (the helpdesk side keeps a ledger).
@@ -12,16 +12,15 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, exists, select, update
 from sqlalchemy.orm import aliased
-from sqlmodel import Session
 from tenacity import RetryCallState, wait_exponential_jitter
 
+from bot.outbox.kinds import OutboxKind, SlackPost, enqueue_slack_post
+from bot.outbox.registry import KindPolicy, Permanent, Retry
 from storage import repo
 from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus
@@ -30,44 +29,6 @@ if TYPE_CHECKING:
     from bot.app.runtime import Runtime
 
 log = logging.getLogger("hitl.outbox")
-
-
-class Retry(Exception):
-    """A transient failure: try again later (after `retry_after` seconds when the service said so)."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-class Permanent(Exception):
-    """A failure retrying cannot fix: dead-letter the row now."""
-
-
-@dataclass(frozen=True)
-class KindPolicy:
-    """How hard to try one kind of write before dead-lettering it."""
-
-    max_attempts: int = 10
-    max_age: timedelta = timedelta(hours=24)
-    initial_delay: float = 1.0
-    max_delay: float = 300.0
-    announce_dead: bool = True
-    # Called in the dead-lettering transaction (session, row, "why: error", now) to tell the people concerned.
-    on_dead: Callable[[Session, OutboxItem, str, datetime], None] | None = None
-
-
-Handler = Callable[["Runtime", OutboxItem], dict[str, Any] | None]
-_HANDLERS: dict[str, tuple[Handler, KindPolicy]] = {}
-
-
-def register_kind(kind: str, handler: Handler, policy: KindPolicy = KindPolicy()) -> None:
-    """Register the delivery function for one outbox kind."""
-    _HANDLERS[kind] = (handler, policy)
-
-
-def kind_policy(kind: str) -> KindPolicy:
-    return _HANDLERS[kind][1] if kind in _HANDLERS else KindPolicy()
 
 
 def backoff_delay(attempt: int, policy: KindPolicy, retry_after: float | None = None) -> float:
@@ -206,12 +167,13 @@ class OutboxWorker:
 
     def deliver(self, row: OutboxItem) -> None:
         """Call the handler and settle the row: done, retry later, or dead-letter."""
-        handler, policy = _HANDLERS.get(row.kind, (None, KindPolicy()))
+        registration = self.runtime.services.kinds.get(row.kind)
+        policy = registration.policy if registration else KindPolicy()
         now = self.runtime.clock.now()
         try:
-            if handler is None:
+            if registration is None:
                 raise Permanent(f"no handler registered for outbox kind {row.kind!r}")
-            result = handler(self.runtime, row) or {}
+            result = registration.deliver(self.runtime, row) or {}
         except Retry as exc:
             self._settle_failure(row, str(exc), policy, exc.retry_after, permanent=False)
         except Permanent as exc:
@@ -290,19 +252,18 @@ class OutboxWorker:
                 )
                 if policy.on_dead is not None:
                     policy.on_dead(session, row, f"{why}: {error[:500]}", now)
-                if policy.announce_dead and self.runtime.settings.ops_channel and row.kind != "slack_post":
-                    repo.enqueue(
-                        session=session,
-                        now=now,
-                        kind="slack_post",
-                        order_key="ops",
-                        payload={
-                            "channel": self.runtime.settings.ops_channel,
-                            "text": f":rotating_light: Outbox #{row.id} ({row.kind}) dead-lettered — {why}: "
-                            f"{error[:300]}. Inspect with `hitl outbox list --dead`, "
-                            f"retry with `hitl outbox retry {row.id}`.",
-                        },
+                if (
+                    policy.announce_dead
+                    and self.runtime.settings.ops_channel
+                    and row.kind != OutboxKind.SLACK_POST
+                ):
+                    text = (
+                        f":rotating_light: Outbox #{row.id} ({row.kind}) dead-lettered — {why}: "
+                        f"{error[:300]}. Inspect with `hitl outbox list --dead`, "
+                        f"retry with `hitl outbox retry {row.id}`."
                     )
+                    post = SlackPost(channel=self.runtime.settings.ops_channel, text=text)
+                    enqueue_slack_post(session, now=now, post=post, order_key="ops")
 
 
 def requeue(*, runtime: Runtime, ids: list[int] | None = None, all_dead: bool = False) -> int:

@@ -15,7 +15,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from bot.app.runtime import Runtime
-from bot.outbox.worker import KindPolicy, Permanent
+from bot.outbox.kinds import OutboxKind, QaCard, SlackUpdate, enqueue_slack_update, review_order
+from bot.outbox.registry import KindPolicy, Permanent
 from bot.review.decisions import Click, DecisionError
 from bot.slack.blocks.qa import DEFECT_LABELS, label, qa_card, qa_text
 from bot.slack.dedupe import first_delivery
@@ -111,18 +112,14 @@ def rate_auto_send(
         raise AlreadyRated(first) from None
     card = card or review.extra.get("qa_card") or {}
     if card.get("channel") and card.get("ts"):
-        repo.enqueue(
-            session=session,
-            now=now,
-            kind="slack_update",
-            order_key=f"review:{review.id}",
-            payload={
-                "channel": card["channel"],
-                "ts": card["ts"],
-                "text": qa_text(review),
-                "blocks": [b.to_dict() for b in qa_card(review, row)],
-            },
+        update = SlackUpdate(
+            channel=card["channel"],
+            ts=card["ts"],
+            text=qa_text(review),
+            blocks=[b.to_dict() for b in qa_card(review, row)],
+            review_id=review.id,
         )
+        enqueue_slack_update(session, now=now, update=update, order_key=review_order(review.id))
     repo.audit(
         session=session,
         at=now,
@@ -154,7 +151,7 @@ def rate(
             comment=comment,
             card={"channel": click.channel, "ts": click.message_ts},
         )
-    runtime.services["outbox"].wake()
+    runtime.services.wake_outbox()
     return rated
 
 
@@ -174,9 +171,14 @@ def _qa_row(session: Session, review_id: str) -> Decision | None:
 # ------------------------------------------------------------------ outbox kind `slack_post_qa`
 
 
-def post_qa_card(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
+def install(runtime: Runtime) -> None:
+    """Register the QA card outbox kind."""
+    runtime.services.kinds.register(OutboxKind.SLACK_POST_QA, post_qa_card, QA_POST_POLICY)
+
+
+def post_qa_card(runtime: Runtime, item: OutboxItem, job: QaCard) -> dict[str, Any]:
     """Post the QA card for one auto-sent reply (once: a posted card is remembered on the review)."""
-    review_id = str(item.payload["review_id"])
+    review_id = job.review_id
     with session_scope(runtime.engine, readonly=True) as session:
         review = session.get(Review, review_id)
         rating = _qa_row(session, review_id)

@@ -15,6 +15,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col
 
+from bot.outbox.kinds import (
+    HelpdeskWrite,
+    RefreshCard,
+    SlackEphemeral,
+    SlackPost,
+    enqueue_helpdesk_write,
+    enqueue_refresh_card,
+    enqueue_slack_ephemeral,
+    enqueue_slack_post,
+    review_order,
+)
 from bot.review.edit_distance import edit_distance
 from bot.review.people import MembershipUnknown, PeopleDirectory
 from bot.review.policy import Policy
@@ -258,30 +269,20 @@ def record_decision(
 
 def _queue_after_decision(*, session: Session, review: Review, now: datetime) -> None:
     """The card refresh, the thread reply and the helpdesk write, in the decision's transaction."""
-    order = f"review:{review.id}"
-    repo.enqueue(
-        session=session,
-        now=now,
-        kind="slack_refresh_review",
-        order_key=order,
-        payload={"review_id": review.id},
-        dedupe_key=f"refresh:{review.id}:decided",
+    enqueue_refresh_card(
+        session, now=now, refresh=RefreshCard(review_id=review.id), dedupe_key=f"refresh:{review.id}:decided"
     )
-    repo.enqueue(
-        session=session,
+    thread = SlackPost(review_id=review.id, in_review_thread=True, text=decision_thread_text(review))
+    enqueue_slack_post(
+        session,
         now=now,
-        kind="slack_post",
-        order_key=order,
-        payload={"review_id": review.id, "in_review_thread": True, "text": decision_thread_text(review)},
+        post=thread,
+        order_key=review_order(review.id),
         dedupe_key=f"thread:{review.id}:decided",
     )
-    repo.enqueue(
-        session=session,
-        now=now,
-        kind="helpdesk_write",
-        order_key=f"ticket:{review.ticket_id}",
-        payload={"review_id": review.id, "decision": review.decision},
-        dedupe_key=f"helpdesk:{review.id}:review",
+    write = HelpdeskWrite(review_id=review.id, decision=review.decision)
+    enqueue_helpdesk_write(
+        session, now=now, write=write, ticket_id=review.ticket_id, dedupe_key=f"helpdesk:{review.id}:review"
     )
 
 
@@ -302,7 +303,7 @@ class Click:
 
 def people(runtime: Runtime) -> PeopleDirectory:
     """The runtime's user-group directory (built by bot.slack.delivery.install)."""
-    directory: PeopleDirectory = runtime.services["people"]
+    directory: PeopleDirectory = runtime.services.people
     return directory
 
 
@@ -368,7 +369,7 @@ def decide(
             comment=comment,
             is_supervisor=supervisor,
         )
-    runtime.services["outbox"].wake()
+    runtime.services.wake_outbox()
     return row
 
 
@@ -387,11 +388,6 @@ def report_refusal(runtime: Runtime, error: DecisionError, *, user_id: str, chan
             **detail,
         )
         if channel:
-            repo.enqueue(
-                session=session,
-                now=now,
-                kind="slack_ephemeral",
-                order_key=f"user:{user_id}",
-                payload={"channel": channel, "user": user_id, "text": text, "review_id": error.review_id},
-            )
-    runtime.services["outbox"].wake()
+            message = SlackEphemeral(channel=channel, user=user_id, text=text, review_id=error.review_id)
+            enqueue_slack_ephemeral(session, now=now, message=message)
+    runtime.services.wake_outbox()

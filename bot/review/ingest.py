@@ -11,6 +11,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
 
+from bot.outbox.kinds import (
+    HelpdeskWrite,
+    QaCard,
+    ReviewCard,
+    Summarize,
+    enqueue_helpdesk_write,
+    enqueue_qa_card,
+    enqueue_review_card,
+    enqueue_summarize,
+)
 from bot.review.policy import ROUTE_ORDER, DraftFacts, History, Policy, Reason, RouteDecision, route_draft
 from bot.sla.clock import sla_times
 from storage import repo
@@ -206,22 +216,12 @@ def ingest_draft(
         review.sla_warn_at, review.sla_due_at = sla_times(policy, decision.tier, now)
         session.add(review)
         session.flush()
-        repo.enqueue(
-            session=session,
-            now=now,
-            kind="slack_post_review",
-            order_key=f"review:{review_id}",
-            payload={"review_id": review_id},
-            dedupe_key=f"post:{review_id}",
+        enqueue_review_card(
+            session, now=now, card=ReviewCard(review_id=review_id), dedupe_key=f"post:{review_id}"
         )
         if assist is not None and assist.summarize:
-            repo.enqueue(
-                session=session,
-                now=now,
-                kind="ai_summarize",
-                order_key=f"ai:{review_id}",
-                payload={"review_id": review_id},
-                dedupe_key=f"summary:{review_id}",
+            enqueue_summarize(
+                session, now=now, job=Summarize(review_id=review_id), dedupe_key=f"summary:{review_id}"
             )
     repo.audit(
         session=session,
@@ -271,20 +271,9 @@ def _auto_send(*, session: Session, review: Review, policy: Policy, now: datetim
             prompt_version=review.extra.get("prompt_version"),
         )
     )
-    repo.enqueue(
-        session=session,
-        now=now,
-        kind="helpdesk_write",
-        order_key=f"ticket:{review.ticket_id}",
-        payload={"review_id": review.id, "decision": DecisionKind.AUTO_SEND},
-        dedupe_key=f"helpdesk:{review.id}:review",
+    write = HelpdeskWrite(review_id=review.id, decision=DecisionKind.AUTO_SEND)
+    enqueue_helpdesk_write(
+        session, now=now, write=write, ticket_id=review.ticket_id, dedupe_key=f"helpdesk:{review.id}:review"
     )
     if sampled:
-        repo.enqueue(
-            session=session,
-            now=now,
-            kind="slack_post_qa",
-            order_key=f"review:{review.id}",
-            payload={"review_id": review.id},
-            dedupe_key=f"qa:{review.id}",
-        )
+        enqueue_qa_card(session, now=now, card=QaCard(review_id=review.id), dedupe_key=f"qa:{review.id}")

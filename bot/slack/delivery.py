@@ -1,7 +1,7 @@
 """Slack delivery: the outbox kinds that post, update and re-render review cards, and the shared WebClient.
 
-`install(runtime)` puts the WebClient at `runtime.services["slack"]` (it waits out short 429s) and the
-user-group directory at `runtime.services["people"]`. Outbox deliveries use a second client that does not
+`install(runtime)` puts the WebClient at `runtime.services.slack` (it waits out short 429s) and the
+user-group directory at `runtime.services.people`. Outbox deliveries use a second client that does not
 sleep on 429: the row is retried after Retry-After instead, and a per-channel gate keeps the other rows
 for a rate-limited channel from calling Slack until then, so one busy channel never holds up the rest.
 """
@@ -14,14 +14,22 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
 from sqlalchemy import or_, update
 from sqlmodel import col
 
 from bot.app.runtime import Runtime
-from bot.outbox.worker import KindPolicy, Permanent, Retry, register_kind
+from bot.outbox.kinds import (
+    OutboxKind,
+    RefreshCard,
+    ReviewCard,
+    SlackDm,
+    SlackEphemeral,
+    SlackPost,
+    SlackUpdate,
+)
+from bot.outbox.registry import KindPolicy, Permanent, Retry
 from bot.review.people import PeopleDirectory
 from bot.slack.blocks.card import moved_message, review_message
 from bot.slack.client import make_web_client
@@ -84,18 +92,20 @@ class ChannelGate:
 
 def install(runtime: Runtime) -> None:
     """Create the Slack clients and directory, and register the Slack outbox kinds."""
-    if "slack" not in runtime.services:
-        runtime.services["slack"] = make_web_client(runtime.settings)
-        runtime.services["slack_outbox"] = make_web_client(runtime.settings, rate_limit_retries=0)
-        runtime.services["slack_gate"] = ChannelGate()
-        runtime.services["people"] = PeopleDirectory(runtime.services["slack"])
-    register_kind("slack_post", deliver_post, SLACK_KIND)
-    register_kind("slack_update", deliver_update, SLACK_KIND)
-    register_kind("slack_ephemeral", deliver_ephemeral, EPHEMERAL_KIND)
-    register_kind("slack_dm", deliver_dm, SLACK_KIND)
-    register_kind("slack_post_review", deliver_review, SLACK_KIND)
-    register_kind("slack_refresh_review", deliver_refresh, SLACK_KIND)
-    scheduler = runtime.services.get("scheduler")
+    services = runtime.services
+    if services.slack is None:
+        services.slack = make_web_client(runtime.settings)
+        services.slack_outbox = make_web_client(runtime.settings, rate_limit_retries=0)
+        services.slack_gate = ChannelGate()
+        services.people = PeopleDirectory(services.slack)
+    kinds = services.kinds
+    kinds.register(OutboxKind.SLACK_POST, deliver_post, SLACK_KIND)
+    kinds.register(OutboxKind.SLACK_UPDATE, deliver_update, SLACK_KIND)
+    kinds.register(OutboxKind.SLACK_EPHEMERAL, deliver_ephemeral, EPHEMERAL_KIND)
+    kinds.register(OutboxKind.SLACK_DM, deliver_dm, SLACK_KIND)
+    kinds.register(OutboxKind.SLACK_POST_REVIEW, deliver_review, SLACK_KIND)
+    kinds.register(OutboxKind.SLACK_REFRESH_REVIEW, deliver_refresh, SLACK_KIND)
+    scheduler = runtime.services.scheduler
     if scheduler is not None:
         scheduler.add_job(
             prune_processed_events,
@@ -158,12 +168,13 @@ def _header(response: SlackResponse, name: str) -> str | None:
 
 def call(runtime: Runtime, method: str, *, gate_channel: str | None = None, **kwargs: Any) -> SlackResponse:
     """One Web API call for the outbox, with Slack's answers mapped to Retry / Permanent."""
-    gate: ChannelGate = runtime.services["slack_gate"]
+    gate, client = runtime.services.slack_gate, runtime.services.slack_outbox
+    if gate is None or client is None:
+        raise Retry(f"{method}: the Slack client is not installed in this process")
     if gate_channel:
         left = gate.wait_left(gate_channel)
         if left > 0:
             raise Retry(f"{method}: {gate_channel} is rate limited for {left:.1f}s more", retry_after=left)
-    client: WebClient = runtime.services["slack_outbox"]
     try:
         return getattr(client, method)(**kwargs)  # type: ignore[no-any-return]
     except SlackApiError as exc:
@@ -191,12 +202,11 @@ def _review(runtime: Runtime, review_id: str) -> Review:
 # ---------------------------------------------------------------- outbox kinds
 
 
-def deliver_post(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
+def deliver_post(runtime: Runtime, item: OutboxItem, p: SlackPost) -> dict[str, Any]:
     """`slack_post`: a message or thread reply (`in_review_thread` replies under the review's card)."""
-    p = item.payload
-    channel, thread_ts = p.get("channel"), p.get("thread_ts")
-    if p.get("in_review_thread"):
-        review = _review(runtime, p["review_id"])
+    channel, thread_ts = p.channel, p.thread_ts
+    if p.in_review_thread:
+        review = _review(runtime, p.review_id or "")
         if not review.slack_ts:
             raise Permanent(f"review {review.id} has no Slack card to reply under")
         channel, thread_ts = review.slack_channel, review.slack_ts
@@ -205,8 +215,8 @@ def deliver_post(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
         "chat_postMessage",
         gate_channel=channel,
         channel=channel,
-        text=p["text"],
-        blocks=p.get("blocks"),
+        text=p.text,
+        blocks=p.blocks,
         thread_ts=thread_ts,
         unfurl_links=False,
         unfurl_media=False,
@@ -214,51 +224,41 @@ def deliver_post(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
     return {"channel": resp["channel"], "ts": resp["ts"]}
 
 
-def deliver_update(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
+def deliver_update(runtime: Runtime, item: OutboxItem, p: SlackUpdate) -> dict[str, Any]:
     """`slack_update`: replace a message's text and blocks."""
-    p = item.payload
-    call(runtime, "chat_update", channel=p["channel"], ts=p["ts"], text=p["text"], blocks=p.get("blocks"))
-    return {"channel": p["channel"], "ts": p["ts"]}
+    call(runtime, "chat_update", channel=p.channel, ts=p.ts, text=p.text, blocks=p.blocks)
+    return {"channel": p.channel, "ts": p.ts}
 
 
-def deliver_ephemeral(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
+def deliver_ephemeral(runtime: Runtime, item: OutboxItem, p: SlackEphemeral) -> dict[str, Any]:
     """`slack_ephemeral`: a message only `user` sees."""
-    p = item.payload
-    resp = call(
-        runtime,
-        "chat_postEphemeral",
-        channel=p["channel"],
-        user=p["user"],
-        text=p["text"],
-        blocks=p.get("blocks"),
-    )
+    resp = call(runtime, "chat_postEphemeral", channel=p.channel, user=p.user, text=p.text, blocks=p.blocks)
     return {"message_ts": resp.get("message_ts")}
 
 
-def deliver_dm(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
+def deliver_dm(runtime: Runtime, item: OutboxItem, p: SlackDm) -> dict[str, Any]:
     """`slack_dm`: open (or reuse) the DM with `user` and post in it."""
-    p = item.payload
-    channel = call(runtime, "conversations_open", users=p["user"])["channel"]["id"]
+    channel = call(runtime, "conversations_open", users=p.user)["channel"]["id"]
     resp = call(
         runtime,
         "chat_postMessage",
         gate_channel=channel,
         channel=channel,
-        text=p["text"],
-        blocks=p.get("blocks"),
+        text=p.text,
+        blocks=p.blocks,
         unfurl_links=False,
     )
     return {"channel": resp["channel"], "ts": resp["ts"]}
 
 
-def deliver_review(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
+def deliver_review(runtime: Runtime, item: OutboxItem, p: ReviewCard) -> dict[str, Any]:
     """`slack_post_review`: post the card to its tier's channel once, and mark a moved card's old message."""
-    review = _review(runtime, item.payload["review_id"])
-    moved: dict[str, str] | None = item.payload.get("moved_from")
+    review = _review(runtime, p.review_id)
+    moved = p.moved_from
     tier = runtime.policy.tiers.get(review.tier)
     if tier is None:
         raise Permanent(f"review {review.id} names tier {review.tier!r}, which the policy does not have")
-    still_old = moved is not None and review.slack_ts == moved.get("ts")
+    still_old = moved is not None and review.slack_ts == moved.ts
     if review.slack_ts and review.slack_channel and not still_old:
         channel, ts = review.slack_channel, review.slack_ts
     else:
@@ -277,7 +277,7 @@ def deliver_review(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
         _store_card(runtime, review, channel=channel, ts=ts, previous_ts=review.slack_ts)
     if moved:
         text, blocks = moved_message(review, channel)
-        call(runtime, "chat_update", channel=moved["channel"], ts=moved["ts"], text=text, blocks=blocks)
+        call(runtime, "chat_update", channel=moved.channel, ts=moved.ts, text=text, blocks=blocks)
     return {"channel": channel, "ts": ts}
 
 
@@ -306,9 +306,9 @@ def _store_card(runtime: Runtime, review: Review, *, channel: str, ts: str, prev
         )
 
 
-def deliver_refresh(runtime: Runtime, item: OutboxItem) -> dict[str, Any]:
+def deliver_refresh(runtime: Runtime, item: OutboxItem, p: RefreshCard) -> dict[str, Any]:
     """`slack_refresh_review`: re-render the card from the store (state, SLA countdown, decision)."""
-    review = _review(runtime, item.payload["review_id"])
+    review = _review(runtime, p.review_id)
     if not review.slack_ts or not review.slack_channel:
         return {"skipped": "not posted yet; the post renders the current state"}
     text, blocks = review_message(review, runtime.policy, runtime.clock.now(), settings=runtime.settings)

@@ -115,7 +115,7 @@ def test_a_long_message_gets_a_summary_on_its_card(
 ) -> None:
     svc = start_service(ai_settings(HITL_DATABASE_URL=db_url))
     created = post(svc, customer_message=LONG, confidence=0.7, sentiment=-0.2)
-    assert svc.runtime.services["outbox"].drain(10, kinds={"ai_summarize"})
+    assert svc.runtime.services.outbox.drain(10, kinds={"ai_summarize"})
     summary = load_review(svc.runtime.engine, created["id"]).extra.get("summary")
     assert summary.startswith("Customer writes") and "4242 4242" not in summary
     assert "4242 4242" not in openai_standin.requests("summarize")[0]["user"]
@@ -141,7 +141,7 @@ def test_without_the_model_the_summary_gives_up_quietly(
 
     def settled() -> bool:
         clock.advance(minutes=2)
-        svc.runtime.services["outbox"].run_once()
+        svc.runtime.services.outbox.run_once()
         rows = [
             r
             for r in outbox_rows(svc.runtime.engine, "ai_summarize")

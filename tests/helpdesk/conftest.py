@@ -216,13 +216,13 @@ def make_desk(zendesk: ZendeskStandin, slack: SlackStandin) -> Iterator[Callable
             desk_settings(zendesk, slack, db_url, **extra), clock=clock, engine=make_engine(db_url)
         )
         install_workers(runtime)  # the real wiring: every module's outbox kinds, ours included
-        desk = Desk(runtime, runtime.services["outbox"], zendesk, slack)
+        desk = Desk(runtime, runtime.services.outbox, zendesk, slack)
         made.append(desk)
         return desk
 
     yield make
     for desk in made:
-        adapter = desk.runtime.services.get("helpdesk")
+        adapter = desk.runtime.services.helpdesk
         if adapter is not None:
             adapter.close()
         desk.runtime.engine.dispose()

@@ -46,7 +46,7 @@ class QaWorld:
         return str(resp.json()["id"])
 
     def settled(self) -> None:
-        assert self.svc.runtime.services["outbox"].drain(15)
+        assert self.svc.runtime.services.outbox.drain(15)
 
     def card(self, review_id: str) -> dict[str, Any]:
         review = wait_for(

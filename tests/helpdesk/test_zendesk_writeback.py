@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
-from bot.outbox.worker import kind_policy
 from sandbox.zendesk_standin import API_USER_ID
 from storage.models import DecisionKind, OutboxStatus
 from tests.conftest import FakeClock
@@ -169,7 +168,7 @@ def test_a_429_storm_waits_retry_after_each_time_then_sends_once(
     assert all(r.status == OutboxStatus.DONE for r in desk.rows("helpdesk_write"))
     for n in range(5):
         assert len(desk.zendesk.public_replies(200 + n)) == 1
-    assert kind_policy("helpdesk_write").max_attempts > 12
+    assert desk.runtime.services.kinds.policy("helpdesk_write").max_attempts > 12
 
 
 def test_a_lost_response_after_the_write_is_found_on_retry_not_sent_twice(

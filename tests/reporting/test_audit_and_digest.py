@@ -166,7 +166,7 @@ def test_two_replicas_started_after_the_digest_time_post_it_once(
     assert len(messages) == 1
     assert "Weekly oversight digest" in messages[0]["text"]
     assert "increase human involvement" in json.dumps(messages[0]["blocks"])
-    job = one.runtime.services["scheduler"].get_job(JOB_ID)
+    job = one.runtime.services.scheduler.get_job(JOB_ID)
     assert job is not None and job.next_run_time.weekday() == 0 and job.next_run_time.hour == 9
 
 

@@ -135,7 +135,7 @@ def _decide(svc: Service, rid: str) -> None:
             now=now,
             policy=svc.runtime.policy,
         )
-    svc.runtime.services["outbox"].wake()
+    svc.runtime.services.wake_outbox()
 
 
 def test_a_restart_in_the_middle_misses_and_doubles_nothing(

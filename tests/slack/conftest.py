@@ -116,7 +116,7 @@ class Loop:
 
     def settled(self, timeout: float = 10.0) -> None:
         """Wait until the outbox has nothing due (Slack updates, thread replies, ephemerals sent)."""
-        assert self.runtime.services["outbox"].drain(timeout), "outbox did not drain"
+        assert self.runtime.services.outbox.drain(timeout), "outbox did not drain"
 
     def count(self, model: Any, *where: Any) -> int:
         with session_scope(self.runtime.engine, readonly=True) as session:

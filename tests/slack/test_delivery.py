@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from bot.app.runtime import Runtime, build_runtime
 from bot.app.workers import install_workers
-from bot.outbox.worker import Permanent, Retry
+from bot.outbox.registry import Permanent, Retry
 from bot.review.ingest import DraftIn, ingest_draft
 from bot.slack.delivery import call
 from storage import repo
@@ -65,7 +65,7 @@ def enqueue(rt: Runtime, kind: str, payload: dict[str, Any]) -> None:
 
 
 def drain(rt: Runtime) -> None:
-    assert rt.services["outbox"].drain(10)
+    assert rt.services.outbox.drain(10)
 
 
 def review(rt: Runtime, review_id: str) -> Review:
@@ -155,7 +155,7 @@ def test_many_cards_for_one_channel_drain_at_slacks_pace_without_losing_one(
     ids = [ingest(runtime) for _ in range(6)]
     started = time.monotonic()
     wait_for(
-        lambda: runtime.services["outbox"].run_once() >= 0 and all(review(runtime, i).slack_ts for i in ids),
+        lambda: runtime.services.outbox.run_once() >= 0 and all(review(runtime, i).slack_ts for i in ids),
         15,
         "six cards",
     )

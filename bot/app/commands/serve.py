@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings()
     settings.check_for_serve(socket_mode=args.socket)
     runtime = build_runtime(settings)
-    runtime.services["socket_mode"] = args.socket
+    runtime.services.socket_mode = args.socket
     app = create_app(runtime)
     if args.socket:
         from handlers.slack import add_socket_mode
