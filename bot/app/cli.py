@@ -1,58 +1,15 @@
-"""The `hitl` command: each sub-command lives in bot/commands/ and registers itself here."""
+"""The `hitl` command: each sub-command lives in bot/app/commands/ and registers itself here."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
-from typing import NoReturn, TextIO
+from typing import NoReturn
 
-from bot.common.durations import parse_duration
-
-# One module per command group; each has `register(subparsers)` setting `func(args) -> int`.
-COMMAND_MODULES = [
-    "bot.app.commands.serve",
-    "bot.app.commands.db",
-    "bot.app.commands.policy",
-    "bot.app.commands.demo",
-    "bot.app.commands.outbox",
-    "bot.app.commands.feedback",
-    "bot.app.commands.stats",
-    "bot.app.commands.audit",
-]
-
-
-class CliError(Exception):
-    """A user-facing failure: printed as one line, exit code 2."""
-
-
-def since_arg(text: str | None) -> datetime | None:
-    """`--since 7d` as the instant that long ago; None when not given."""
-    if not text:
-        return None
-    try:
-        return datetime.now(UTC) - parse_duration(text)
-    except ValueError as exc:
-        raise CliError(f"--since: {exc}") from None
-
-
-@contextmanager
-def output_stream(path: str | None) -> Iterator[TextIO]:
-    """`-o FILE` opened for writing (a clear error if it cannot be), or standard output."""
-    if not path:
-        yield sys.stdout
-        return
-    try:
-        out = open(path, "w", encoding="utf-8")  # noqa: SIM115
-    except OSError as exc:
-        raise CliError(f"-o {path}: {exc.strerror}") from None
-    with out:
-        yield out
+from bot.app.commands import audit, db, demo, feedback, outbox, policy, serve, stats
+from bot.app.commands.common import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    # One module per command group; each has `register(subparsers)` setting `func(args) -> int`.
+    for command in (serve, db, policy, demo, outbox, feedback, stats, audit):
+        command.register(sub)
     _one_line_errors(parser)
     return parser
 
@@ -109,8 +67,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the package's bot.app.cli, not this __main__ copy: commands raise bot.app.cli.CliError, which
-    # `except CliError` here would not catch (python -m bot.app.cli would print a traceback).
-    from bot.app.cli import main as package_main
-
-    sys.exit(package_main())
+    sys.exit(main())

@@ -63,10 +63,10 @@ def list_rows(args: argparse.Namespace) -> int:
         for r in rows
     ]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)).rstrip())
     print("  ".join("-" * w for w in widths))
     for row in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     dead = sum(r.status == OutboxStatus.DEAD for r in rows)
     if dead:
         print(
@@ -84,7 +84,7 @@ def _next(now: datetime, at: datetime) -> str:
 
 
 def retry(args: argparse.Namespace) -> int:
-    from bot.app.cli import CliError
+    from bot.app.commands.common import CliError
     from bot.app.runtime import build_runtime
     from bot.app.settings import Settings
     from bot.outbox.worker import requeue

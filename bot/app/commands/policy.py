@@ -26,10 +26,10 @@ def check(args: argparse.Namespace) -> int:
     cells = [[r[c] if c != "sla" else format_duration(r[c]) for c in cols] for r in rows]
     widths = [max(len(c), *(len(str(row[i])) for row in cells)) for i, c in enumerate(cols)]
     print(f"{path}: valid policy (version {policy.version})\n")
-    print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
     print("  ".join("-" * w for w in widths))
     for row in cells:
-        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths)))
+        print("  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))
     d = policy.defaults
     print(
         f"\nother types: auto-send ≥ {d.auto_send_at:.2f}, review ≥ {d.review_at:.2f}, tier {d.tier}, "
