@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def export(args: argparse.Namespace) -> int:
-    from bot.app.cli import output_stream, since_arg
+    from bot.app.commands.common import output_stream, since_arg
     from bot.app.settings import Settings
     from bot.reporting.audit import export_audit
     from storage.db import check_schema, make_engine, session_scope

@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def export(args: argparse.Namespace) -> int:
-    from bot.app.cli import CliError, output_stream, since_arg
+    from bot.app.commands.common import CliError, output_stream, since_arg
     from bot.app.settings import Settings
     from bot.reporting.feedback import export as write_export
     from storage.db import check_schema, make_engine, session_scope

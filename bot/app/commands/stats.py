@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _command(action: str, words: list[str], thresholds: list[str] | None = None) -> Command:
-    from bot.app.cli import CliError
+    from bot.app.commands.common import CliError
     from bot.reporting.manager import UsageError, parse_command
 
     text = " ".join([action, *(w.lower() for w in words), *(t.lower() for t in thresholds or [])])
@@ -70,7 +70,7 @@ def _runtime() -> Runtime:
 
 
 def stats(args: argparse.Namespace) -> int:
-    from bot.app.cli import CliError
+    from bot.app.commands.common import CliError
     from bot.reporting.stats import compute_stats, render_stats_text
     from storage.db import session_scope
 
@@ -103,7 +103,7 @@ def stats(args: argparse.Namespace) -> int:
 
 
 def review(args: argparse.Namespace) -> int:
-    from bot.app.cli import CliError
+    from bot.app.commands.common import CliError
     from bot.reporting.digest import post_digest
     from bot.reporting.oversight import build_review, render_review_text
     from storage.db import session_scope
