@@ -6,15 +6,20 @@ import contextlib
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlmodel import col, select
 
 from bot.common.durations import format_duration
-from bot.sla.engine import SlaEngine, sla_state
+from bot.review.decisions import record_decision
+from bot.sla.engine import SlaEngine
+from bot.sla.plan import sla_state
 from sandbox.demo.context import DemoContext
 from storage.db import session_scope
 from storage.models import OutboxItem, Review, SlaPing
+
+if TYPE_CHECKING:
+    from bot.review.policy import Tier
 
 TIER = "demo_fast"
 NAMES = {"S0SUPERVISORS": "@support-supervisors", "U0MANAGER": "@Morgan (manager)", "U0SUPERVISOR": "@Sam"}
@@ -140,31 +145,12 @@ def _show_step(ctx: DemoContext, rid: str, step: SlaPing, created: datetime) -> 
 def act_sla(ctx: DemoContext) -> None:
     """A draft in a 6-second-SLA tier: the warning at 3 s, the breach ping at 6 s, then a late approval."""
     ctx.act_heading("SLA timers: a draft nobody touches is warned about, then escalated")
-    s = ctx.style
-    runtime = ctx.runtime
-    tier = runtime.policy.tiers.get(TIER)
+    tier = ctx.runtime.policy.tiers.get(TIER)
     if tier is None:
         ctx.say(f"  (the demo policy has no {TIER} tier; skipped)")
         return
-    slack = ctx.standins.get("slack")
-    if slack is not None:
-        slack.add_user("U0SUPERVISOR", "Sam", "sam@northwind.example")
-        slack.add_usergroup("S0SUPERVISORS", ["U0SUPERVISOR"])
-    zendesk = ctx.standins.get("zendesk")
-    if zendesk is not None:  # the ticket the approved reply is written back to
-        with contextlib.suppress(ValueError):  # already there
-            zendesk.add_ticket(
-                int(DRAFT["ticket_id"]), subject=DRAFT["subject"], description=DRAFT["customer_message"]
-            )
-    levels = ", ".join(
-        f"level {lv.level} after +{format_duration(lv.after)} in {lv.channel}"
-        + (f" every {format_duration(lv.repeat_every)}" if lv.repeat_every else "")
-        for lv in tier.escalation.levels
-    )
-    ctx.say(
-        f"  Tier {TIER}: {tier.channel}, SLA {format_duration(tier.sla)}, warning at {tier.warn_at:.0%}; "
-        f"escalation: {levels}."
-    )
+    _prepare_standins(ctx)
+    _show_tier(ctx, tier)
     resp = ctx.api.post("/v1/drafts", json=DRAFT)
     if resp.status_code not in (200, 201):
         ctx.say(f"  ticket {DRAFT['ticket_id']}: HTTP {resp.status_code} {resp.text[:200]}")
@@ -174,7 +160,42 @@ def act_sla(ctx: DemoContext) -> None:
     ctx.say(
         f"  #{DRAFT['ticket_id']} arrives ({DRAFT['subject']}) and goes to {tier.channel}. Nobody looks at it…"
     )
+    if not _show_escalation(ctx, tier, rid, created):
+        ctx.say("  (no SLA step fired: is the scheduler enabled?)")
+        return
+    time.sleep(1.5)  # an agent finally opens it
+    _show_late_approval(ctx, rid, created)
+    _show_chain_stopped(ctx, rid, created)
 
+
+def _prepare_standins(ctx: DemoContext) -> None:
+    """The supervisor the escalation pings, and the ticket the approved reply is written back to."""
+    slack = ctx.standins.get("slack")
+    if slack is not None:
+        slack.add_user("U0SUPERVISOR", "Sam", "sam@northwind.example")
+        slack.add_usergroup("S0SUPERVISORS", ["U0SUPERVISOR"])
+    zendesk = ctx.standins.get("zendesk")
+    if zendesk is not None:
+        with contextlib.suppress(ValueError):  # already there
+            zendesk.add_ticket(
+                int(DRAFT["ticket_id"]), subject=DRAFT["subject"], description=DRAFT["customer_message"]
+            )
+
+
+def _show_tier(ctx: DemoContext, tier: Tier) -> None:
+    levels = ", ".join(
+        f"level {lv.level} after +{format_duration(lv.after)} in {lv.channel}"
+        + (f" every {format_duration(lv.repeat_every)}" if lv.repeat_every else "")
+        for lv in tier.escalation.levels
+    )
+    ctx.say(
+        f"  Tier {TIER}: {tier.channel}, SLA {format_duration(tier.sla)}, warning at {tier.warn_at:.0%}; "
+        f"escalation: {levels}."
+    )
+
+
+def _show_escalation(ctx: DemoContext, tier: Tier, rid: str, created: datetime) -> bool:
+    """Wait for the warning and the first breach ping, and show each step; False when none fired."""
     breach = f"breach:L{tier.escalation.levels[0].level if tier.escalation.levels else 1}:0"
     _wait(lambda: breach in [p.kind for p in _steps(ctx, rid)], tier.sla.total_seconds() + 6)
     _wait(lambda: all(m.status != "pending" for k in ("warn", breach) for m in _messages(ctx, rid, k)), 5)
@@ -182,49 +203,46 @@ def act_sla(ctx: DemoContext) -> None:
     for step in steps:
         _show_step(ctx, rid, step, created)
     if not steps:
-        ctx.say("  (no SLA step fired: is the scheduler enabled?)")
-        return
+        return False
     review = _review(ctx, rid)
-    line = _card_sla_line(ctx, review) or sla_state(review, runtime.clock.now()).text
-    ctx.say(f"  The card in {tier.channel} now reads: {s.bold(line)}")
+    line = _card_sla_line(ctx, review) or sla_state(review, ctx.runtime.clock.now()).text
+    ctx.say(f"  The card in {tier.channel} now reads: {ctx.style.bold(line)}")
+    return True
 
-    time.sleep(1.5)  # an agent finally opens it
+
+def _show_late_approval(ctx: DemoContext, rid: str, created: datetime) -> None:
+    s = ctx.style
     _approve(ctx, rid)
     decided = _review(ctx, rid)
     ctx.say(
         f"  Dana approves it at +{((decided.decided_at or created) - created).total_seconds():.1f}s: "
-        f"{s.bold(sla_state(decided, runtime.clock.now()).text)}."
+        f"{s.bold(sla_state(decided, ctx.runtime.clock.now()).text)}."
     )
     _wait(lambda: (_card_sla_line(ctx, _review(ctx, rid)) or "").find("breached by") >= 0, 5)
     card_line = _card_sla_line(ctx, _review(ctx, rid))
     if card_line:
         ctx.say(f"  The card now reads: {s.bold(card_line)}")
-    engine: SlaEngine | None = runtime.services.sla
-    if engine is not None:
-        upcoming = engine.next_due(rid)
-        nexts = engine.settle([rid])  # what its timer does when it comes up: finds the review decided
-        when = f" due at +{(upcoming - created).total_seconds():.0f}s" if upcoming else ""
-        ctx.say(
-            s.dim(
-                f"  The decision stops the chain: the next step{when} finds the review decided and does nothing "
-                f"(steps left: {'none' if nexts.get(rid) is None else 'some'}; SLA steps sent: "
-                f"{len(_steps(ctx, rid))}, each claimed once in the database)."
-            )
+
+
+def _show_chain_stopped(ctx: DemoContext, rid: str, created: datetime) -> None:
+    """What the review's next timer does when it comes up: it finds the review decided."""
+    engine: SlaEngine | None = ctx.runtime.services.sla
+    if engine is None:
+        return
+    upcoming = engine.next_due(rid)
+    nexts = engine.settle([rid])
+    when = f" due at +{(upcoming - created).total_seconds():.0f}s" if upcoming else ""
+    ctx.say(
+        ctx.style.dim(
+            f"  The decision stops the chain: the next step{when} finds the review decided and does nothing "
+            f"(steps left: {'none' if nexts.get(rid) is None else 'some'}; SLA steps sent: "
+            f"{len(_steps(ctx, rid))}, each claimed once in the database)."
         )
+    )
 
 
 def _approve(ctx: DemoContext, rid: str) -> None:
     runtime = ctx.runtime
-    try:
-        from bot.review.decisions import record_decision
-    except ImportError:  # the decisions service is another part; without it, decide as it would
-        with session_scope(runtime.engine) as session:
-            review = session.get(Review, rid)
-            assert review is not None
-            review.status, review.decision, review.decided_by = "approved", "approve", "U0AGENT"
-            review.decided_at = runtime.clock.now()
-            session.add(review)
-        return
     with session_scope(runtime.engine) as session:
         record_decision(
             session=session,
@@ -235,6 +253,4 @@ def _approve(ctx: DemoContext, rid: str) -> None:
             now=runtime.clock.now(),
             policy=runtime.policy,
         )
-    outbox = runtime.services.outbox
-    if outbox is not None:
-        outbox.wake()
+    runtime.services.wake_outbox()
