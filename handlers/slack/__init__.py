@@ -1,12 +1,13 @@
 """Slack: the Bolt app behind `POST /slack/events` (HTTP) or Socket Mode, and its listener modules.
 
-Each module in LISTENER_MODULES has `register(app, runtime)` and registers its listeners with the
-ids in `bot.slack.ids`. Handlers stay thin: ack, parse, call one service function, render.
+One module per feature (review, qa, ai, commands, events, errors), each with module-level listeners and
+one `register(app, runtime)` that registers them with the ids in `bot.slack.ids`; `register_all` calls
+them. Listeners get the runtime from the request context (`handlers.slack.context`). Handlers stay thin:
+ack, parse, call one service function, render.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
@@ -24,15 +25,8 @@ from slack_bolt.authorization import AuthorizeResult
 from bot.app.runtime import Runtime
 from bot.app.settings import secret
 from bot.slack.client import make_web_client
-
-LISTENER_MODULES: list[str] = [
-    "handlers.slack.errors",
-    "handlers.slack.review",
-    "handlers.slack.qa",
-    "handlers.slack.events",
-    "handlers.slack.ai",
-    "handlers.slack.commands",
-]
+from handlers.slack import ai, commands, errors, events, qa, review
+from handlers.slack.context import runtime_middleware
 
 log = logging.getLogger("hitl.slack")
 
@@ -72,16 +66,21 @@ def single_workspace(token: str | None) -> Callable[..., AuthorizeResult]:
 
 
 def register_all(app: App, runtime: Runtime) -> None:
-    """Let every listener module register its listeners."""
-    for name in LISTENER_MODULES:
-        importlib.import_module(name).register(app, runtime)
+    """Put the runtime into every request's context, then let each feature register its listeners."""
+    app.use(runtime_middleware(runtime))
+    errors.register(app, runtime)
+    review.register(app, runtime)
+    qa.register(app, runtime)
+    events.register(app, runtime)
+    ai.register(app, runtime)
+    commands.register(app, runtime)
 
 
 def bolt_app(runtime: Runtime) -> App:
     """The runtime's Bolt app, built once (HTTP and Socket Mode share it)."""
-    app = runtime.services.get("bolt")
+    app = runtime.services.bolt
     if app is None:
-        app = runtime.services["bolt"] = build_bolt_app(runtime)
+        app = runtime.services.bolt = build_bolt_app(runtime)
     return app
 
 

@@ -11,53 +11,55 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App, BoltContext, Respond
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.app.runtime import Runtime
 from bot.reporting.manager import Reply, UsageError, answer, parse_command, usage_reply
+from handlers.slack.context import runtime_of
 
 COMMAND = "/hitl"
 log = logging.getLogger("hitl.slack.commands")
 
 
+def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
+    """Answer help and unknown words right away; everything else is acked empty and answered later."""
+    try:
+        cmd = parse_command(command.get("text") or "")
+    except UsageError as exc:
+        reply = usage_reply(str(exc))
+        ack(text=reply.text, blocks=reply.blocks)
+        return
+    if cmd.action == "help":
+        reply = usage_reply()
+        ack(text=reply.text, blocks=reply.blocks)
+        return
+    ack()
+
+
+def respond_later(command: dict[str, Any], client: WebClient, respond: Respond, context: BoltContext) -> None:
+    """Compute the answer and show it to the person who asked."""
+    try:
+        cmd = parse_command(command.get("text") or "")
+    except UsageError:
+        return  # answered in the ack
+    if cmd.action == "help":
+        return
+    try:
+        reply = answer(runtime_of(context), cmd)
+    except Exception:  # the asker gets a sentence, the log gets the trace
+        log.exception("/hitl %s failed", command.get("text"))
+        reply = Reply(
+            text=":warning: Sorry, that could not be computed just now; try again in a minute.", blocks=[]
+        )
+    show(client, respond, command, reply)
+    if reply.chart is not None:
+        upload_chart(client, respond, command, reply)
+
+
 def register(app: App, runtime: Runtime) -> None:
     """Register `/hitl`."""
-
-    def acknowledge(ack: Ack, command: dict[str, Any]) -> None:
-        """Answer help and unknown words right away; everything else is acked empty and answered later."""
-        try:
-            cmd = parse_command(command.get("text") or "")
-        except UsageError as exc:
-            reply = usage_reply(str(exc))
-            ack(text=reply.text, blocks=reply.blocks)
-            return
-        if cmd.action == "help":
-            reply = usage_reply()
-            ack(text=reply.text, blocks=reply.blocks)
-            return
-        ack()
-
-    def respond_later(command: dict[str, Any], client: WebClient, respond: Respond) -> None:
-        """Compute the answer and show it to the person who asked."""
-        try:
-            cmd = parse_command(command.get("text") or "")
-        except UsageError:
-            return  # answered in the ack
-        if cmd.action == "help":
-            return
-        try:
-            reply = answer(runtime, cmd)
-        except Exception:  # the asker gets a sentence, the log gets the trace
-            log.exception("/hitl %s failed", command.get("text"))
-            reply = Reply(
-                text=":warning: Sorry, that could not be computed just now; try again in a minute.", blocks=[]
-            )
-        show(client, respond, command, reply)
-        if reply.chart is not None:
-            upload_chart(client, respond, command, reply)
-
     app.command(COMMAND)(ack=acknowledge, lazy=[respond_later])
 
 

@@ -4,53 +4,54 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.app.runtime import Runtime
 from bot.qa.rating import ensure_unrated, rate
 from bot.slack.blocks.qa import defect_modal
 from bot.slack.ids import ActionId, BlockId, CallbackId
+from handlers.slack.context import runtime_of
 from handlers.slack.errors import answers_refusals
 from handlers.slack.payloads import click_from_action, click_from_view
 
 
+@answers_refusals
+def good(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+    """The auto-sent reply was right."""
+    ack()
+    rate(runtime_of(context), click_from_action(body), good=True)
+
+
+@answers_refusals
+def defect(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    """Ask what went wrong (the trigger_id lives 3 s: open the modal first)."""
+    ack()
+    click = click_from_action(body)
+    ensure_unrated(runtime_of(context), click.review_id)
+    client.views_open(
+        trigger_id=body["trigger_id"],
+        view=defect_modal(review_id=click.review_id, channel=click.channel, ts=click.message_ts),
+    )
+
+
+@answers_refusals
+def defect_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """Record the defect with its category and comment."""
+    values = view["state"]["values"]
+    chosen = (values.get(BlockId.QA_DEFECT_CATEGORY, {}).get(ActionId.QA_DEFECT_CATEGORY) or {}).get(
+        "selected_option"
+    )
+    if not chosen:
+        ack(response_action="errors", errors={BlockId.QA_DEFECT_CATEGORY: "Choose what went wrong."})
+        return
+    comment = (values.get(BlockId.QA_DEFECT_COMMENT, {}).get(ActionId.QA_DEFECT_COMMENT) or {}).get("value")
+    ack()
+    rate(runtime_of(context), click_from_view(body), good=False, category=chosen["value"], comment=comment)
+
+
 def register(app: App, runtime: Runtime) -> None:
     """Register the QA card's listeners."""
-    answered = answers_refusals(runtime)
-
-    @app.action(ActionId.QA_GOOD)
-    @answered
-    def good(ack: Ack, body: dict[str, Any]) -> None:
-        """The auto-sent reply was right."""
-        ack()
-        rate(runtime, click_from_action(body), good=True)
-
-    @app.action(ActionId.QA_DEFECT)
-    @answered
-    def defect(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        """Ask what went wrong (the trigger_id lives 3 s: open the modal first)."""
-        ack()
-        click = click_from_action(body)
-        ensure_unrated(runtime, click.review_id)
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=defect_modal(review_id=click.review_id, channel=click.channel, ts=click.message_ts),
-        )
-
-    @app.view(CallbackId.QA_DEFECT_MODAL)
-    @answered
-    def defect_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        """Record the defect with its category and comment."""
-        values = view["state"]["values"]
-        chosen = (values.get(BlockId.QA_DEFECT_CATEGORY, {}).get(ActionId.QA_DEFECT_CATEGORY) or {}).get(
-            "selected_option"
-        )
-        if not chosen:
-            ack(response_action="errors", errors={BlockId.QA_DEFECT_CATEGORY: "Choose what went wrong."})
-            return
-        comment = (values.get(BlockId.QA_DEFECT_COMMENT, {}).get(ActionId.QA_DEFECT_COMMENT) or {}).get(
-            "value"
-        )
-        ack()
-        rate(runtime, click_from_view(body), good=False, category=chosen["value"], comment=comment)
+    app.action(ActionId.QA_GOOD)(good)
+    app.action(ActionId.QA_DEFECT)(defect)
+    app.view(CallbackId.QA_DEFECT_MODAL)(defect_submitted)

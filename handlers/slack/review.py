@@ -4,91 +4,98 @@ from __future__ import annotations
 
 from typing import Any
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.app.runtime import Runtime
 from bot.review.decisions import decide, load_review, pending_review
 from bot.slack.blocks.modals import edit_modal, edited_text, full_text_modal, reject_modal, rejected_reason
 from bot.slack.ids import ActionId, BlockId, CallbackId, ReviewRef
+from handlers.slack.context import runtime_of
 from handlers.slack.errors import answers_refusals
 from handlers.slack.payloads import click_from_action, click_from_view, modal_meta
 from storage.models import DecisionKind
 
 
+@answers_refusals
+def approve(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+    """The draft goes out as written."""
+    ack()
+    decide(runtime_of(context), click_from_action(body), DecisionKind.APPROVE)
+
+
+@answers_refusals
+def take_over(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+    """The clicker owns the ticket; the draft is posted in the thread as a starting point."""
+    ack()
+    decide(runtime_of(context), click_from_action(body), DecisionKind.TAKE_OVER)
+
+
+@answers_refusals
+def edit(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    """Open the Edit modal, prefilled, before anything slow (the trigger_id lives 3 s)."""
+    ack()
+    runtime = runtime_of(context)
+    click = click_from_action(body)
+    review = pending_review(runtime, click.review_id)
+    client.views_open(
+        trigger_id=body["trigger_id"],
+        view=edit_modal(review, modal_meta(click), settings=runtime.settings),
+    )
+
+
+@answers_refusals
+def edit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """Send the edited reply; an empty one gets a field error in the modal."""
+    text = edited_text(view["state"]["values"])
+    if not text.strip():
+        ack(
+            response_action="errors",
+            errors={f"{BlockId.EDIT_TEXT}:0": "Write the reply to send, or Cancel."},
+        )
+        return
+    ack()
+    decide(runtime_of(context), click_from_view(body), DecisionKind.EDIT, final_text=text)
+
+
+@answers_refusals
+def reject(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    """Open the Reject modal (a reason is required)."""
+    ack()
+    click = click_from_action(body)
+    review = pending_review(runtime_of(context), click.review_id)
+    client.views_open(trigger_id=body["trigger_id"], view=reject_modal(review, modal_meta(click)))
+
+
+@answers_refusals
+def reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """Reject with a defect category and an optional comment; nothing goes to the customer."""
+    category, comment = rejected_reason(view["state"]["values"])
+    if category is None:
+        ack(
+            response_action="errors",
+            errors={BlockId.REJECT_CATEGORY: "Choose what is wrong with the draft."},
+        )
+        return
+    ack()
+    decide(runtime_of(context), click_from_view(body), DecisionKind.REJECT, reason=category, comment=comment)
+
+
+@answers_refusals
+def show_full(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    """Everything the card trimmed, in a modal."""
+    ack()
+    runtime = runtime_of(context)
+    review = load_review(runtime, ReviewRef.model_validate_json(body["actions"][0]["value"]).review_id)
+    client.views_open(trigger_id=body["trigger_id"], view=full_text_modal(review, settings=runtime.settings))
+
+
 def register(app: App, runtime: Runtime) -> None:
     """Register the review card's listeners."""
-    answered = answers_refusals(runtime)
-
-    @app.action(ActionId.APPROVE)
-    @answered
-    def approve(ack: Ack, body: dict[str, Any]) -> None:
-        """The draft goes out as written."""
-        ack()
-        decide(runtime, click_from_action(body), DecisionKind.APPROVE)
-
-    @app.action(ActionId.TAKE_OVER)
-    @answered
-    def take_over(ack: Ack, body: dict[str, Any]) -> None:
-        """The clicker owns the ticket; the draft is posted in the thread as a starting point."""
-        ack()
-        decide(runtime, click_from_action(body), DecisionKind.TAKE_OVER)
-
-    @app.action(ActionId.EDIT)
-    @answered
-    def edit(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        """Open the Edit modal, prefilled, before anything slow (the trigger_id lives 3 s)."""
-        ack()
-        click = click_from_action(body)
-        review = pending_review(runtime, click.review_id)
-        client.views_open(
-            trigger_id=body["trigger_id"],
-            view=edit_modal(review, modal_meta(click), settings=runtime.settings),
-        )
-
-    @app.view(CallbackId.EDIT_MODAL)
-    @answered
-    def edit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        """Send the edited reply; an empty one gets a field error in the modal."""
-        text = edited_text(view["state"]["values"])
-        if not text.strip():
-            ack(
-                response_action="errors",
-                errors={f"{BlockId.EDIT_TEXT}:0": "Write the reply to send, or Cancel."},
-            )
-            return
-        ack()
-        decide(runtime, click_from_view(body), DecisionKind.EDIT, final_text=text)
-
-    @app.action(ActionId.REJECT)
-    @answered
-    def reject(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        """Open the Reject modal (a reason is required)."""
-        ack()
-        click = click_from_action(body)
-        review = pending_review(runtime, click.review_id)
-        client.views_open(trigger_id=body["trigger_id"], view=reject_modal(review, modal_meta(click)))
-
-    @app.view(CallbackId.REJECT_MODAL)
-    @answered
-    def reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        """Reject with a defect category and an optional comment; nothing goes to the customer."""
-        category, comment = rejected_reason(view["state"]["values"])
-        if category is None:
-            ack(
-                response_action="errors",
-                errors={BlockId.REJECT_CATEGORY: "Choose what is wrong with the draft."},
-            )
-            return
-        ack()
-        decide(runtime, click_from_view(body), DecisionKind.REJECT, reason=category, comment=comment)
-
-    @app.action(ActionId.SHOW_FULL)
-    @answered
-    def show_full(ack: Ack, body: dict[str, Any], client: WebClient) -> None:
-        """Everything the card trimmed, in a modal."""
-        ack()
-        review = load_review(runtime, ReviewRef.model_validate_json(body["actions"][0]["value"]).review_id)
-        client.views_open(
-            trigger_id=body["trigger_id"], view=full_text_modal(review, settings=runtime.settings)
-        )
+    app.action(ActionId.APPROVE)(approve)
+    app.action(ActionId.TAKE_OVER)(take_over)
+    app.action(ActionId.EDIT)(edit)
+    app.view(CallbackId.EDIT_MODAL)(edit_submitted)
+    app.action(ActionId.REJECT)(reject)
+    app.view(CallbackId.REJECT_MODAL)(reject_submitted)
+    app.action(ActionId.SHOW_FULL)(show_full)
