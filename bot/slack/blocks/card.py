@@ -133,14 +133,33 @@ def review_message(
     """The review card: what the customer wrote, the draft, why it is here, SLA, and the decision buttons."""
     pending = review.status == ReviewStatus.PENDING
     ref = ReviewRef(review_id=review.id).model_dump_json()
+    texts, trimmed = _text_blocks(review, settings)
+    blocks: list[Block] = [_header(review), _facts(review, policy), *texts]
+    blocks += _tone_blocks(review, policy)
+    blocks.append(_reasons_block(review))
+    blocks += _context_blocks(review, policy, now, pending=pending)
+    if pending:
+        blocks.append(_actions_block(review, ref, trimmed=trimmed))
+    else:
+        blocks += _decided_blocks(review)
+        if trimmed or review.decision == DecisionKind.EDIT:
+            blocks.append(ActionsBlock(block_id=BlockId.REVIEW_MORE, elements=[_show_full_button(ref)]))
+    return fallback_text(review), validated(blocks)
+
+
+def _header(review: Review) -> HeaderBlock:
     kind = "Take over" if review.route == Route.TAKE_OVER else "Review"
     icon = "🔴" if review.route == Route.TAKE_OVER else "🟡"
     title = clip(
         f"{icon} {kind}: {review.interaction_type.replace('_', ' ')} · ticket {review.ticket_id}", HEADER_MAX
     )[0]
-    blocks: list[Block] = [HeaderBlock(block_id=BlockId.REVIEW_HEADER, text=title), _facts(review, policy)]
-    trimmed = False
+    return HeaderBlock(block_id=BlockId.REVIEW_HEADER, text=title)
 
+
+def _text_blocks(review: Review, settings: Settings | None) -> tuple[list[Block], bool]:
+    """The AI summary (when there is one), the customer's message and the draft; whether any was trimmed."""
+    blocks: list[Block] = []
+    trimmed = False
     summary = (review.extra or {}).get("summary")
     if summary:
         body, cut = clip_escaped(str(summary), SUMMARY_BUDGET)
@@ -154,53 +173,54 @@ def review_message(
     trimmed |= cut
     body, cut = clip_escaped(review.draft, DRAFT_BUDGET)
     blocks.append(SectionBlock(block_id=BlockId.REVIEW_DRAFT, text=md(f"*AI draft*\n{body}")))
-    trimmed |= cut
+    return blocks, trimmed or cut
+
+
+def _tone_blocks(review: Review, policy: Policy) -> list[Block]:
     hits = tone_hits(review.draft, policy)
-    if hits:
-        phrases = ", ".join(f"“{escape(h)}”" for h in hits)
-        blocks.append(
-            ContextBlock(
-                block_id=BlockId.REVIEW_TONE,
-                elements=[md(clip(f"⚠️ Tone guardrail: the draft says {phrases}", 2000)[0])],
-            )
+    if not hits:
+        return []
+    phrases = ", ".join(f"“{escape(h)}”" for h in hits)
+    return [
+        ContextBlock(
+            block_id=BlockId.REVIEW_TONE,
+            elements=[md(clip(f"⚠️ Tone guardrail: the draft says {phrases}", 2000)[0])],
         )
+    ]
+
+
+def _reasons_block(review: Review) -> SectionBlock:
     reasons = (
         "\n".join(f"• {escape(r.get('message', r.get('code', '')))}" for r in review.reasons)
         or "• (none recorded)"
     )
-    blocks.append(
-        SectionBlock(
-            block_id=BlockId.REVIEW_REASONS,
-            text=md(f"*Why a human is needed*\n{clip(reasons, REASONS_BUDGET)[0]}"),
-        )
+    return SectionBlock(
+        block_id=BlockId.REVIEW_REASONS,
+        text=md(f"*Why a human is needed*\n{clip(reasons, REASONS_BUDGET)[0]}"),
     )
+
+
+def _context_blocks(review: Review, policy: Policy, now: datetime, *, pending: bool) -> list[Block]:
+    """The SLA line and, while pending, who must decide."""
     context = [
         line
         for line in (sla_text(review, now), _supervisor_note(review, policy) if pending else None)
         if line
     ]
-    if context:
-        blocks.append(
-            ContextBlock(block_id=BlockId.REVIEW_SLA, elements=[md(clip(c, 2000)[0]) for c in context])
-        )
+    if not context:
+        return []
+    return [ContextBlock(block_id=BlockId.REVIEW_SLA, elements=[md(clip(c, 2000)[0]) for c in context])]
 
-    if pending:
-        buttons = _decision_buttons(review, ref)
-        if trimmed:
-            buttons.append(ButtonElement(text="Show full message", action_id=ActionId.SHOW_FULL, value=ref))
-        blocks.append(ActionsBlock(block_id=BlockId.REVIEW_ACTIONS, elements=buttons))
-    else:
-        blocks += _decided_blocks(review)
-        if trimmed or review.decision == DecisionKind.EDIT:
-            blocks.append(
-                ActionsBlock(
-                    block_id=BlockId.REVIEW_MORE,
-                    elements=[
-                        ButtonElement(text="Show full message", action_id=ActionId.SHOW_FULL, value=ref)
-                    ],
-                )
-            )
-    return fallback_text(review), validated(blocks)
+
+def _show_full_button(ref: str) -> ButtonElement:
+    return ButtonElement(text="Show full message", action_id=ActionId.SHOW_FULL, value=ref)
+
+
+def _actions_block(review: Review, ref: str, *, trimmed: bool) -> ActionsBlock:
+    buttons = _decision_buttons(review, ref)
+    if trimmed:
+        buttons.append(_show_full_button(ref))
+    return ActionsBlock(block_id=BlockId.REVIEW_ACTIONS, elements=buttons)
 
 
 def _decided_blocks(review: Review) -> list[Block]:
