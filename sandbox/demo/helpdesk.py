@@ -90,26 +90,34 @@ def _agents() -> list[tuple[str, str]]:
     return sorted((uid, name) for uid, name in NAMES.items() if uid.startswith("U"))
 
 
-def _show_writes(ctx: DemoContext, zendesk: Any, names: dict[int, str]) -> None:
+def _decided_reviews(ctx: DemoContext) -> list[Review]:
+    """Every review with a decision, auto-sends included, in the order they were decided."""
     with session_scope(ctx.runtime.engine, readonly=True) as s:
-        reviews = list(
+        return list(
             s.execute(
                 select(Review).where(col(Review.decision).is_not(None)).order_by(col(Review.decided_at))
             ).scalars()
         )
-    auto = [r for r in reviews if r.decision == "auto_send"]
+
+
+def _show_writes(ctx: DemoContext, zendesk: Any, names: dict[int, str]) -> None:
+    reviews = _decided_reviews(ctx)
+    _show_auto_sent(ctx, zendesk, [r for r in reviews if r.decision == "auto_send"])
     decided = [r for r in reviews if r.decision != "auto_send"]
-    sent_auto = sum(1 for r in auto if _public(zendesk, r.ticket_id))
-    ctx.say(
-        f"  {len(auto)} auto-sent drafts: {sent_auto} public replies in Zendesk, written by the API user the "
-        f"moment each draft arrived (status → {ctx.runtime.policy.helpdesk.status_after_reply})."
-    )
     ctx.say(ctx.style.dim("  Decided in Slack, as each ticket shows it now:"))
     for r in decided:
         ctx.say(f"  #{r.ticket_id} {r.decision:<9} → {_what_zendesk_has(zendesk, r, names)}")
     states = Counter(r.helpdesk_state or "waiting" for r in reviews)
     ctx.say(
         ctx.style.dim("  Review helpdesk states: " + ", ".join(f"{k} {v}" for k, v in states.most_common()))
+    )
+
+
+def _show_auto_sent(ctx: DemoContext, zendesk: Any, auto: list[Review]) -> None:
+    sent_auto = sum(1 for r in auto if _public(zendesk, r.ticket_id))
+    ctx.say(
+        f"  {len(auto)} auto-sent drafts: {sent_auto} public replies in Zendesk, written by the API user the "
+        f"moment each draft arrived (status → {ctx.runtime.policy.helpdesk.status_after_reply})."
     )
 
 

@@ -75,32 +75,62 @@ def _show_posting(ctx: DemoContext, slack: Any) -> None:
 
 
 def _clicks(ctx: DemoContext, slack: Any, sim: SlackSim) -> None:
+    standard, handoff, refund = _picked_reviews(ctx)
+    approved = _approve(ctx, slack, sim, standard[0]["id"])
+    _edit(ctx, slack, sim, standard[1])
+    _take_over(ctx, slack, sim, handoff["id"])
+    _reject(ctx, slack, sim, standard[2]["id"])
+    ms, note = _click_and_hear(sim, slack, approved, ActionId.APPROVE, "U0PRIYA")
+    ctx.say(
+        f"  🔁 Priya clicks Approve on #{_review(ctx, standard[0]['id']).ticket_id} a moment too late "
+        f"(HTTP 200 in {ms:.0f} ms). Only she sees: “{plain_text(note)}”"
+    )
+    _refund_over_limit(ctx, slack, sim, refund["id"])
+    ctx.say(
+        ctx.style.dim(
+            f"\n  {_decisions(ctx)} decisions: each one conditional UPDATE (first click wins) with, in "
+            "the same transaction, a feedback row, the card refresh, the thread reply and the "
+            "helpdesk write."
+        )
+    )
+
+
+def _picked_reviews(ctx: DemoContext) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """The drafts the reviewers act on: standard-tier reviews, a take over, and a refund over the limit."""
     standard = [r for r in ctx.results if r["tier"] == "standard" and r["route"] == "review"]
     handoff = next(r for r in ctx.results if r["route"] == "take_over")
-    refund = next(
-        r
-        for r in ctx.results
-        if r["tier"] == "billing"
-        and r["route"] == "review"
-        and "refund_over_limit" in {x["code"] for x in r["reasons"]}
-    )
-    say = ctx.say
+    refund = next(r for r in ctx.results if _is_refund_over_limit(r))
+    return standard, handoff, refund
 
-    approved = _card(ctx, slack, standard[0]["id"])
+
+def _is_refund_over_limit(result: dict[str, Any]) -> bool:
+    return (
+        result["tier"] == "billing"
+        and result["route"] == "review"
+        and "refund_over_limit" in {x["code"] for x in result["reasons"]}
+    )
+
+
+def _approve(ctx: DemoContext, slack: Any, sim: SlackSim, review_id: str) -> dict[str, Any]:
+    """Alex approves: the card loses its buttons. Returns the card as it was, for a late click on it."""
+    approved = _card(ctx, slack, review_id)
     ms = _click(sim, approved, ActionId.APPROVE, "U0ALEX")
-    review = _decided(ctx, slack, standard[0]["id"])
-    say(
+    review = _decided(ctx, slack, review_id)
+    ctx.say(
         f"  ✅ Alex approves #{review.ticket_id}: HTTP 200 in {ms:.0f} ms; the card loses its buttons and says "
         f"“{plain_text(_decision_line(slack, approved))}”"
     )
+    return approved
 
-    edited = _card(ctx, slack, standard[1]["id"])
+
+def _edit(ctx: DemoContext, slack: Any, sim: SlackSim, result: dict[str, Any]) -> None:
+    """Priya edits the draft in the modal and sends her version."""
+    review_id = result["id"]
+    edited = _card(ctx, slack, review_id)
     trigger = slack.issue_trigger_id()
     _click(sim, edited, ActionId.EDIT, "U0PRIYA", trigger_id=trigger)
-    view = _wait(
-        lambda: next((v for v in slack.views() if v["private_metadata"].find(standard[1]["id"]) >= 0), None)
-    )
-    final = standard[1]["ticket"]["draft"].replace("Thanks", "Thank you").replace("Best,", "Kind regards,")
+    view = _modal_for(slack, review_id)
+    final = result["ticket"]["draft"].replace("Thanks", "Thank you").replace("Best,", "Kind regards,")
     field = f"{BlockId.EDIT_TEXT}:0"
     sim.post_view_submission(
         view_submission_payload(
@@ -109,25 +139,28 @@ def _clicks(ctx: DemoContext, slack: Any, sim: SlackSim) -> None:
             values={field: {ActionId.EDIT_TEXT: {"type": "plain_text_input", "value": final}}},
         )
     )
-    review = _decided(ctx, slack, standard[1]["id"])
-    say(
+    review = _decided(ctx, slack, review_id)
+    ctx.say(
         f"  ✏️  Priya clicks Edit on #{review.ticket_id}: a modal opens prefilled with the draft; she changes the "
         f"sign-off and sends ({review.extra['edit_distance']:.0%} of the text changed)"
     )
 
-    handed = _card(ctx, slack, handoff["id"])
+
+def _take_over(ctx: DemoContext, slack: Any, sim: SlackSim, review_id: str) -> None:
+    handed = _card(ctx, slack, review_id)
     _click(sim, handed, ActionId.TAKE_OVER, "U0JORDAN")
-    review = _decided(ctx, slack, handoff["id"])
-    say(
+    review = _decided(ctx, slack, review_id)
+    ctx.say(
         f"  🙋 Jordan takes over #{review.ticket_id} ({review.tier}): the ticket is assigned to him, and the draft "
         f"and its context are posted in the thread as a starting point"
     )
 
-    rejected = _card(ctx, slack, standard[2]["id"])
+
+def _reject(ctx: DemoContext, slack: Any, sim: SlackSim, review_id: str) -> None:
+    """Alex rejects the draft as a hallucination, with a comment, in the reject modal."""
+    rejected = _card(ctx, slack, review_id)
     _click(sim, rejected, ActionId.REJECT, "U0ALEX", trigger_id=slack.issue_trigger_id())
-    view = _wait(
-        lambda: next((v for v in slack.views() if v["private_metadata"].find(standard[2]["id"]) >= 0), None)
-    )
+    view = _modal_for(slack, review_id)
     sim.post_view_submission(
         view_submission_payload(
             view=view,
@@ -148,56 +181,74 @@ def _clicks(ctx: DemoContext, slack: Any, sim: SlackSim) -> None:
             },
         )
     )
-    review = _decided(ctx, slack, standard[2]["id"])
-    say(
+    review = _decided(ctx, slack, review_id)
+    ctx.say(
         f"  ⛔ Alex rejects #{review.ticket_id} as a hallucination; nothing goes to the customer, the reason goes "
         f"to the feedback store"
     )
 
-    ms, note = _click_and_hear(sim, slack, approved, ActionId.APPROVE, "U0PRIYA")
-    say(
-        f"  🔁 Priya clicks Approve on #{_review(ctx, standard[0]['id']).ticket_id} a moment too late "
-        f"(HTTP 200 in {ms:.0f} ms). Only she sees: “{plain_text(note)}”"
-    )
 
-    card = _card(ctx, slack, refund["id"])
+def _refund_over_limit(ctx: DemoContext, slack: Any, sim: SlackSim, review_id: str) -> None:
+    """An outsider and an agent are refused on a refund over the limit; a supervisor approves it."""
+    card = _card(ctx, slack, review_id)
     _, note = _click_and_hear(sim, slack, card, ActionId.APPROVE, OUTSIDER)
-    ticket = _review(ctx, refund["id"]).ticket_id
-    say(
+    ticket = _review(ctx, review_id).ticket_id
+    ctx.say(
         f"  🚫 Riley, not in @support-agents, clicks Approve on refund #{ticket}. Only he sees: “{plain_text(note)}”"
     )
     _, note = _click_and_hear(sim, slack, card, ActionId.APPROVE, "U0ALEX")
-    say(f"     Alex is an agent, but this refund is over the limit: “{plain_text(note)}”")
+    ctx.say(f"     Alex is an agent, but this refund is over the limit: “{plain_text(note)}”")
     _click(sim, card, ActionId.APPROVE, SUPERVISOR)
-    _decided(ctx, slack, refund["id"])
-    say(f"     Sam (@support-supervisors) approves it. Refused attempts in the audit log: {_refusals(ctx)}")
-
+    _decided(ctx, slack, review_id)
     ctx.say(
-        ctx.style.dim(
-            f"\n  {_decisions(ctx)} decisions: each one conditional UPDATE (first click wins) with, in "
-            "the same transaction, a feedback row, the card refresh, the thread reply and the "
-            "helpdesk write."
-        )
+        f"     Sam (@support-supervisors) approves it. Refused attempts in the audit log: {_refusals(ctx)}"
     )
+
+
+def _modal_for(slack: Any, review_id: str) -> dict[str, Any]:
+    """The modal the stand-in opened for this review's click."""
+    view: dict[str, Any] = _wait(
+        lambda: next((v for v in slack.views() if v["private_metadata"].find(review_id) >= 0), None)
+    )
+    return view
+
+
+def _header_as_text(block: dict[str, Any]) -> list[str]:
+    return [block["text"]["text"]]
+
+
+def _section_as_text(block: dict[str, Any]) -> list[str]:
+    if block.get("fields"):
+        return [" · ".join(plain_text(f["text"]).replace("\n", " ") for f in block["fields"])]
+    text = plain_text(block["text"]["text"])
+    head, _, body = text.partition("\n")
+    return [head, *(f"  {line}" for line in _shorten(body, 4))]
+
+
+def _context_as_text(block: dict[str, Any]) -> list[str]:
+    return [plain_text(e.get("text", "")) for e in block["elements"]]
+
+
+def _actions_as_text(block: dict[str, Any]) -> list[str]:
+    return ["  ".join(f"[{e['text']['text']}]" for e in block["elements"])]
+
+
+# How each block type reads in the terminal; other types are left out.
+_BLOCK_AS_TEXT: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "header": _header_as_text,
+    "section": _section_as_text,
+    "context": _context_as_text,
+    "actions": _actions_as_text,
+}
 
 
 def card_as_text(blocks: list[dict[str, Any]]) -> list[str]:
     """A card's blocks as terminal lines (what Slack would render, roughly)."""
     lines: list[str] = []
     for block in blocks:
-        if block["type"] == "header":
-            lines.append(block["text"]["text"])
-        elif block["type"] == "section" and block.get("fields"):
-            lines.append(" · ".join(plain_text(f["text"]).replace("\n", " ") for f in block["fields"]))
-        elif block["type"] == "section":
-            text = plain_text(block["text"]["text"])
-            head, _, body = text.partition("\n")
-            lines.append(head)
-            lines += [f"  {line}" for line in _shorten(body, 4)]
-        elif block["type"] == "context":
-            lines += [plain_text(e.get("text", "")) for e in block["elements"]]
-        elif block["type"] == "actions":
-            lines.append("  ".join(f"[{e['text']['text']}]" for e in block["elements"]))
+        render = _BLOCK_AS_TEXT.get(block["type"])
+        if render is not None:
+            lines += render(block)
     return lines
 
 
