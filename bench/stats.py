@@ -33,8 +33,8 @@ from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
 from bot.app.settings import BUNDLED_POLICY
-from bot.reporting.oversight import build_review
-from bot.reporting.stats import compute_stats
+from bot.reporting.oversight.review import build_review
+from bot.reporting.stats.query import compute_stats
 from bot.review.policy import load_policy
 from storage.db import make_engine, normalise_url, session_scope, upgrade
 from storage.models import Decision, Review

@@ -9,7 +9,7 @@ from typing import TextIO
 from sqlalchemy import select
 from sqlmodel import Session
 
-from bot.reporting.stats import columns
+from bot.reporting.stats.query import columns
 from storage.models import AuditEvent
 
 

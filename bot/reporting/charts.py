@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 
-from bot.reporting.stats import ROUTES, Stats, period_label
+from bot.reporting.stats.model import ROUTES, Stats
+from bot.reporting.stats.text import period_label
 
 COLORS = {
     "approve": "#2e7d32",

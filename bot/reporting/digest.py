@@ -16,7 +16,9 @@ from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped
 from sqlalchemy.exc import IntegrityError
 
 from bot.app.runtime import Runtime
-from bot.reporting.oversight import build_review, render_review_blocks
+from bot.outbox.kinds import SlackPost, enqueue_slack_post
+from bot.reporting.oversight.review import build_review
+from bot.slack.blocks.reports import render_review_blocks
 from storage import repo
 from storage.db import session_scope
 from storage.models import SchedulerState
@@ -30,7 +32,7 @@ TITLE = "Weekly oversight digest"
 
 def install(runtime: Runtime) -> None:
     """Schedule the weekly digest on the shared scheduler (after `bot.app.scheduling`)."""
-    scheduler = runtime.services.get("scheduler")
+    scheduler = runtime.services.scheduler
     if scheduler is None:
         return
     trigger = CronTrigger.from_crontab(runtime.policy.oversight.digest_cron, timezone="UTC")
@@ -119,14 +121,8 @@ def post_digest(
                     )
                 )
                 session.flush()  # the unique key: a second replica fails here and posts nothing
-            repo.enqueue(
-                session=session,
-                now=now,
-                kind="slack_post",
-                order_key="ops",
-                payload={"channel": channel, "text": text, "blocks": [b.to_dict() for b in blocks]},
-                dedupe_key=claim,
-            )
+            post = SlackPost(channel=channel, text=text, blocks=[b.to_dict() for b in blocks])
+            enqueue_slack_post(session, now=now, post=post, order_key="ops", dedupe_key=claim)
             repo.audit(
                 session=session,
                 at=now,
@@ -142,7 +138,7 @@ def post_digest(
     except IntegrityError:
         log.info("digest %s already claimed by another replica", claim)
         return False
-    outbox = runtime.services.get("outbox")
+    outbox = runtime.services.outbox
     if outbox is not None:
         outbox.wake()
     return True

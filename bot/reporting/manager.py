@@ -17,16 +17,11 @@ from sqlalchemy import func, select
 from bot.app.runtime import Runtime
 from bot.common.durations import format_duration
 from bot.reporting.digest import scheduled_this_week, week_key
-from bot.reporting.oversight import build_review, render_review_blocks
-from bot.reporting.stats import (
-    BadPeriod,
-    columns,
-    compute_stats,
-    is_period,
-    parse_period,
-    render_stats_blocks,
-    span_label,
-)
+from bot.reporting.format import span_label
+from bot.reporting.oversight.review import build_review
+from bot.reporting.stats.model import BadPeriod, is_period, parse_period
+from bot.reporting.stats.query import columns, compute_stats
+from bot.slack.blocks.reports import render_review_blocks, render_stats_blocks
 from storage.db import session_scope
 from storage.models import Review, ReviewStatus, SchedulerState
 

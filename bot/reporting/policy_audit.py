@@ -18,7 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from bot.app.runtime import Runtime
-from bot.reporting.stats import columns
+from bot.reporting.stats.query import columns
 from bot.review.policy import Policy
 from storage import repo
 from storage.db import session_scope

@@ -9,25 +9,19 @@ import pytest
 from sqlalchemy import Engine
 
 from bot.app.settings import BUNDLED_POLICY
-from bot.reporting.oversight import (
-    Signals,
-    WhatIfRow,
-    build_review,
-    calibration_note,
-    recommend,
-    render_review_blocks,
-    render_review_text,
-    rising,
-    warning_signs,
-    what_if,
-)
-from bot.reporting.stats import Band, Counts, Stats
+from bot.reporting.oversight.recommend import recommend
+from bot.reporting.oversight.review import build_review
+from bot.reporting.oversight.signals import Signals, calibration_note, rising, warning_signs
+from bot.reporting.oversight.text import render_review_text
+from bot.reporting.oversight.whatif import WhatIfRow, what_if
+from bot.reporting.stats.model import Band, Counts, Stats
 from bot.review.policy import load_policy
+from bot.slack.blocks.reports import render_review_blocks
 from storage.db import make_engine, session_scope
 from tests.reporting.factory import NOW, SINCE, Store, known_week
 
 POLICY = load_policy(BUNDLED_POLICY)  # order_status: auto-send ≥ 0.90, review ≥ 0.60; refund 0.95/0.70
-O = POLICY.oversight
+OVERSIGHT = POLICY.oversight
 
 
 def good(**over: int) -> Counts:
@@ -186,11 +180,11 @@ def stats(by_type: dict[str, Counts], pending: dict[str, tuple[int, int]] | None
 
 
 def test_rising_needs_a_baseline_a_ratio_and_a_minimum_count() -> None:
-    assert rising(6, 100, 2, 100, O)  # 6% vs 2%
-    assert not rising(4, 100, 3, 100, O)  # 4% vs 3%: below 1.5x
-    assert not rising(2, 10, 0, 100, O)  # only 2 cases
-    assert rising(3, 100, 0, 100, O)  # from none to 3
-    assert not rising(5, 100, 0, 0, O)  # nothing to compare with
+    assert rising(6, 100, 2, 100, OVERSIGHT)  # 6% vs 2%
+    assert not rising(4, 100, 3, 100, OVERSIGHT)  # 4% vs 3%: below 1.5x
+    assert not rising(2, 10, 0, 100, OVERSIGHT)  # only 2 cases
+    assert rising(3, 100, 0, 100, OVERSIGHT)  # from none to 3
+    assert not rising(5, 100, 0, 0, OVERSIGHT)  # nothing to compare with
 
 
 def test_warning_signs_name_the_type_and_the_numbers() -> None:
@@ -211,7 +205,7 @@ def test_warning_signs_name_the_type_and_the_numbers() -> None:
         prev,
         Signals(repeat_contacts={"order_status": 9}, sla_escalations={"order_status": 2}),
         Signals(repeat_contacts={"order_status": 3}),
-        O,
+        OVERSIGHT,
     )
     by_code = {(w.code, w.interaction_type): w.message for w in signs}
     assert "9 of 100 drafts (9%), was 3%" in by_code[("repeat_contacts_rising", "order_status")]

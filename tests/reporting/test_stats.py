@@ -18,14 +18,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, text
 
-from bot.reporting.stats import (
-    BadPeriod,
-    compute_stats,
-    parse_period,
-    percentiles,
-    render_stats_blocks,
-    render_stats_text,
-)
+from bot.reporting.stats.model import BadPeriod, parse_period
+from bot.reporting.stats.query import compute_stats, percentiles
+from bot.reporting.stats.text import render_stats_text
+from bot.slack.blocks.reports import render_stats_blocks
 from storage.db import make_engine, session_scope
 from tests.reporting.factory import NOW, SINCE, Store, known_week
 

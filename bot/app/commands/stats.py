@@ -71,7 +71,8 @@ def _runtime() -> Runtime:
 
 def stats(args: argparse.Namespace) -> int:
     from bot.app.commands.common import CliError
-    from bot.reporting.stats import compute_stats, render_stats_text
+    from bot.reporting.stats.query import compute_stats
+    from bot.reporting.stats.text import render_stats_text
     from storage.db import session_scope
 
     cmd = _command("stats", args.words)
@@ -105,7 +106,8 @@ def stats(args: argparse.Namespace) -> int:
 def review(args: argparse.Namespace) -> int:
     from bot.app.commands.common import CliError
     from bot.reporting.digest import post_digest
-    from bot.reporting.oversight import build_review, render_review_text
+    from bot.reporting.oversight.review import build_review
+    from bot.reporting.oversight.text import render_review_text
     from storage.db import session_scope
 
     cmd = _command("review", args.words, args.threshold)

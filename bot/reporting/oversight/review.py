@@ -1,0 +1,187 @@
+"""`build_review`: the queries behind the oversight review, and the rules applied to what they return.
+
+This period's stats, the previous equal period's, the last N review decisions per type (what-if
+replays) and a few warning-sign counts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, distinct, func, select, text
+from sqlmodel import Session
+
+from bot.reporting.oversight.recommend import Recommendation, proposal, recommend, thresholds_for
+from bot.reporting.oversight.signals import Signals, WarningSign, calibration_note, warning_signs
+from bot.reporting.oversight.whatif import WhatIfRow, what_if
+from bot.reporting.stats.model import Band, Counts, Stats
+from bot.reporting.stats.query import columns, compute_stats
+from bot.review.policy import Policy
+from storage.models import REPEAT_CONTACT, Decision, Review, SlaPing, UTCDateTime
+
+CONFIDENCE_CODES = frozenset({"confidence_high", "confidence_medium", "confidence_low"})
+VERDICT_ORDER = {"increase": 0, "expand": 1, "keep": 2}
+
+
+@dataclass
+class OversightReview:
+    since: datetime
+    until: datetime
+    stats: Stats
+    previous: Stats
+    recommendations: list[Recommendation]
+    warnings: list[WarningSign]
+    calibration: dict[str, tuple[dict[int, Band], str]]
+    no_data: list[str]
+
+    @property
+    def period(self) -> timedelta:
+        return self.until - self.since
+
+
+def collect_signals(
+    *, session: Session, since: datetime, until: datetime, interaction_type: str | None = None
+) -> Signals:
+    """Repeat contacts among drafts created in the period; reviews escalated past their SLA in it."""
+    # The partial index ix_reviews_repeat_contact holds only repeat-contact drafts; its predicate is
+    # repeated verbatim so both databases can use it (SQLite's planner needs telling).
+    hint = " INDEXED BY ix_reviews_repeat_contact" if session.get_bind().dialect.name == "sqlite" else ""
+    type_filter = " AND interaction_type = :itype" if interaction_type else ""
+    rq = text(
+        f"SELECT interaction_type, count(*) FROM reviews{hint} WHERE {REPEAT_CONTACT} "
+        f"AND created_at >= :since AND created_at < :until{type_filter} GROUP BY interaction_type"
+    ).bindparams(bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
+    params: dict[str, object] = {"since": since, "until": until}
+    r, s = columns(Review), columns(SlaPing)
+    eq = (
+        select(r.interaction_type, func.count(distinct(s.review_id)))
+        .join(Review, r.id == s.review_id)
+        .where(s.status == "fired", s.kind.like("%breach:%"), s.fired_at >= since, s.fired_at < until)
+    )
+    if interaction_type:
+        params["itype"] = interaction_type
+        eq = eq.where(r.interaction_type == interaction_type)
+    return Signals(
+        repeat_contacts={str(t): int(n) for t, n in session.execute(rq, params)},
+        sla_escalations={t: int(n) for t, n in session.execute(eq.group_by(r.interaction_type))},
+    )
+
+
+def recent_rows(*, session: Session, interaction_type: str, limit: int) -> list[WhatIfRow]:
+    """The last `limit` review-stage decisions of a type (index ix_decisions_type_stage_decided)."""
+    d = columns(Decision)
+    q = (
+        select(d.confidence, d.decision, d.edit_distance, d.reasons)
+        .where(d.interaction_type == interaction_type, d.stage == "review")
+        .order_by(d.decided_at.desc())
+        .limit(limit)
+    )
+    rows = []
+    for conf, kind, dist, reasons in session.execute(q):
+        codes = {r.get("code") for r in reasons or [] if isinstance(r, dict)}
+        rows.append(WhatIfRow(float(conf), kind, dist, bool(codes - CONFIDENCE_CODES)))
+    return rows
+
+
+def _replayed_thresholds(
+    itype: str, rec: Recommendation, policy: Policy, thresholds: dict[str, float] | None
+) -> tuple[float, float]:
+    """(current, proposed) the what-if replays: the verdict's proposal, or the one asked for."""
+    current, proposed = (
+        (rec.current, rec.proposed) if rec.proposed is not None else proposal(itype, "expand", policy)
+    )
+    current = current if current is not None else thresholds_for(itype, policy)[0]
+    if thresholds and itype in thresholds:
+        proposed = thresholds[itype]
+    return current, proposed
+
+
+def _recommendation(
+    session: Session, itype: str, c: Counts, policy: Policy, thresholds: dict[str, float] | None
+) -> Recommendation:
+    """The verdict for one type, judged again with a what-if replay when a threshold change is in view."""
+    rec = recommend(itype, c, policy)
+    if itype in policy.human_only:
+        return rec
+    current, proposed = _replayed_thresholds(itype, rec, policy, thresholds)
+    if proposed == current:
+        return rec
+    o = policy.oversight
+    wi = what_if(
+        itype,
+        recent_rows(session=session, interaction_type=itype, limit=o.whatif_last),
+        current=current,
+        proposed=proposed,
+        heavy_edit_distance=o.heavy_edit_distance,
+    )
+    rec = recommend(itype, c, policy, wi)
+    return rec if rec.whatif is not None else dataclasses.replace(rec, whatif=wi)
+
+
+def _no_data(policy: Policy, cur: Stats, interaction_type: str | None) -> list[str]:
+    """Types the policy knows that had no drafts or decisions in the period."""
+    known = list(policy.interaction_types) + [
+        t for t in policy.human_only if t not in policy.interaction_types
+    ]
+    return [t for t in known if t not in cur.by_type and (interaction_type in (None, t))]
+
+
+def _calibration(cur: Stats) -> dict[str, tuple[dict[int, Band], str]]:
+    return {
+        t: (bands, calibration_note(bands))
+        for t, bands in sorted(cur.calibration.items())
+        if sum(b.human for b in bands.values())
+    }
+
+
+def build_review(
+    *,
+    session: Session,
+    policy: Policy,
+    now: datetime,
+    period: timedelta,
+    interaction_type: str | None = None,
+    thresholds: dict[str, float] | None = None,
+) -> OversightReview:
+    """The oversight review of [now - period, now), compared with the period before it."""
+    o = policy.oversight
+    since = now - period
+    cur = compute_stats(
+        session=session,
+        since=since,
+        until=now,
+        interaction_type=interaction_type,
+        oversight=o,
+        now=now,
+        calibration=True,
+    )
+    prev = compute_stats(
+        session=session,
+        since=since - period,
+        until=since,
+        interaction_type=interaction_type,
+        oversight=o,
+        now=now,
+    )
+    cur_sig = collect_signals(session=session, since=since, until=now, interaction_type=interaction_type)
+    prev_sig = collect_signals(
+        session=session, since=since - period, until=since, interaction_type=interaction_type
+    )
+    recs = [
+        _recommendation(session, itype, c, policy, thresholds)
+        for itype, c in cur.by_type.items()
+        if c.decided or c.volume
+    ]
+    recs.sort(key=lambda r: (VERDICT_ORDER[r.verdict], r.interaction_type))
+    return OversightReview(
+        since=since,
+        until=now,
+        stats=cur,
+        previous=prev,
+        recommendations=recs,
+        warnings=warning_signs(cur, prev, cur_sig, prev_sig, o),
+        calibration=_calibration(cur),
+        no_data=_no_data(policy, cur, interaction_type),
+    )
