@@ -9,7 +9,7 @@ from slack_sdk import WebClient
 
 from bot.app.runtime import Runtime
 from bot.qa.rating import ensure_unrated, rate
-from bot.slack.blocks.qa import defect_modal
+from bot.slack.blocks.qa import defect_modal, defect_reason
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from handlers.slack.context import runtime_of
 from handlers.slack.errors import answers_refusals
@@ -38,16 +38,12 @@ def defect(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltConte
 @answers_refusals
 def defect_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """Record the defect with its category and comment."""
-    values = view["state"]["values"]
-    chosen = (values.get(BlockId.QA_DEFECT_CATEGORY, {}).get(ActionId.QA_DEFECT_CATEGORY) or {}).get(
-        "selected_option"
-    )
-    if not chosen:
+    category, comment = defect_reason(view["state"]["values"])
+    if category is None:
         ack(response_action="errors", errors={BlockId.QA_DEFECT_CATEGORY: "Choose what went wrong."})
         return
-    comment = (values.get(BlockId.QA_DEFECT_COMMENT, {}).get(ActionId.QA_DEFECT_COMMENT) or {}).get("value")
     ack()
-    rate(runtime_of(context), click_from_view(body), good=False, category=chosen["value"], comment=comment)
+    rate(runtime_of(context), click_from_view(body), good=False, category=category, comment=comment)
 
 
 def register(app: App, runtime: Runtime) -> None:

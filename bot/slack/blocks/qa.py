@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -160,3 +161,12 @@ def defect_modal(*, review_id: str, channel: str, ts: str) -> View:
             ),
         ],
     )
+
+
+def defect_reason(values: dict[str, dict[str, dict[str, Any]]]) -> tuple[str | None, str | None]:
+    """(category, comment) typed into the defect modal; category None when none was chosen."""
+    chosen = (values.get(BlockId.QA_DEFECT_CATEGORY, {}).get(ActionId.QA_DEFECT_CATEGORY) or {}).get(
+        "selected_option"
+    )
+    comment = (values.get(BlockId.QA_DEFECT_COMMENT, {}).get(ActionId.QA_DEFECT_COMMENT) or {}).get("value")
+    return (chosen["value"] if chosen else None), comment

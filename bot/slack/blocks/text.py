@@ -108,21 +108,25 @@ def channel_ref(channel: str) -> str:
 
 
 def customer_text(review: Review, settings: Settings | None) -> str:
+    """The customer's message as reviewers see it: PII masked unless the settings turn masking off."""
     masked = settings is None or settings.mask_pii
     return mask_pii(review.customer_message) if masked else review.customer_message
 
 
 def decision_of(review: Review) -> DecisionKind | None:
+    """The review's decision as the enum, None while pending."""
     return DecisionKind(review.decision) if review.decision else None
 
 
 def validated(blocks: Sequence[Block]) -> list[Block]:
+    """The blocks, each checked against Slack's limits by slack_sdk (SlackObjectFormationError when over)."""
     for block in blocks:
         block.to_dict()  # slack_sdk checks its limits here and raises SlackObjectFormationError
     return list(blocks)
 
 
 def md(text: str) -> MarkdownTextObject:
+    """A mrkdwn text object."""
     return MarkdownTextObject(text=text)
 
 
