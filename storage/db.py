@@ -6,14 +6,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.sql import Executable
 from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -145,3 +146,9 @@ def check_schema(engine: Engine) -> None:
     raise SchemaMismatch(
         f"the database schema is at {current}, this code needs {head}: run `hitl db upgrade`"
     )
+
+
+def changed(session: Session, statement: Executable) -> int:
+    """Run an UPDATE/DELETE and return how many rows it changed (the answer of a conditional update)."""
+    result = session.execute(statement)
+    return int(cast(CursorResult[Any], result).rowcount)

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     mask_pii: bool = Field(True, alias="HITL_MASK_PII")
 
     outbox_poll_seconds: float = Field(0.5, alias="HITL_OUTBOX_POLL_SECONDS")
+    # Fenced leases: a batch is held for `lease` seconds and renewed every `renew` seconds while it is
+    # worked through, so a replica that dies frees its rows one lease later.
+    outbox_lease_seconds: float = Field(15.0, gt=0, alias="HITL_OUTBOX_LEASE_SECONDS")
+    outbox_renew_seconds: float = Field(5.0, gt=0, alias="HITL_OUTBOX_RENEW_SECONDS")
+    outbox_batch: int = Field(20, ge=1, le=500, alias="HITL_OUTBOX_BATCH")
     scheduler_enabled: bool = Field(True, alias="HITL_SCHEDULER")
     outbox_enabled: bool = Field(True, alias="HITL_OUTBOX_WORKER")
 

@@ -1,9 +1,12 @@
 """The durable outbox: every outside write is a row, delivered here with backoff, in order per key.
 
-Rows are added by the `enqueue_<kind>()` functions of `bot.outbox.kinds` in the same transaction as the change that causes them.
-A worker claims due rows with a lease (so a crashed worker's rows are taken again after the lease),
-calls the handler registered for the row's kind, and records the outcome. Handlers must be
-idempotent: after a crash a row can be delivered again (the helpdesk side keeps a ledger).
+Rows are added by the `enqueue_<kind>()` functions of `bot.outbox.kinds`, in the same transaction as
+the change that causes them. A worker claims a batch of due rows under a fresh lease token (fencing):
+it renews the lease while it works through the batch, re-checks the token before starting each row,
+and every state change it makes (done, retry, dead) is conditional on still holding that token. A
+worker whose lease was taken (it stalled past the lease) therefore stops without writing, and rows of
+a replica that died are free again one short lease later (seconds, not minutes). Handlers stay
+idempotent all the same: the helpdesk side keeps a ledger whose start is a compare-and-set.
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ import logging
 import random
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, update
 from sqlalchemy.orm import aliased
+from sqlmodel import Session, col
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from bot.outbox.kinds import OutboxKind, SlackPost, enqueue_slack_post
 from bot.outbox.registry import KindPolicy, Permanent, Retry
 from storage import repo
-from storage.db import session_scope
+from storage.db import changed, session_scope
 from storage.models import OutboxItem, OutboxStatus
 
 if TYPE_CHECKING:
@@ -53,17 +60,17 @@ class OutboxWorker:
         runtime: Runtime,
         *,
         poll_interval: float | None = None,
-        batch: int = 50,
-        lease: timedelta = timedelta(seconds=120),
-        threads: int = 4,
+        batch: int | None = None,
+        lease: timedelta | None = None,
+        renew_every: float | None = None,
     ) -> None:
+        settings = runtime.settings
         self.runtime = runtime
-        self.poll_interval = (
-            poll_interval if poll_interval is not None else runtime.settings.outbox_poll_seconds
-        )
-        self.batch = batch
-        self.lease = lease
-        self.threads = threads
+        self.poll_interval = poll_interval if poll_interval is not None else settings.outbox_poll_seconds
+        self.batch = batch or settings.outbox_batch
+        self.lease = lease or timedelta(seconds=settings.outbox_lease_seconds)
+        # Renew well inside the lease, so a slow write (or a slow database) never lets it lapse.
+        self.renew_every = renew_every or min(settings.outbox_renew_seconds, self.lease.total_seconds() / 3)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -96,42 +103,28 @@ class OutboxWorker:
                 self._wake.clear()
 
     # -- one pass
-    def claim(self, now: datetime) -> list[OutboxItem]:
-        """Lease the due rows that are first in line for their order key."""
-        me = self.runtime.instance_id
-        earlier = aliased(OutboxItem)
-        blocked = exists().where(
-            and_(
-                earlier.order_key == OutboxItem.order_key,
-                earlier.id < OutboxItem.id,
-                earlier.status == OutboxStatus.PENDING,
-            )
-        )
+    def new_token(self) -> str:
+        """A lease token: this instance's name (for `hitl outbox list`) plus a fresh nonce (for fencing)."""
+        return f"{self.runtime.instance_id}#{uuid.uuid4().hex[:12]}"
+
+    def claim(self, now: datetime, token: str) -> list[OutboxItem]:
+        """Lease, under `token`, the due rows that are first in line for their order key."""
         with session_scope(self.runtime.engine) as session:
-            q = (
-                select(OutboxItem.id)
-                .where(
-                    OutboxItem.status == OutboxStatus.PENDING,
-                    OutboxItem.next_attempt_at <= now,
-                    (OutboxItem.locked_until.is_(None)) | (OutboxItem.locked_until < now),
-                    ~blocked,
-                )
-                .order_by(OutboxItem.next_attempt_at, OutboxItem.id)
-                .limit(self.batch)
-            )
+            q = _due_rows(now).limit(self.batch)
             if session.get_bind().dialect.name == "postgresql":
                 q = q.with_for_update(skip_locked=True, of=OutboxItem)
             ids = list(session.execute(q).scalars())
             if not ids:
                 return []
-            session.execute(
+            changed(
+                session,
                 update(OutboxItem)
-                .where(OutboxItem.id.in_(ids))
-                .values(locked_by=me, locked_until=now + self.lease)
+                .where(col(OutboxItem.id).in_(ids))
+                .values(locked_by=token, locked_until=now + self.lease),
             )
             rows = list(
                 session.execute(
-                    select(OutboxItem).where(OutboxItem.id.in_(ids)).order_by(OutboxItem.id)
+                    select(OutboxItem).where(col(OutboxItem.id).in_(ids)).order_by(col(OutboxItem.id))
                 ).scalars()
             )
             for row in rows:
@@ -141,10 +134,77 @@ class OutboxWorker:
     def run_once(self, now: datetime | None = None) -> int:
         """Claim and deliver one batch; returns how many rows were settled (done, retried or dead)."""
         now = now or self.runtime.clock.now()
-        rows = self.claim(now)
-        for row in rows:
-            self.deliver(row)
-        return len(rows)
+        token = self.new_token()
+        rows = self.claim(now, token)
+        if not rows:
+            return 0
+        settled = 0
+        with self._renewing(token):
+            for row in rows:
+                if self._stop.is_set() and self._thread is not None:
+                    break  # stopping: the rest go back to the queue when the lease ends
+                if not self._start(row, token):
+                    log.warning(
+                        "outbox #%s: lease %s was taken over; leaving the row to its holder", row.id, token
+                    )
+                    continue
+                self.deliver(row, token)
+                settled += 1
+        self._release(token)
+        return settled
+
+    @contextmanager
+    def _renewing(self, token: str) -> Iterator[None]:
+        """Extend the batch's lease every `renew_every` seconds while the batch is being delivered."""
+        done = threading.Event()
+
+        def renew() -> None:
+            while not done.wait(self.renew_every):
+                try:
+                    self._extend(token)
+                except Exception:  # a database hiccup: try again at the next beat, the lease still runs
+                    log.warning("outbox lease %s: renewal failed", token, exc_info=True)
+
+        beat = threading.Thread(target=renew, name="hitl-outbox-lease", daemon=True)
+        beat.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beat.join(timeout=5)
+
+    def _extend(self, token: str) -> None:
+        until = self.runtime.clock.now() + self.lease
+        with session_scope(self.runtime.engine) as session:
+            changed(
+                session,
+                update(OutboxItem)
+                .where(col(OutboxItem.locked_by) == token, col(OutboxItem.locked_until) < until)
+                .values(locked_until=until),
+            )
+
+    def _start(self, row: OutboxItem, token: str) -> bool:
+        """Fence check right before the outside call: do we still hold this row? (extends its lease too)"""
+        until = max(self.runtime.clock.now(), row.locked_until or self.runtime.clock.now()) + self.lease
+        with session_scope(self.runtime.engine) as session:
+            held = changed(
+                session,
+                update(OutboxItem)
+                .where(*_held(row, token))
+                .values(locked_until=until)
+                .execution_options(synchronize_session=False),
+            )
+        return bool(held)
+
+    def _release(self, token: str) -> None:
+        """Give back rows of the batch not delivered (stopping, or lease lost): due again at once."""
+        with session_scope(self.runtime.engine) as session:
+            changed(
+                session,
+                update(OutboxItem)
+                .where(col(OutboxItem.locked_by) == token, col(OutboxItem.status) == OutboxStatus.PENDING)
+                .values(locked_by=None, locked_until=None),
+            )
 
     def drain(self, timeout: float = 30.0, *, kinds: set[str] | None = None) -> bool:
         """Deliver until nothing due is left (or `timeout`); for the demo, tests and CLI."""
@@ -158,124 +218,177 @@ class OutboxWorker:
     def _due_left(self, kinds: set[str] | None) -> bool:
         now = self.runtime.clock.now()
         with session_scope(self.runtime.engine, readonly=True) as session:
-            q = select(OutboxItem.id).where(
-                OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= now
+            q = select(col(OutboxItem.id)).where(
+                col(OutboxItem.status) == OutboxStatus.PENDING, col(OutboxItem.next_attempt_at) <= now
             )
             if kinds:
-                q = q.where(OutboxItem.kind.in_(kinds))
+                q = q.where(col(OutboxItem.kind).in_(kinds))
             return session.execute(q.limit(1)).first() is not None
 
-    def deliver(self, row: OutboxItem) -> None:
-        """Call the handler and settle the row: done, retry later, or dead-letter."""
+    def deliver(self, row: OutboxItem, token: str | None = None) -> None:
+        """Call the handler and settle the row (done, retry later, dead), if `token` still holds it."""
+        token = token or row.locked_by or ""
         registration = self.runtime.services.kinds.get(row.kind)
         policy = registration.policy if registration else KindPolicy()
-        now = self.runtime.clock.now()
         try:
             if registration is None:
                 raise Permanent(f"no handler registered for outbox kind {row.kind!r}")
             result = registration.deliver(self.runtime, row) or {}
         except Retry as exc:
-            self._settle_failure(row, str(exc), policy, exc.retry_after, permanent=False)
+            self._settle_failure(row, token, str(exc), policy, exc.retry_after, permanent=False)
         except Permanent as exc:
-            self._settle_failure(row, str(exc), policy, None, permanent=True)
+            self._settle_failure(row, token, str(exc), policy, None, permanent=True)
         except Exception as exc:  # an unexpected error is treated as transient: never lose the row
             log.exception("outbox %s #%s failed", row.kind, row.id)
-            self._settle_failure(row, f"{type(exc).__name__}: {exc}", policy, None, permanent=False)
+            self._settle_failure(row, token, f"{type(exc).__name__}: {exc}", policy, None, permanent=False)
         else:
-            with session_scope(self.runtime.engine) as session:
-                session.execute(
-                    update(OutboxItem)
-                    .where(OutboxItem.id == row.id, OutboxItem.status == OutboxStatus.PENDING)
-                    .values(
-                        status=OutboxStatus.DONE,
-                        delivered_at=now,
-                        attempts=row.attempts + 1,
-                        locked_by=None,
-                        locked_until=None,
-                        last_error=None,
-                        result=result,
-                    )
-                )
-                # Every outside write that went out (Slack post, update, DM, helpdesk write) is in the audit log.
-                repo.audit(
-                    session=session,
-                    at=now,
-                    actor="hitl",
-                    action="delivered",
-                    review_id=row.payload.get("review_id"),
-                    kind=row.kind,
-                    outbox_id=row.id,
+            self._settle_done(row, token, result)
+
+    def _settle_done(self, row: OutboxItem, token: str, result: dict[str, Any]) -> None:
+        now = self.runtime.clock.now()
+        with session_scope(self.runtime.engine) as session:
+            won = changed(
+                session,
+                update(OutboxItem)
+                .where(*_held(row, token))
+                .values(
+                    status=OutboxStatus.DONE,
+                    delivered_at=now,
                     attempts=row.attempts + 1,
-                    **{k: v for k, v in result.items() if k in ("channel", "ts", "outcome", "comment_id")},
+                    locked_by=None,
+                    locked_until=None,
+                    last_error=None,
+                    result=result,
                 )
+                .execution_options(synchronize_session=False),
+            )
+            if not won:
+                log.warning(
+                    "outbox %s #%s: delivered, but the lease was lost; the holder settles it",
+                    row.kind,
+                    row.id,
+                )
+                return
+            # Every outside write that went out (Slack post, update, DM, helpdesk write) is in the audit log.
+            repo.audit(
+                session=session,
+                at=now,
+                actor="hitl",
+                action="delivered",
+                review_id=row.payload.get("review_id"),
+                kind=row.kind,
+                outbox_id=row.id,
+                attempts=row.attempts + 1,
+                **{k: v for k, v in result.items() if k in ("channel", "ts", "outcome", "comment_id")},
+            )
 
     def _settle_failure(
-        self, row: OutboxItem, error: str, policy: KindPolicy, retry_after: float | None, *, permanent: bool
+        self,
+        row: OutboxItem,
+        token: str,
+        error: str,
+        policy: KindPolicy,
+        retry_after: float | None,
+        *,
+        permanent: bool,
     ) -> None:
         now = self.runtime.clock.now()
         attempts = row.attempts + 1
         too_old = now - row.created_at > policy.max_age
         dead = permanent or attempts >= policy.max_attempts or too_old
+        values: dict[str, Any] = {
+            "attempts": attempts,
+            "last_error": error[:4000],
+            "locked_by": None,
+            "locked_until": None,
+        }
+        if dead:
+            values["status"] = OutboxStatus.DEAD
+        else:
+            values["next_attempt_at"] = now + timedelta(seconds=backoff_delay(attempts, policy, retry_after))
         with session_scope(self.runtime.engine) as session:
-            values: dict[str, Any] = {
-                "attempts": attempts,
-                "last_error": error[:4000],
-                "locked_by": None,
-                "locked_until": None,
-            }
-            if dead:
-                values["status"] = OutboxStatus.DEAD
-            else:
-                values["next_attempt_at"] = now + timedelta(
-                    seconds=backoff_delay(attempts, policy, retry_after)
-                )
-            changed = session.execute(
+            won = changed(
+                session,
                 update(OutboxItem)
-                .where(OutboxItem.id == row.id, OutboxItem.status == OutboxStatus.PENDING)
+                .where(*_held(row, token))
                 .values(**values)
-            ).rowcount
-            if dead and changed:
-                why = "gave up: " + (
-                    "permanent error" if permanent else "too old" if too_old else f"{attempts} attempts"
-                )
-                log.error("outbox %s #%s dead-lettered (%s): %s", row.kind, row.id, why, error)
-                repo.audit(
-                    session=session,
-                    at=now,
-                    actor="hitl",
-                    action="outbox_dead",
-                    review_id=row.payload.get("review_id"),
-                    outbox_id=row.id,
-                    kind=row.kind,
-                    error=error[:500],
-                    why=why,
-                )
-                if policy.on_dead is not None:
-                    policy.on_dead(session, row, f"{why}: {error[:500]}", now)
-                if (
-                    policy.announce_dead
-                    and self.runtime.settings.ops_channel
-                    and row.kind != OutboxKind.SLACK_POST
-                ):
-                    text = (
-                        f":rotating_light: Outbox #{row.id} ({row.kind}) dead-lettered — {why}: "
-                        f"{error[:300]}. Inspect with `hitl outbox list --dead`, "
-                        f"retry with `hitl outbox retry {row.id}`."
-                    )
-                    post = SlackPost(channel=self.runtime.settings.ops_channel, text=text)
-                    enqueue_slack_post(session, now=now, post=post, order_key="ops")
+                .execution_options(synchronize_session=False),
+            )
+            if dead and won:
+                why = "permanent error" if permanent else "too old" if too_old else f"{attempts} attempts"
+                self._dead_lettered(session, row, f"gave up: {why}", error, policy, now)
+
+    def _dead_lettered(
+        self, session: Session, row: OutboxItem, why: str, error: str, policy: KindPolicy, now: datetime
+    ) -> None:
+        """Audit a dead letter, tell the people concerned, and announce it once in the ops channel."""
+        log.error("outbox %s #%s dead-lettered (%s): %s", row.kind, row.id, why, error)
+        repo.audit(
+            session=session,
+            at=now,
+            actor="hitl",
+            action="outbox_dead",
+            review_id=row.payload.get("review_id"),
+            outbox_id=row.id,
+            kind=row.kind,
+            error=error[:500],
+            why=why,
+        )
+        if policy.on_dead is not None:
+            policy.on_dead(session, row, f"{why}: {error[:500]}", now)
+        ops = self.runtime.settings.ops_channel
+        if policy.announce_dead and ops and row.kind != OutboxKind.SLACK_POST:
+            text = (
+                f":rotating_light: Outbox #{row.id} ({row.kind}) dead-lettered — {why}: "
+                f"{error[:300]}. Inspect with `hitl outbox list --dead`, "
+                f"retry with `hitl outbox retry {row.id}`."
+            )
+            post = SlackPost(channel=ops, text=text)
+            enqueue_slack_post(session, now=now, post=post, order_key="ops")
+
+
+def _due_rows(now: datetime) -> Select[Any]:
+    """Ids of pending rows that are due, not leased, and first in line for their order key."""
+    earlier = aliased(OutboxItem)
+    blocked = exists().where(
+        and_(
+            col(earlier.order_key) == col(OutboxItem.order_key),
+            col(earlier.id) < col(OutboxItem.id),
+            col(earlier.status) == OutboxStatus.PENDING,
+        )
+    )
+    return (
+        select(col(OutboxItem.id))
+        .where(
+            col(OutboxItem.status) == OutboxStatus.PENDING,
+            col(OutboxItem.next_attempt_at) <= now,
+            or_(col(OutboxItem.locked_until).is_(None), col(OutboxItem.locked_until) < now),
+            ~blocked,
+        )
+        .order_by(col(OutboxItem.next_attempt_at), col(OutboxItem.id))
+    )
+
+
+def _held(row: OutboxItem, token: str) -> tuple[ColumnElement[bool], ...]:
+    """The fence: this row, still pending, still leased under this token."""
+    return (
+        col(OutboxItem.id) == row.id,
+        col(OutboxItem.status) == OutboxStatus.PENDING,
+        col(OutboxItem.locked_by) == token,
+    )
 
 
 def requeue(*, runtime: Runtime, ids: list[int] | None = None, all_dead: bool = False) -> int:
     """Put dead rows back in line (attempts reset); returns how many."""
     now = runtime.clock.now()
     with session_scope(runtime.engine) as session:
-        q = update(OutboxItem).where(OutboxItem.status == OutboxStatus.DEAD)
+        q = update(OutboxItem).where(col(OutboxItem.status) == OutboxStatus.DEAD)
         if ids:
-            q = q.where(OutboxItem.id.in_(ids))
+            q = q.where(col(OutboxItem.id).in_(ids))
         elif not all_dead:
             return 0
-        count = session.execute(
+        count = changed(
+            session,
             q.values(
                 status=OutboxStatus.PENDING,
                 attempts=0,
@@ -283,7 +396,7 @@ def requeue(*, runtime: Runtime, ids: list[int] | None = None, all_dead: bool = 
                 created_at=now,
                 locked_by=None,
                 locked_until=None,
-            )
-        ).rowcount
+            ),
+        )
         repo.audit(session=session, at=now, actor="cli", action="outbox_retry", ids=ids or "all", count=count)
         return int(count)
