@@ -9,7 +9,7 @@ stored and simply do not appear when the model is down; regenerate falls back to
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,10 +17,11 @@ from typing import Any
 from sqlalchemy import update
 
 from bot.ai.kb import KbCache, KnowledgeBase, Snippet
-from bot.ai.llm import LLM, LLMUnavailable, TicketText, llm_from_settings
+from bot.ai.llm import LLM, Classification, LLMUnavailable, TicketText, llm_from_settings
 from bot.ai.pii import placeholders_in
 from bot.app.runtime import Runtime
-from bot.outbox.worker import KindPolicy, Permanent, Retry, register_kind
+from bot.outbox.kinds import OutboxKind, RefreshCard, Summarize, enqueue_refresh_card
+from bot.outbox.registry import KindPolicy, Permanent, Retry
 from bot.review.ingest import Assist, DraftIn
 from bot.review.policy import Reason
 from storage import repo
@@ -53,9 +54,9 @@ def install(runtime: Runtime) -> None:
     """Build the model client and knowledge base once, and register the `ai_summarize` outbox kind."""
     settings = runtime.settings
     llm = llm_from_settings(settings, banned_phrases=runtime.policy.tone.banned_phrases)
-    runtime.services["llm"] = llm
-    runtime.services["kb"] = KbCache(settings.kb_dir)
-    register_kind("ai_summarize", summarize_review, SUMMARY_POLICY)
+    runtime.services.llm = llm
+    runtime.services.kb = KbCache(settings.kb_dir)
+    runtime.services.kinds.register(OutboxKind.AI_SUMMARIZE, summarize_review, SUMMARY_POLICY)
     if llm is None:
         log.info("AI assist is off (OPENAI_API_KEY is not set): no summaries, classification or regenerate")
     else:
@@ -68,12 +69,12 @@ def install(runtime: Runtime) -> None:
 
 def get_llm(runtime: Runtime) -> LLM | None:
     """The configured model, or None when AI assist is off."""
-    llm = runtime.services.get("llm")
+    llm = runtime.services.llm
     return llm if isinstance(llm, LLM) else None
 
 
 def get_kb(runtime: Runtime) -> KnowledgeBase:
-    cache = runtime.services.get("kb")
+    cache = runtime.services.kb
     return cache.get() if isinstance(cache, KbCache) else KnowledgeBase([])
 
 
@@ -96,17 +97,29 @@ def prepare_draft(runtime: Runtime, draft: DraftIn) -> tuple[DraftIn, Assist]:
     if not missing:
         return draft, Assist(summarize=summarize)
     if llm is None:
-        if draft.interaction_type is None:
-            return draft, Assist(
-                reasons=(
-                    Reason(
-                        "classification_failed",
-                        "no interaction type sent and no model configured to classify it",
-                    ),
+        return draft, _without_model(draft, summarize)
+    return _classified_draft(runtime, llm, draft, missing, summarize)
+
+
+def _without_model(draft: DraftIn, summarize: bool) -> Assist:
+    """No model to classify with: a draft without an interaction type goes to a human."""
+    if draft.interaction_type is None:
+        return Assist(
+            reasons=(
+                Reason(
+                    "classification_failed",
+                    "no interaction type sent and no model configured to classify it",
                 ),
-                min_route="review",
-            )
-        return draft, Assist(summarize=summarize)  # no sentiment and no model: routed on what was sent
+            ),
+            min_route="review",
+        )
+    return Assist(summarize=summarize)  # no sentiment and no model: routed on what was sent
+
+
+def _classified_draft(
+    runtime: Runtime, llm: LLM, draft: DraftIn, missing: list[str], summarize: bool
+) -> tuple[DraftIn, Assist]:
+    """The draft with the `missing` fields the model classified, or unchanged and bound for review."""
     try:
         found = llm.classify(
             draft.customer_message,
@@ -146,12 +159,12 @@ def prepare_draft(runtime: Runtime, draft: DraftIn) -> tuple[DraftIn, Assist]:
 # ---------------------------------------------------------------- after storing
 
 
-def summarize_review(runtime: Runtime, item: OutboxItem) -> dict[str, Any] | None:
+def summarize_review(runtime: Runtime, item: OutboxItem, job: Summarize) -> dict[str, Any] | None:
     """Outbox `ai_summarize` {review_id}: write review.extra["summary"] and refresh the card."""
     llm = get_llm(runtime)
     if llm is None:
         return {"skipped": "AI assist is off"}
-    review_id = str(item.payload.get("review_id", ""))
+    review_id = job.review_id
     with session_scope(runtime.engine, readonly=True) as session:
         review = repo.get_review(session=session, review_id=review_id)
         if review is None:
@@ -181,17 +194,13 @@ def summarize_review(runtime: Runtime, item: OutboxItem) -> dict[str, Any] | Non
         ).rowcount
         if not written:
             return {"skipped": "decided meanwhile"}
-        repo.enqueue(
-            session=session,
+        enqueue_refresh_card(
+            session,
             now=runtime.clock.now(),
-            kind="slack_refresh_review",
-            order_key=f"review:{review_id}",
-            payload={"review_id": review_id},
+            refresh=RefreshCard(review_id=review_id),
             dedupe_key=f"refresh:{review_id}:summary",
         )
-    wake = getattr(runtime.services.get("outbox"), "wake", None)
-    if callable(wake):
-        wake()
+    runtime.services.wake_outbox()
     return {"summary_chars": len(summary)}
 
 
@@ -281,7 +290,6 @@ def draft_for_ticket(runtime: Runtime, ticket: Ticket, *, source: str = "zendesk
         raise AiOff("AI assist is not configured")
     snippets = get_kb(runtime).search(f"{ticket.subject or ''}\n{ticket.message}")
     reasons: list[Reason] = []
-    min_route: str | None = None
     ai: dict[str, Any] = {"drafted_by": "hitl", "source": source, "kb_snippets": [s.title for s in snippets]}
     # Both calls at once: the webhook answers in the time of the slower one.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="hitl-ai") as pool:
@@ -297,46 +305,18 @@ def draft_for_ticket(runtime: Runtime, ticket: Ticket, *, source: str = "zendesk
             interaction_types=_policy_types(runtime),
             timeout=runtime.settings.openai_classify_timeout,
         )
-    try:
-        text, model_confidence = drafting.result()
-        cap = DRAFT_CONFIDENCE_CAP if snippets else UNGROUNDED_CONFIDENCE_CAP
-        confidence = round(min(model_confidence, cap), 3)
-        ai["model_confidence"] = model_confidence
-    except LLMUnavailable as exc:
-        text, confidence = NO_DRAFT_TEXT, 0.0
-        reasons.append(Reason("ai_unavailable", f"no AI draft: the model was unavailable ({exc.reason})"))
-        min_route = "take_over"
-        ai["draft_failed"] = exc.reason
-    try:
-        found = classifying.result()
-        kind, sentiment = found.interaction_type, found.sentiment
-        ai["classify_prompt_version"] = llm.prompt_version("classify")
-    except LLMUnavailable as exc:
-        kind, sentiment = None, None
-        reasons.append(
-            Reason("classification_failed", f"not classified: the model was unavailable ({exc.reason})")
-        )
-        min_route = min_route or "review"
-        ai["classify_failed"] = exc.reason
-    customer = {
-        k: v
-        for k, v in {
-            "id": ticket.requester_id,
-            "name": ticket.requester_name,
-            "email": ticket.requester_email,
-        }.items()
-        if v
-    }
+    text, confidence = _drafted(drafting, bool(snippets), ai, reasons)
+    found = _classified(classifying, llm, ai, reasons)
     draft = DraftIn.model_validate(
         {
             "ticket_id": ticket.ticket_id,
-            "interaction_type": kind,
+            "interaction_type": found.interaction_type if found else None,
             "confidence": confidence,
             "customer_message": ticket.message,
             "draft": text,
             "subject": ticket.subject,
-            "customer": customer or None,
-            "sentiment": sentiment,
+            "customer": _customer(ticket),
+            "sentiment": found.sentiment if found else None,
             "ticket_url": ticket.url,
             "kb_sources": list(dict.fromkeys(s.source for s in snippets)),
             "idempotency_key": f"{source}:{ticket.ticket_id}:{ticket.updated_at}",
@@ -346,4 +326,50 @@ def draft_for_ticket(runtime: Runtime, ticket: Ticket, *, source: str = "zendesk
         }
     )
     summarize = len(ticket.message) > SUMMARY_MIN_CHARS
-    return draft, Assist(reasons=tuple(reasons), min_route=min_route, extra={"ai": ai}, summarize=summarize)
+    return draft, Assist(
+        reasons=tuple(reasons), min_route=_min_route(ai), extra={"ai": ai}, summarize=summarize
+    )
+
+
+def _drafted(
+    drafting: Future[tuple[str, float]], grounded: bool, ai: dict[str, Any], reasons: list[Reason]
+) -> tuple[str, float]:
+    """The drafted reply and its capped confidence, or a placeholder at 0 when the model failed."""
+    try:
+        text, model_confidence = drafting.result()
+    except LLMUnavailable as exc:
+        reasons.append(Reason("ai_unavailable", f"no AI draft: the model was unavailable ({exc.reason})"))
+        ai["draft_failed"] = exc.reason
+        return NO_DRAFT_TEXT, 0.0
+    cap = DRAFT_CONFIDENCE_CAP if grounded else UNGROUNDED_CONFIDENCE_CAP
+    ai["model_confidence"] = model_confidence
+    return text, round(min(model_confidence, cap), 3)
+
+
+def _classified(
+    classifying: Future[Classification], llm: LLM, ai: dict[str, Any], reasons: list[Reason]
+) -> Classification | None:
+    """The ticket's interaction type and sentiment, or None when the model failed."""
+    try:
+        found = classifying.result()
+    except LLMUnavailable as exc:
+        reasons.append(
+            Reason("classification_failed", f"not classified: the model was unavailable ({exc.reason})")
+        )
+        ai["classify_failed"] = exc.reason
+        return None
+    ai["classify_prompt_version"] = llm.prompt_version("classify")
+    return found
+
+
+def _min_route(ai: dict[str, Any]) -> str | None:
+    """A human takes over a ticket without a draft; one that could not be classified is reviewed."""
+    if "draft_failed" in ai:
+        return "take_over"
+    return "review" if "classify_failed" in ai else None
+
+
+def _customer(ticket: Ticket) -> dict[str, str] | None:
+    """The requester's known details, or None when the ticket names none."""
+    fields = {"id": ticket.requester_id, "name": ticket.requester_name, "email": ticket.requester_email}
+    return {k: v for k, v in fields.items() if v} or None

@@ -21,18 +21,39 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
 from bot.common.durations import format_duration
-from bot.review.policy import EscalationLevel, People, Policy, Tier
-from bot.sla.clock import add_after, business_hours_for, sla_times
+from bot.outbox.kinds import (
+    MovedFrom,
+    RefreshCard,
+    ReviewCard,
+    SlackDm,
+    SlackPost,
+    enqueue_refresh_card,
+    enqueue_review_card,
+    enqueue_slack_dm,
+    enqueue_slack_post,
+    review_order,
+)
+from bot.review.policy import EscalationLevel, People, Tier
+from bot.sla.clock import sla_times
+from bot.sla.plan import (
+    Step,
+    escalation_levels,
+    next_step_at,
+    ping_plan,
+    sla_round,
+    sla_watchers,
+    steps_due,
+)
 from storage import repo
 from storage.db import is_sqlite, session_scope
 from storage.models import Review, ReviewStatus, SlaPing
@@ -42,7 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hitl.sla")
 
-MAX_REPEATS = 24  # repeats of one escalation level before it goes quiet
 TICK_SECONDS = 0.2
 SWEEP_SECONDS = 1.0
 RECONCILE_EVERY = 30  # sweeps between full passes over all pending reviews
@@ -50,23 +70,6 @@ LOOKBACK = timedelta(seconds=10)  # a review may commit a little after its creat
 BATCH = 100  # reviews settled per transaction
 TICK_BUDGET = 1.0  # seconds of work per tick before it yields to the next one
 RETRY_DELAY = timedelta(seconds=1)
-
-StepAction = Literal["warn", "breach", "timeout"]
-
-
-class SlaSubject(Protocol):
-    """What the plan needs of a review."""
-
-    @property
-    def tier(self) -> str: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def sla_warn_at(self) -> datetime | None: ...
-    @property
-    def sla_due_at(self) -> datetime | None: ...
-    @property
-    def extra(self) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -78,150 +81,6 @@ class _Subject:
     sla_warn_at: datetime | None
     sla_due_at: datetime | None
     extra: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Step:
-    """One SLA step of a review: `warn`, `breach:L1:0` (level 1, first ping), `breach:L1:1`, `timeout`."""
-
-    kind: str
-    due_at: datetime
-    action: StepAction
-    level: int = 0
-    repeat: int = 0
-
-    def label(self) -> str:
-        if self.action == "breach":
-            return f"breach ping, level {self.level}" + (f", reminder {self.repeat}" if self.repeat else "")
-        return self.action
-
-
-@dataclass(frozen=True)
-class DueSteps:
-    """What to do now: steps to fire, overdue steps a later due step makes pointless, and the next time."""
-
-    fire: list[Step]
-    skip: list[Step]
-    next_at: datetime | None
-
-
-def sla_round(review: SlaSubject) -> int:
-    """How many times the review's SLA has restarted (a timeout moved it to another tier)."""
-    return int((review.extra or {}).get("sla_round", 0))
-
-
-def _kind(round_: int, base: str) -> str:
-    return base if round_ == 0 else f"r{round_}:{base}"
-
-
-def _levels(tier: Tier | None) -> list[EscalationLevel]:
-    levels = sorted(tier.escalation.levels, key=lambda lv: lv.level) if tier else []
-    # A tier without a chain still says so in the thread when its SLA is breached.
-    return levels or [EscalationLevel(level=1)]
-
-
-def ping_plan(review: SlaSubject, policy: Policy) -> list[Step]:
-    """Every SLA step of the review's current round, in time order (pure, bounded).
-
-    `warn` at `sla_warn_at`; at `sla_due_at` + each level's `after` its first ping, repeated every
-    `repeat_every` until the next level starts (at most MAX_REPEATS times); `timeout` at
-    `sla_due_at` + `on_timeout.after`. Escalation offsets count business hours when the tier does.
-    A `move_tier` timeout ends the round: the review starts a new round in its new tier.
-    """
-    due = review.sla_due_at
-    if due is None:
-        return []
-    round_ = sla_round(review)
-    tier = policy.tiers.get(review.tier)
-    hours = business_hours_for(policy, review.tier)
-    steps: list[Step] = []
-    if review.sla_warn_at is not None and review.sla_warn_at < due:
-        steps.append(Step(_kind(round_, "warn"), review.sla_warn_at, "warn"))
-    levels = _levels(tier)
-    for i, lv in enumerate(levels):
-        start = add_after(due, lv.after, hours)
-        steps.append(Step(_kind(round_, f"breach:L{lv.level}:0"), start, "breach", lv.level, 0))
-        if lv.repeat_every is None or lv.repeat_every <= timedelta(0):
-            continue
-        end = add_after(due, levels[i + 1].after, hours) if i + 1 < len(levels) else None
-        for k in range(1, MAX_REPEATS + 1):
-            at = add_after(due, lv.after + lv.repeat_every * k, hours)
-            if end is not None and at >= end:
-                break
-            steps.append(Step(_kind(round_, f"breach:L{lv.level}:{k}"), at, "breach", lv.level, k))
-    timeout = tier.escalation.on_timeout if tier else None
-    if timeout is not None:
-        at = add_after(due, timeout.after, hours)
-        if timeout.action == "move_tier":
-            steps = [s for s in steps if s.due_at <= at]
-        steps.append(Step(_kind(round_, "timeout"), at, "timeout"))
-    rank = {"warn": 0, "breach": 1, "timeout": 2}
-    return sorted(steps, key=lambda s: (s.due_at, rank[s.action], s.level, s.repeat))
-
-
-def _superseded(step: Step, later_due: Sequence[Step]) -> bool:
-    """A warning once the breach is due, or a reminder once a later reminder or level is due."""
-    if step.action == "warn":
-        return any(s.action == "breach" for s in later_due)
-    if step.action == "breach" and step.repeat > 0:
-        return any(
-            s.action == "breach"
-            and (s.level > step.level or (s.level == step.level and s.repeat > step.repeat))
-            for s in later_due
-        )
-    return False
-
-
-def steps_due(plan: Sequence[Step], claimed: Collection[str], now: datetime) -> DueSteps:
-    """Split a plan at `now`: unclaimed due steps to fire or skip, and when the next one is due.
-
-    After downtime several steps can be overdue at once; the first breach ping of each level and the
-    timeout always fire, but a stale warning or reminder is skipped rather than sent late in a burst.
-    """
-    due = [s for s in plan if s.due_at <= now]
-    fire: list[Step] = []
-    skip: list[Step] = []
-    for i, step in enumerate(due):
-        if step.kind in claimed:
-            continue
-        (skip if _superseded(step, due[i + 1 :]) else fire).append(step)
-    later = [s for s in plan if s.due_at > now and s.kind not in claimed]
-    return DueSteps(fire, skip, later[0].due_at if later else None)
-
-
-def next_step_at(review: SlaSubject, policy: Policy, claimed: Collection[str]) -> datetime | None:
-    """When the review's first unclaimed step is due (possibly in the past), or None when none is left."""
-    return next((s.due_at for s in ping_plan(review, policy) if s.kind not in claimed), None)
-
-
-# ---------------------------------------------------------------- rendering help
-
-
-@dataclass(frozen=True)
-class SlaState:
-    """The SLA as a review card shows it."""
-
-    state: Literal["none", "on_track", "warning", "breached", "met", "missed"]
-    text: str
-    due_at: datetime | None = None
-
-
-def sla_state(review: Any, now: datetime) -> SlaState:
-    """Countdown while pending (`⏳ 12m left`, `⚠️ 3m left`, `🔴 breached 5m ago`), outcome once decided."""
-    due: datetime | None = review.sla_due_at
-    if due is None:
-        return SlaState("none", "")
-    if review.status != ReviewStatus.PENDING:
-        decided: datetime = review.decided_at or now
-        if decided <= due:
-            return SlaState("met", f"✅ SLA met ({format_duration(due - decided)} to spare)", due)
-        return SlaState("missed", f"🔴 SLA breached by {format_duration(decided - due)}", due)
-    if now >= due:
-        return SlaState("breached", f"🔴 SLA breached {format_duration(now - due)} ago", due)
-    warn = review.sla_warn_at
-    if warn is not None and now >= warn:
-        return SlaState("warning", f"⚠️ {format_duration(due - now)} left", due)
-    return SlaState("on_track", f"⏳ {format_duration(due - now)} left", due)
 
 
 def _esc(text: str) -> str:
@@ -263,7 +122,7 @@ class SlaEngine:
         started = time.perf_counter()
         count = self.rebuild()
         log.info("sla: %d pending timers rebuilt in %.2fs", count, time.perf_counter() - started)
-        scheduler = self.runtime.services["scheduler"]
+        scheduler = self.runtime.services.scheduler
         now = datetime.now(UTC)
         # Two instances allowed, so APScheduler never skips (and logs) a tick while a slow one runs; the
         # second returns at once (`_ticking`), and the first carries on with what is due.
@@ -290,7 +149,7 @@ class SlaEngine:
         )
 
     def stop(self) -> None:
-        scheduler = self.runtime.services.get("scheduler")
+        scheduler = self.runtime.services.scheduler
         if scheduler is None:
             return
         for job_id in ("sla:tick", "sla:sweep"):
@@ -505,7 +364,7 @@ class SlaEngine:
                     nexts[rid] = self.runtime.clock.now() + timedelta(milliseconds=200)
         if fired:
             self.fired += fired
-            outbox = self.runtime.services.get("outbox")
+            outbox = self.runtime.services.outbox
             if outbox is not None:
                 outbox.wake()
         return nexts
@@ -581,7 +440,7 @@ class SlaEngine:
             "instance": self.runtime.instance_id,
         }
         if step.action == "warn":
-            mention = _supervisors(tier).mention()
+            mention = sla_watchers(tier).mention()
             text = (
                 f":hourglass_flowing_sand: *SLA warning*: {format_duration(due - now)} left to decide on {ticket} "
                 f"(due {_when(due)}). {mention}"
@@ -594,12 +453,13 @@ class SlaEngine:
             return False
         if step.action == "breach":
             level = next(
-                (lv for lv in _levels(tier) if lv.level == step.level), EscalationLevel(level=step.level)
+                (lv for lv in escalation_levels(tier) if lv.level == step.level),
+                EscalationLevel(level=step.level),
             )
             people = (
                 level.notify
                 if not level.notify.anyone
-                else (_supervisors(tier) if step.level == 1 else People())
+                else (sla_watchers(tier) if step.level == 1 else People())
             )
             mention = people.mention()
             over = format_duration(max(now - due, timedelta(0)))
@@ -618,22 +478,21 @@ class SlaEngine:
             link = f" <{review.ticket_url}|open ticket>" if review.ticket_url else ""
             outside = f"{head}{where}.{link} {mention}".strip()
             if level.channel:
-                repo.enqueue(
-                    session=session,
+                post = SlackPost(channel=level.channel, text=outside, review_id=review.id)
+                enqueue_slack_post(
+                    session,
                     now=now,
-                    kind="slack_post",
-                    order_key=f"review:{review.id}",
-                    payload={"channel": level.channel, "text": outside, "review_id": review.id},
+                    post=post,
+                    order_key=review_order(review.id),
                     dedupe_key=f"sla:{review.id}:{step.kind}:channel",
                 )
             if level.dm:
                 for user in people.users:
-                    repo.enqueue(
-                        session=session,
+                    enqueue_slack_dm(
+                        session,
                         now=now,
-                        kind="slack_dm",
-                        order_key=f"review:{review.id}",
-                        payload={"user": user, "text": outside, "review_id": review.id},
+                        dm=SlackDm(user=user, text=outside, review_id=review.id),
+                        order_key=review_order(review.id),
                         dedupe_key=f"sla:{review.id}:{step.kind}:dm:{user}"[:200],
                     )
             if step.repeat == 0:
@@ -681,18 +540,16 @@ class SlaEngine:
                 now,
             )
             if not timeout.to.startswith(("S", "<")):
-                repo.enqueue(
-                    session=session,
+                text = (
+                    f":bust_in_silhouette: Ticket #{_esc(review.ticket_id)} is now yours: nobody "
+                    f"decided on its AI draft within its SLA. It is waiting in "
+                    f"{_esc(review.slack_channel or (tier.channel if tier else ''))}."
+                )
+                enqueue_slack_dm(
+                    session,
                     now=now,
-                    kind="slack_dm",
-                    order_key=f"review:{review.id}",
-                    payload={
-                        "user": timeout.to,
-                        "review_id": review.id,
-                        "text": f":bust_in_silhouette: Ticket #{_esc(review.ticket_id)} is now yours: nobody "
-                        f"decided on its AI draft within its SLA. It is waiting in "
-                        f"{_esc(review.slack_channel or (tier.channel if tier else ''))}.",
-                    },
+                    dm=SlackDm(user=timeout.to, review_id=review.id, text=text),
+                    order_key=review_order(review.id),
                     dedupe_key=f"sla:{review.id}:{step.kind}:dm",
                 )
             self._refresh(session, review, step, now)
@@ -729,14 +586,8 @@ class SlaEngine:
         # slack_channel/slack_ts keep naming the old card until the repost replaces them: if the repost
         # never succeeds, the old card (still with its buttons) is where humans can act.
         session.add(review)
-        repo.enqueue(
-            session=session,
-            now=now,
-            kind="slack_post_review",
-            order_key=f"review:{review.id}",
-            payload={"review_id": review.id, "moved_from": moved_from},
-            dedupe_key=f"post:{review.id}:r{round_}",
-        )
+        card = ReviewCard(review_id=review.id, moved_from=MovedFrom(**moved_from) if moved_from else None)
+        enqueue_review_card(session, now=now, card=card, dedupe_key=f"post:{review.id}:r{round_}")
         repo.audit(
             session=session,
             at=now,
@@ -756,48 +607,35 @@ class SlaEngine:
         """A reply in the card's thread, bound to the card at delivery (`in_review_thread`): the card's post
         is queued earlier under the same order key, so it is out by then even if it was not at claim time."""
         tier = self.runtime.policy.tiers.get(review.tier)
-        payload: dict[str, Any] = {
-            "channel": review.slack_channel or (tier.channel if tier else ""),
-            "text": text,
-            "review_id": review.id,
-            "in_review_thread": True,
-        }
-        if review.slack_ts:
-            payload["thread_ts"] = review.slack_ts
-        repo.enqueue(
-            session=session,
+        post = SlackPost(
+            channel=review.slack_channel or (tier.channel if tier else ""),
+            text=text,
+            review_id=review.id,
+            in_review_thread=True,
+            thread_ts=review.slack_ts,
+        )
+        enqueue_slack_post(
+            session,
             now=now,
-            kind="slack_post",
-            order_key=f"review:{review.id}",
-            payload=payload,
+            post=post,
+            order_key=review_order(review.id),
             dedupe_key=f"sla:{review.id}:{step.kind}:thread",
         )
 
     def _refresh(self, session: Session, review: Review, step: Step, now: datetime) -> None:
-        repo.enqueue(
-            session=session,
+        enqueue_refresh_card(
+            session,
             now=now,
-            kind="slack_refresh_review",
-            order_key=f"review:{review.id}",
-            payload={"review_id": review.id},
+            refresh=RefreshCard(review_id=review.id),
             dedupe_key=f"sla:{review.id}:{step.kind}:refresh",
         )
 
 
-def _supervisors(tier: Tier | None) -> People:
-    """Who hears about a tier's SLA: its supervisors, else whom its first escalation level notifies."""
-    if tier is None:
-        return People()
-    if not tier.supervisors.anyone:
-        return tier.supervisors
-    return _levels(tier)[0].notify
-
-
 def install(runtime: Runtime) -> None:
-    """Add the SLA engine as `runtime.services["sla"]`; its jobs run on the shared scheduler."""
-    if "sla" in runtime.services:
+    """Add the SLA engine as `runtime.services.sla`; its jobs run on the shared scheduler."""
+    if runtime.services.sla is not None:
         return
     engine = SlaEngine(runtime)
-    runtime.services["sla"] = engine
-    if "scheduler" in runtime.services:  # HITL_SCHEDULER=false: another replica keeps the time
+    runtime.services.sla = engine
+    if runtime.services.scheduler is not None:  # HITL_SCHEDULER=false: another replica keeps the time
         runtime.add_worker("sla", engine.start, engine.stop)

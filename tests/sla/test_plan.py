@@ -13,7 +13,7 @@ from freezegun import freeze_time
 from bot.app.settings import BUNDLED_POLICY
 from bot.review.policy import load_policy, parse_policy
 from bot.sla.clock import sla_times
-from bot.sla.engine import MAX_REPEATS, ping_plan, sla_state, steps_due
+from bot.sla.plan import MAX_REPEATS, ping_plan, sla_state, steps_due
 
 FAST = load_policy(Path(__file__).with_name("policy_fast.yml"))
 BUNDLED = load_policy(BUNDLED_POLICY)
