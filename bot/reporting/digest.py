@@ -12,7 +12,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy.exc import IntegrityError
 
 from bot.app.runtime import Runtime

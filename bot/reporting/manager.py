@@ -11,19 +11,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, cast
 
-from slack_sdk.models.blocks import Block, ContextBlock, HeaderBlock, MarkdownTextObject, SectionBlock
-from sqlalchemy import func, select
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.app.runtime import Runtime
-from bot.common.durations import format_duration
 from bot.reporting.digest import scheduled_this_week, week_key
 from bot.reporting.format import span_label
 from bot.reporting.oversight.review import build_review
+from bot.reporting.queue import pending_queue
 from bot.reporting.stats.model import BadPeriod, is_period, parse_period
-from bot.reporting.stats.query import columns, compute_stats
-from bot.slack.blocks.reports import render_review_blocks, render_stats_blocks
+from bot.reporting.stats.query import compute_stats
+from bot.slack.blocks.reports import (
+    mrkdwn_word,
+    render_queue_blocks,
+    render_review_blocks,
+    render_stats_blocks,
+)
 from storage.db import session_scope
-from storage.models import Review, ReviewStatus, SchedulerState
+from storage.models import SchedulerState
 
 Action = Literal["help", "stats", "queue", "review", "digest"]
 DEFAULT_PERIOD = {"stats": timedelta(days=7), "review": timedelta(days=30)}
@@ -72,6 +76,69 @@ class Reply:
     chart_title: str = ""
 
 
+@dataclass
+class _Words:
+    """What the words of one command said so far."""
+
+    action: str
+    period: timedelta | None = None
+    itype: str | None = None
+    tier: str | None = None
+    chart: bool = False
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    def take(self, word: str) -> None:
+        """Read one word after the action; UsageError when it fits nowhere."""
+        if not (self._report_word(word) or self._queue_word(word)):
+            raise UsageError(f"`/hitl {self.action}` does not take `{mrkdwn_word(word)}`.")
+
+    def _report_word(self, word: str) -> bool:
+        """A period, `chart`, `type=threshold` or an interaction type of `stats` / `review`."""
+        if self.action not in ("stats", "review"):
+            return False
+        if is_period(word) and self.period is None:
+            try:
+                self.period = parse_period(word)
+            except BadPeriod as exc:
+                raise UsageError(str(exc)) from None
+            return True
+        if self.action == "stats" and word == "chart" and not self.chart:
+            self.chart = True
+            return True
+        return self._threshold_word(word) or self._type_word(word)
+
+    def _threshold_word(self, word: str) -> bool:
+        m = _THRESHOLD.match(word) if self.action == "review" else None
+        if m is None:
+            return False
+        self.thresholds[m.group(1)] = float(m.group(2))
+        return True
+
+    def _type_word(self, word: str) -> bool:
+        if word[0].isdigit() and self.period is None:
+            raise UsageError(f"`{mrkdwn_word(word)}` is not a period; write it like 24h, 7d, 4w or 30d.")
+        if _TYPE.match(word) and self.itype is None and not word[0].isdigit():
+            self.itype = word
+            return True
+        return False
+
+    def _queue_word(self, word: str) -> bool:
+        if self.action == "queue" and _TYPE.match(word) and self.tier is None:
+            self.tier = word
+            return True
+        return False
+
+    def command(self) -> Command:
+        return Command(
+            cast(Action, self.action),
+            period=self.period,
+            interaction_type=self.itype,
+            tier=self.tier,
+            chart=self.chart,
+            thresholds=self.thresholds,
+        )
+
+
 def parse_command(text: str) -> Command:
     """Words of `/hitl ...` → Command; UsageError naming the first word that does not fit."""
     words = text.strip().lower().split()
@@ -79,42 +146,11 @@ def parse_command(text: str) -> Command:
         return Command("help")
     action, rest = words[0], words[1:]
     if action not in ("stats", "queue", "review", "digest"):
-        raise UsageError(f"I don't know `{_safe(action)}`.")
-    period: timedelta | None = None
-    itype: str | None = None
-    tier: str | None = None
-    chart = False
-    thresholds: dict[str, float] = {}
+        raise UsageError(f"I don't know `{mrkdwn_word(action)}`.")
+    parsed = _Words(action)
     for word in rest:
-        if action in ("stats", "review") and is_period(word) and period is None:
-            try:
-                period = parse_period(word)
-            except BadPeriod as exc:
-                raise UsageError(str(exc)) from None
-        elif action == "stats" and word == "chart" and not chart:
-            chart = True
-        elif action == "review" and (m := _THRESHOLD.match(word)):
-            thresholds[m.group(1)] = float(m.group(2))
-        elif action in ("stats", "review") and word[0].isdigit() and period is None:
-            raise UsageError(f"`{_safe(word)}` is not a period; write it like 24h, 7d, 4w or 30d.")
-        elif action in ("stats", "review") and _TYPE.match(word) and itype is None and not word[0].isdigit():
-            itype = word
-        elif action == "queue" and _TYPE.match(word) and tier is None:
-            tier = word
-        else:
-            raise UsageError(f"`/hitl {action}` does not take `{_safe(word)}`.")
-    return Command(
-        cast(Action, action),
-        period=period,
-        interaction_type=itype,
-        tier=tier,
-        chart=chart,
-        thresholds=thresholds,
-    )
-
-
-def _safe(word: str) -> str:
-    return word.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")[:80]
+        parsed.take(word)
+    return parsed.command()
 
 
 def usage_reply(problem: str | None = None) -> Reply:
@@ -139,7 +175,7 @@ def answer(runtime: Runtime, cmd: Command, *, now: datetime | None = None) -> Re
 def _type_hint(runtime: Runtime, itype: str | None) -> str | None:
     known = list(runtime.policy.interaction_types) + list(runtime.policy.human_only)
     if itype and itype not in known:
-        return f"`{_safe(itype)}` is not an interaction type in the policy. Types: " + ", ".join(
+        return f"`{mrkdwn_word(itype)}` is not an interaction type in the policy. Types: " + ", ".join(
             f"`{k}`" for k in known
         )
     return None
@@ -194,94 +230,13 @@ def review_reply(runtime: Runtime, cmd: Command, now: datetime) -> Reply:
 # ---------------------------------------------------------------- queue
 
 
-@dataclass(frozen=True)
-class QueueItem:
-    ticket_id: str
-    interaction_type: str
-    tier: str
-    route: str
-    created_at: datetime
-    sla_warn_at: datetime | None
-    sla_due_at: datetime | None
-    ticket_url: str | None
-
-
-def sla_state(item: QueueItem, now: datetime) -> str:
-    """`:red_circle: 12m past SLA`, `:large_orange_circle: due in 4m`, `:white_circle: due in 25m`."""
-    if item.sla_due_at is None:
-        return "no SLA"
-    if now >= item.sla_due_at:
-        return f":red_circle: {format_duration(now - item.sla_due_at)} past SLA"
-    left = format_duration(item.sla_due_at - now)
-    if item.sla_warn_at is not None and now >= item.sla_warn_at:
-        return f":large_orange_circle: due in {left}"
-    return f":white_circle: due in {left}"
-
-
 def queue_reply(runtime: Runtime, tier: str | None, now: datetime) -> Reply:
-    """Pending reviews per tier, oldest first, with SLA state (ix_reviews_pending / ix_reviews_status_due)."""
-    r = columns(Review)
-    pending = r.status == ReviewStatus.PENDING
+    """Pending reviews per tier, oldest first, with SLA state."""
     with session_scope(runtime.engine, readonly=True) as session:
-        counts_q = select(r.tier, func.count(), func.count().filter(r.sla_due_at < now)).where(pending)
-        rows_q = (
-            select(
-                r.ticket_id,
-                r.interaction_type,
-                r.tier,
-                r.route,
-                r.created_at,
-                r.sla_warn_at,
-                r.sla_due_at,
-                r.ticket_url,
-            )
-            .where(pending)
-            .order_by(r.created_at, r.id)
-        )
-        if tier:
-            counts_q, rows_q = counts_q.where(r.tier == tier), rows_q.where(r.tier == tier)
-        counts = {t: (int(n), int(od)) for t, n, od in session.execute(counts_q.group_by(r.tier))}
-        items: dict[str, list[QueueItem]] = {}
-        for t in counts:
-            for row in session.execute(rows_q.where(r.tier == t).limit(QUEUE_PER_TIER)):
-                items.setdefault(t, []).append(QueueItem(*row))
-    total = sum(n for n, _ in counts.values())
-    overdue = sum(od for _, od in counts.values())
-    title = f"Queue · {total} pending" + (f" in {tier}" if tier else "")
-    blocks: list[Block] = [
-        HeaderBlock(text=title[:150]),
-        ContextBlock(
-            elements=[
-                MarkdownTextObject(
-                    text=f"{overdue} past their SLA · as of {now:%Y-%m-%d %H:%M} UTC · oldest first"
-                )
-            ]
-        ),
-    ]
-    order = list(runtime.policy.tiers)
-    for t in sorted(counts, key=lambda x: (-(order.index(x) if x in order else -1), x)):
-        n, od = counts[t]
-        channel = runtime.policy.tiers[t].channel if t in runtime.policy.tiers else "?"
-        lines = [f"*{t}* ({channel}) — {n} pending, {od} past SLA"]
-        for it in items.get(t, []):
-            ticket = f"#{_safe(it.ticket_id)}"
-            if it.ticket_url and not any(ch in it.ticket_url for ch in "|<> "):
-                ticket = f"<{it.ticket_url}|{ticket}>"
-            lines.append(
-                f"• {ticket} {it.interaction_type} · {it.route.replace('_', ' ')} · waiting "
-                f"{format_duration(now - it.created_at)} · {sla_state(it, now)}"
-            )
-        if n > len(items.get(t, [])):
-            lines.append(f"_… and {n - len(items.get(t, []))} more_")
-        blocks.append(SectionBlock(text=MarkdownTextObject(text="\n".join(lines)[:2900])))
-    if not counts:
-        known = ", ".join(runtime.policy.tiers)
-        note = "Nothing is waiting for a human." + (
-            f" (Tiers: {known}.)" if tier and tier not in runtime.policy.tiers else ""
-        )
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=note)))
-    text = f"{title}, {overdue} past their SLA"
-    return Reply(text, blocks[:50])
+        queue = pending_queue(session=session, now=now, tier=tier)
+    channels = {name: t.channel for name, t in runtime.policy.tiers.items()}
+    text, blocks = render_queue_blocks(queue, channels)
+    return Reply(text, blocks)
 
 
 # ---------------------------------------------------------------- digest
@@ -289,7 +244,7 @@ def queue_reply(runtime: Runtime, tier: str | None, now: datetime) -> Reply:
 
 def digest_reply(runtime: Runtime, now: datetime) -> Reply:
     """Where and when the weekly digest goes, and whether this week's went out."""
-    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+    from apscheduler.triggers.cron import CronTrigger
 
     o = runtime.policy.oversight
     channel = runtime.settings.managers_channel

@@ -64,28 +64,31 @@ def _short(value: Any) -> str:
     return text if len(text) <= 60 else text[:59] + "…"
 
 
+def _list_change(key: str, old: list[Any], new: list[Any]) -> str:
+    """`key: +["x"], -["y"]`, or `reordered` when only the order changed."""
+    plus = [x for x in new if x not in old]
+    minus = [x for x in old if x not in new]
+    parts = ([f"+{_short(plus)}"] if plus else []) + ([f"-{_short(minus)}"] if minus else [])
+    return f"{key}: " + ", ".join(parts or ["reordered"])
+
+
+def _change(key: str, a: dict[str, Any], b: dict[str, Any]) -> str | None:
+    """The line for one flattened setting, None when it did not change."""
+    if key not in a:
+        return f"{key}: added {_short(b[key])}"
+    if key not in b:
+        return f"{key}: removed (was {_short(a[key])})"
+    if a[key] == b[key]:
+        return None
+    if isinstance(a[key], list) and isinstance(b[key], list):
+        return _list_change(key, a[key], b[key])
+    return f"{key}: {_short(a[key])} → {_short(b[key])}"
+
+
 def diff_summary(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """One line per changed setting: `interaction_types.refund.auto_send_at: 0.95 → 0.9`."""
     a, b = _flatten(old), _flatten(new)
-    lines = []
-    for key in sorted(a.keys() | b.keys()):
-        if key not in a:
-            lines.append(f"{key}: added {_short(b[key])}")
-        elif key not in b:
-            lines.append(f"{key}: removed (was {_short(a[key])})")
-        elif a[key] != b[key]:
-            if isinstance(a[key], list) and isinstance(b[key], list):
-                plus = [x for x in b[key] if x not in a[key]]
-                minus = [x for x in a[key] if x not in b[key]]
-                lines.append(
-                    f"{key}: "
-                    + ", ".join(
-                        ([f"+{_short(plus)}"] if plus else []) + ([f"-{_short(minus)}"] if minus else [])
-                        or ["reordered"]
-                    )
-                )
-            else:
-                lines.append(f"{key}: {_short(a[key])} → {_short(b[key])}")
+    lines = [line for key in sorted(a.keys() | b.keys()) if (line := _change(key, a, b)) is not None]
     if len(lines) > MAX_CHANGES:
         lines = lines[:MAX_CHANGES] + [f"… and {len(lines) - MAX_CHANGES} more"]
     return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 
 from slack_sdk.models.blocks import (
     Block,
@@ -13,10 +14,12 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.common.durations import format_duration
 from bot.reporting.format import DATE_FORMAT, code_table, pct, span_label
 from bot.reporting.oversight.recommend import Recommendation
 from bot.reporting.oversight.review import OversightReview
 from bot.reporting.oversight.text import NOTHING_TO_RECOMMEND, calibration_rows, headline_rest, why_label
+from bot.reporting.queue import Queue, QueueItem
 from bot.reporting.stats.model import Stats
 from bot.reporting.stats.text import (
     NO_DATA,
@@ -134,3 +137,62 @@ def render_review_blocks(
         f"{counts['increase']} to give more human involvement; {len(review.warnings)} warning sign(s)"
     )
     return text, blocks
+
+
+# ---------------------------------------------------------------- the queue
+
+
+def mrkdwn_word(word: str) -> str:
+    """A word the user typed (or a ticket id), safe to show in mrkdwn and cut to 80 characters."""
+    return word.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("`", "'")[:80]
+
+
+def queue_sla_label(item: QueueItem, now: datetime) -> str:
+    """`:red_circle: 12m past SLA`, `:large_orange_circle: due in 4m`, `:white_circle: due in 25m`."""
+    if item.sla_due_at is None:
+        return "no SLA"
+    if now >= item.sla_due_at:
+        return f":red_circle: {format_duration(now - item.sla_due_at)} past SLA"
+    left = format_duration(item.sla_due_at - now)
+    if item.sla_warn_at is not None and now >= item.sla_warn_at:
+        return f":large_orange_circle: due in {left}"
+    return f":white_circle: due in {left}"
+
+
+def _queue_line(it: QueueItem, now: datetime) -> str:
+    ticket = f"#{mrkdwn_word(it.ticket_id)}"
+    if it.ticket_url and not any(ch in it.ticket_url for ch in "|<> "):
+        ticket = f"<{it.ticket_url}|{ticket}>"
+    return (
+        f"• {ticket} {it.interaction_type} · {it.route.replace('_', ' ')} · waiting "
+        f"{format_duration(now - it.created_at)} · {queue_sla_label(it, now)}"
+    )
+
+
+def _tier_section(queue: Queue, tier: str, channel: str) -> SectionBlock:
+    n, od = queue.counts[tier]
+    shown = queue.items.get(tier, [])
+    lines = [f"*{tier}* ({channel}) — {n} pending, {od} past SLA"]
+    lines += [_queue_line(it, queue.now) for it in shown]
+    if n > len(shown):
+        lines.append(f"_… and {n - len(shown)} more_")
+    return _section("\n".join(lines)[:2900])
+
+
+def render_queue_blocks(queue: Queue, tier_channels: dict[str, str]) -> tuple[str, list[Block]]:
+    """(fallback text, blocks) of the queue; `tier_channels` in the policy's tier order."""
+    title = f"Queue · {queue.total} pending" + (f" in {queue.tier}" if queue.tier else "")
+    blocks: list[Block] = [
+        HeaderBlock(text=title[:150]),
+        _context(f"{queue.overdue} past their SLA · as of {queue.now:%Y-%m-%d %H:%M} UTC · oldest first"),
+    ]
+    order = list(tier_channels)
+    for t in sorted(queue.counts, key=lambda x: (-(order.index(x) if x in order else -1), x)):
+        blocks.append(_tier_section(queue, t, tier_channels.get(t, "?")))
+    if not queue.counts:
+        unknown = queue.tier and queue.tier not in tier_channels
+        note = "Nothing is waiting for a human." + (
+            f" (Tiers: {', '.join(tier_channels)}.)" if unknown else ""
+        )
+        blocks.append(_section(note))
+    return f"{title}, {queue.overdue} past their SLA", blocks[:50]
