@@ -16,10 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from bot.app.runtime import Runtime
 from bot.app.settings import HelpdeskKind, Settings, secret
@@ -39,11 +41,13 @@ from bot.outbox.kinds import HelpdeskWrite, OutboxKind, SlackPost, enqueue_slack
 from bot.outbox.registry import KindPolicy, Permanent, Retry
 from bot.slack.delivery import call as slack_call
 from storage import repo
-from storage.db import session_scope
+from storage.db import changed, session_scope
 from storage.models import Decision, DecisionKind, DeliveryLedger, OutboxItem, Review
 
 STARTED, DONE, FAILED, CONFLICT, REJECTED = "started", "done", "failed", "conflict", "rejected"
 FINAL = {DONE, CONFLICT}  # never sent again
+# How long a started write may still be inside its helpdesk call (the clients' 10 s timeout, plus margin).
+IN_FLIGHT = timedelta(seconds=15)
 
 REPLY_DECISIONS = {DecisionKind.APPROVE, DecisionKind.EDIT, DecisionKind.AUTO_SEND}
 WHAT_WAS_HELD = {
@@ -481,7 +485,12 @@ def _once(
         if found is not None:
             return _settle(runtime, facts, key, DONE, {**led.outcome, **found}, state_after)
     info = dict(led.outcome) if led is not None else prepare()
-    _mark(runtime, key, STARTED, info)
+    if not _claim_start(runtime, key, led, info):
+        # Another worker started this very write a moment ago (it may still be waiting for the helpdesk):
+        # never send beside it; come back after its call has had time to finish, then look before sending.
+        raise Retry(
+            f"write {key} was started by another worker just now", retry_after=IN_FLIGHT.total_seconds()
+        )
     try:
         result = call(info)
     except Conflict as exc:
@@ -497,6 +506,40 @@ def _once(
         _mark(runtime, key, REJECTED, {**info, "error": str(exc)[:300]})
         raise
     return _settle(runtime, facts, key, DONE, {**info, **result}, state_after)
+
+
+def _claim_start(runtime: Runtime, key: str, seen: DeliveryLedger | None, info: dict[str, Any]) -> bool:
+    """Mark the write `started`, as a compare-and-set on what we read: only one worker can win it.
+
+    No ledger row yet: an INSERT (the primary key lets one in). A row we saw: an UPDATE conditional on its
+    state and start time being what we read. A write started by someone else less than IN_FLIGHT ago is
+    not taken over at all: that worker may still be inside its call to the helpdesk."""
+    now = runtime.clock.now()
+    if seen is not None and seen.state == STARTED and now - _aware(seen.started_at) < IN_FLIGHT:
+        return False
+    try:
+        with session_scope(runtime.engine) as session:
+            if seen is None:
+                session.add(DeliveryLedger(key=key, state=STARTED, started_at=now, outcome=info))
+                session.flush()
+                return True
+            won = changed(
+                session,
+                update(DeliveryLedger)
+                .where(
+                    col(DeliveryLedger.key) == key,
+                    col(DeliveryLedger.state) == seen.state,
+                    col(DeliveryLedger.started_at) == seen.started_at,
+                )
+                .values(state=STARTED, started_at=now, outcome=info),
+            )
+            return won == 1
+    except IntegrityError:
+        return False  # another worker inserted the row first
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def _mark(runtime: Runtime, key: str, state: str, outcome: dict[str, Any]) -> None:
