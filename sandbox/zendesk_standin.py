@@ -181,6 +181,55 @@ class _Gate:
                 self.standin._log_status(entry, None)
 
 
+def _checked_status(_field: str, value: object) -> object:
+    if value not in STATUSES:
+        raise _invalid("status", f"Status: {value!r} is not a valid status")
+    return value
+
+
+def _checked_subject(_field: str, value: object) -> object:
+    if not isinstance(value, str):
+        raise _invalid("subject", "Subject: must be a string")
+    return value
+
+
+def _checked_id(field: str, value: object) -> object:
+    if value is not None and not _is_id(value):
+        raise _invalid(field, f"{field}: must be an integer id or null")
+    return value
+
+
+def _checked_tags(tags: object) -> list[str]:
+    if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
+        raise _invalid("tags", "Tags: must be a list of strings")
+    return _dedupe(tags)
+
+
+_FIELD_CHECKS: dict[str, Callable[[str, object], object]] = {
+    "status": _checked_status,
+    "subject": _checked_subject,
+    "assignee_id": _checked_id,
+    "group_id": _checked_id,
+}
+
+
+def _ticket_object(payload: object) -> JSONDict:
+    data = payload.get("ticket") if isinstance(payload, dict) else None
+    if not isinstance(data, dict):
+        raise _bad_request("Expected a JSON object with a 'ticket' object")
+    return data
+
+
+def _first_comment(comment: object) -> JSONDict:
+    """The fields a new ticket's first comment sets: its description and whether replies default to public."""
+    if comment is None:
+        return {}
+    if not isinstance(comment, dict) or not isinstance(comment.get("public", True), bool):
+        raise _invalid("comment", "Comment: must be an object with a boolean public")
+    text = comment.get("body") or _html_to_text(comment.get("html_body") or "")
+    return {"description": text, "default_public": comment.get("public", True)}
+
+
 class ZendeskStandin:
     """In-memory Zendesk Ticketing API v2 served by uvicorn on 127.0.0.1 in a background thread."""
 
@@ -604,9 +653,7 @@ class ZendeskStandin:
 
     def _update_ticket(self, ticket_id: int, payload: object) -> tuple[int, JSONDict]:
         ticket = self._api_ticket(ticket_id)
-        data = payload.get("ticket") if isinstance(payload, dict) else None
-        if not isinstance(data, dict):
-            raise _bad_request("Expected a JSON object with a 'ticket' object")
+        data = _ticket_object(payload)
         if data.get("safe_update"):
             self._check_stamp(ticket, data.get("updated_stamp"))
         if ticket["status"] == "closed":
@@ -616,29 +663,36 @@ class ZendeskStandin:
         }
         comment = self._validated_comment(ticket_id, data.get("comment"))
         author_id = comment["author_id"] if comment else API_USER_ID
-        events: list[JSONDict] = []
-        if comment or changes:
-            stamp = self._tick()
-            if comment:
-                added = self._append_comment(ticket_id, stamp=stamp, **comment)
-                # As in Zendesk, a Comment event's id is the comment's id.
-                events.append(
-                    {key: added[key] for key in ("id", "type", "author_id", "body", "html_body", "public")}
-                )
-            for field, value in changes.items():
-                events.append(
-                    {"type": "Change", "field_name": field, "value": value, "previous_value": ticket[field]}
-                )
-                ticket[field] = value
-            ticket["updated_at"] = stamp
-        audit = {
+        events = self._apply_update(ticket, changes, comment) if comment or changes else []
+        return 200, copy.deepcopy({"ticket": ticket, "audit": self._audit(ticket, author_id, events)})
+
+    def _audit(self, ticket: JSONDict, author_id: int, events: list[JSONDict]) -> JSONDict:
+        """The audit Zendesk returns with an update: every event with its id."""
+        return {
             "id": self._new_id(),
-            "ticket_id": ticket_id,
+            "ticket_id": ticket["id"],
             "created_at": ticket["updated_at"],
             "author_id": author_id,
             "events": [event if "id" in event else {"id": self._new_id(), **event} for event in events],
         }
-        return 200, copy.deepcopy({"ticket": ticket, "audit": audit})
+
+    def _apply_update(self, ticket: JSONDict, changes: JSONDict, comment: JSONDict | None) -> list[JSONDict]:
+        """Add the comment and change the fields under one new stamp; the audit's events for them."""
+        stamp = self._tick()
+        events: list[JSONDict] = []
+        if comment:
+            added = self._append_comment(ticket["id"], stamp=stamp, **comment)
+            # As in Zendesk, a Comment event's id is the comment's id.
+            events.append(
+                {key: added[key] for key in ("id", "type", "author_id", "body", "html_body", "public")}
+            )
+        for field, value in changes.items():
+            events.append(
+                {"type": "Change", "field_name": field, "value": value, "previous_value": ticket[field]}
+            )
+            ticket[field] = value
+        ticket["updated_at"] = stamp
+        return events
 
     def _check_stamp(self, ticket: JSONDict, stamp: object) -> None:
         if stamp is None:
@@ -657,28 +711,16 @@ class ZendeskStandin:
             )
 
     def _validated_fields(self, data: JSONDict) -> JSONDict:
+        """The ticket fields the request sets, each checked as Zendesk checks it (422 otherwise)."""
         fields: JSONDict = {}
-        if "status" in data:
-            if data["status"] not in STATUSES:
-                raise _invalid("status", f"Status: {data['status']!r} is not a valid status")
-            fields["status"] = data["status"]
-        if "subject" in data:
-            if not isinstance(data["subject"], str):
-                raise _invalid("subject", "Subject: must be a string")
-            fields["subject"] = data["subject"]
-        for field in ("assignee_id", "group_id"):
+        for field in ("status", "subject", "assignee_id", "group_id"):
             if field in data:
-                if data[field] is not None and not _is_id(data[field]):
-                    raise _invalid(field, f"{field}: must be an integer id or null")
-                fields[field] = data[field]
+                fields[field] = _FIELD_CHECKS[field](field, data[field])
         assignee_id = fields.get("assignee_id")
         if assignee_id is not None and self._users.get(assignee_id, {}).get("role") not in AGENT_ROLES:
             raise _invalid("assignee_id", "Assignee: is not an agent")
         if "tags" in data:
-            tags = data["tags"]
-            if not isinstance(tags, list) or not all(isinstance(tag, str) for tag in tags):
-                raise _invalid("tags", "Tags: must be a list of strings")
-            fields["tags"] = _dedupe(tags)
+            fields["tags"] = _checked_tags(data["tags"])
         return fields
 
     def _validated_comment(self, ticket_id: int, comment: object) -> JSONDict | None:
@@ -714,20 +756,12 @@ class ZendeskStandin:
         return 200, {"tags": list(merged)}
 
     def _create_ticket(self, payload: object) -> tuple[int, JSONDict]:
-        data = payload.get("ticket") if isinstance(payload, dict) else None
-        if not isinstance(data, dict):
-            raise _bad_request("Expected a JSON object with a 'ticket' object")
+        data = _ticket_object(payload)
         fields = self._validated_fields(data)
         requester_id = data.get("requester_id")
         if requester_id is not None and (not _is_id(requester_id) or requester_id not in self._users):
             raise _invalid("requester_id", f"Requester: {requester_id!r} is not a known user")
-        comment = data.get("comment")
-        if comment is not None:
-            if not isinstance(comment, dict) or not isinstance(comment.get("public", True), bool):
-                raise _invalid("comment", "Comment: must be an object with a boolean public")
-            text = comment.get("body") or _html_to_text(comment.get("html_body") or "")
-            fields["description"] = text
-            fields["default_public"] = comment.get("public", True)
+        fields.update(_first_comment(data.get("comment")))
         ticket = self._insert_ticket(
             self._next_ticket_id,
             fields.pop("subject", ""),
