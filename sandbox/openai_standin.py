@@ -94,15 +94,20 @@ def regenerate_text(draft: str, instruction: str) -> JSONDict:
     return {"reply": "\n\n".join(paras)}
 
 
+def _best_snippet_sentences(kb: str) -> list[str]:
+    """The sentences of the first knowledge-base snippet: "[source — title]" then its text."""
+    first = kb.split("\n\n[")[0]
+    text = " ".join(
+        line.strip() for line in first.splitlines()[1:] if line.strip() and not line.startswith("- ")
+    )
+    return [x for x in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text) if x]
+
+
 def draft_text(sections: dict[str, str]) -> JSONDict:
     name = sections.get("customer first name", "")
     greeting = f"Hi {name}," if name and not name.startswith("(") else "Hello,"
     kb = sections.get("knowledge base", "")
-    first = kb.split("\n\n[")[0]  # the best snippet: "[source — title]" then its text
-    text = " ".join(
-        line.strip() for line in first.splitlines()[1:] if line.strip() and not line.startswith("- ")
-    )
-    sentences = [x for x in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text) if x]
+    sentences = _best_snippet_sentences(kb)
     if not sentences or kb.startswith("(no"):
         body = (
             "Thanks for getting in touch. I've passed your message to a colleague who will follow up shortly."
@@ -112,6 +117,31 @@ def draft_text(sections: dict[str, str]) -> JSONDict:
         body = "Thanks for getting in touch. " + " ".join(s.strip() for s in sentences[:2])
         confidence = 0.8
     return {"reply": f"{greeting}\n\n{body}\n\nBest,\nThe Support Team", "confidence": confidence}
+
+
+# What a model that ignores the requested format answers, by `malformed` kind.
+_MALFORMED: dict[str, JSONDict | str] = {
+    "not_json": "Sure! Here is what you asked for: the customer is unhappy.",
+    "schema": {"answer": "no fields you asked for", "sentiment": "very bad"},
+    "empty": "",
+}
+
+
+def task_answer(task: str, system: str, user: str) -> JSONDict | str:
+    """The stand-in model's answer to one of hitl's tasks, from the prompt's sections."""
+    sections = _sections(user)
+    message = sections.get("customer message", user)
+    if task == "summarize":
+        return summarize_text(message)
+    if task == "classify":
+        m = re.search(r"exactly one of these values: (.+)$", system, re.MULTILINE)
+        allowed = [s.strip() for s in m.group(1).split(",")] if m else []
+        return classify_text(f"{sections.get('subject', '')}\n{message}", allowed)
+    if task == "regenerate":
+        return regenerate_text(sections.get("current draft", ""), sections.get("agent's instruction", ""))
+    if task == "draft":
+        return draft_text(sections)
+    return "I can only help with hitl's tasks."
 
 
 class OpenAIStandin:
@@ -260,32 +290,13 @@ class OpenAIStandin:
                 self._malformed -= 1
             scripted = self._scripted.get(task, [])
             script = scripted.pop(0) if scripted else None
-        sections = _sections(user)
-        message = sections.get("customer message", user)
         content: JSONDict | str
         if malformed:
-            bad: dict[str, JSONDict | str] = {
-                "not_json": "Sure! Here is what you asked for: the customer is unhappy.",
-                "schema": {"answer": "no fields you asked for", "sentiment": "very bad"},
-                "empty": "",
-            }
-            content = bad[self._malformed_kind]
+            content = _MALFORMED[self._malformed_kind]
         elif script is not None:
             content = script
-        elif task == "summarize":
-            content = summarize_text(message)
-        elif task == "classify":
-            m = re.search(r"exactly one of these values: (.+)$", system, re.MULTILINE)
-            allowed = [s.strip() for s in m.group(1).split(",")] if m else []
-            content = classify_text(f"{sections.get('subject', '')}\n{message}", allowed)
-        elif task == "regenerate":
-            content = regenerate_text(
-                sections.get("current draft", ""), sections.get("agent's instruction", "")
-            )
-        elif task == "draft":
-            content = draft_text(sections)
         else:
-            content = "I can only help with hitl's tasks."
+            content = task_answer(task, system, user)
         text = content if isinstance(content, str) else json.dumps(content)
         entry["status"] = 200
         return JSONResponse(

@@ -80,6 +80,45 @@ def find_button(blocks: list[dict[str, Any]], action_id: str) -> tuple[str, str 
     return block_id, element.get("value")
 
 
+def _from_message(
+    message: dict[str, Any], action_id: str, *, block_id: str | None, value: str | None
+) -> tuple[str | None, str | None, dict[str, Any]]:
+    """The block id and value of the clicked element, unless given, and the element itself."""
+    found_block_id, element = _find_element(message.get("blocks") or [], action_id)
+    return (
+        found_block_id if block_id is None else block_id,
+        element.get("value") if value is None else value,
+        element,
+    )
+
+
+def _action(
+    message: dict[str, Any],
+    action_id: str,
+    *,
+    value: str | None,
+    selected_option: dict[str, Any] | None,
+    block_id: str | None,
+) -> dict[str, Any]:
+    """The clicked action as Slack describes it; what the caller did not give is read from the message."""
+    element: dict[str, Any] = {}
+    if block_id is None or (value is None and selected_option is None):
+        block_id, value, element = _from_message(message, action_id, block_id=block_id, value=value)
+    action: dict[str, Any] = {
+        "action_id": action_id,
+        "block_id": block_id,
+        "type": element.get("type", "static_select" if selected_option is not None else "button"),
+        "action_ts": f"{time.time():.6f}",
+    }
+    if "text" in element:
+        action["text"] = element["text"]
+    if value is not None:
+        action["value"] = value
+    if selected_option is not None:
+        action["selected_option"] = selected_option
+    return action
+
+
 def block_action_payload(
     *,
     message: dict[str, Any],
@@ -94,23 +133,7 @@ def block_action_payload(
 ) -> dict[str, Any]:
     """A `block_actions` payload for a click on `action_id` in a stored message (pass a stand-in trigger_id
     to let the app open a modal)."""
-    element: dict[str, Any] = {}
-    if block_id is None or (value is None and selected_option is None):
-        found_block_id, element = _find_element(message.get("blocks") or [], action_id)
-        block_id = found_block_id if block_id is None else block_id
-        value = element.get("value") if value is None else value
-    action: dict[str, Any] = {
-        "action_id": action_id,
-        "block_id": block_id,
-        "type": element.get("type", "static_select" if selected_option is not None else "button"),
-        "action_ts": f"{time.time():.6f}",
-    }
-    if "text" in element:
-        action["text"] = element["text"]
-    if value is not None:
-        action["value"] = value
-    if selected_option is not None:
-        action["selected_option"] = selected_option
+    action = _action(message, action_id, value=value, selected_option=selected_option, block_id=block_id)
     container = {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False}
     if message.get("thread_ts"):
         container["thread_ts"] = message["thread_ts"]

@@ -125,18 +125,24 @@ def _shape_errors(raw: Any, normalized: Any, pointer: str) -> list[str]:
     """Fields slack_sdk dropped (unknown to Block Kit) or strings where Slack wants an object."""
     if isinstance(raw, str) and isinstance(normalized, dict):
         return [f"[ERROR] must provide an object [json-pointer:{pointer}]"]
-    errors: list[str] = []
     if isinstance(raw, dict) and isinstance(normalized, dict):
-        for key, value in raw.items():
-            if value is None or (hasattr(value, "__len__") and len(value) == 0):
-                continue
-            if key not in normalized:
-                errors.append(f"[ERROR] unknown field: {key} [json-pointer:{pointer}/{key}]")
-            else:
-                errors += _shape_errors(value, normalized[key], f"{pointer}/{key}")
-    elif isinstance(raw, list) and isinstance(normalized, list) and len(raw) == len(normalized):
+        return _object_shape_errors(raw, normalized, pointer)
+    errors: list[str] = []
+    if isinstance(raw, list) and isinstance(normalized, list) and len(raw) == len(normalized):
         for i, (r, n) in enumerate(zip(raw, normalized, strict=True)):
             errors += _shape_errors(r, n, f"{pointer}/{i}")
+    return errors
+
+
+def _object_shape_errors(raw: dict[str, Any], normalized: dict[str, Any], pointer: str) -> list[str]:
+    errors: list[str] = []
+    for key, value in raw.items():
+        if value is None or (hasattr(value, "__len__") and len(value) == 0):
+            continue
+        if key not in normalized:
+            errors.append(f"[ERROR] unknown field: {key} [json-pointer:{pointer}/{key}]")
+        else:
+            errors += _shape_errors(value, normalized[key], f"{pointer}/{key}")
     return errors
 
 
@@ -149,6 +155,14 @@ def _text_length(value: Any) -> int:
     if isinstance(value, list):
         return sum(_text_length(v) for v in value)
     return 0
+
+
+def _file_entries(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """The `files` argument of files.completeUploadExternal: a list of {id, title}."""
+    entries = _require(args, "files")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("id") for e in entries):
+        raise SlackError("invalid_arguments", ["[ERROR] files must be a list of {id, title}"])
+    return entries
 
 
 def _invalid(message: str, pointer: str, error: str = "invalid_blocks") -> SlackError:
@@ -183,17 +197,21 @@ def validate_blocks(blocks: Any, *, limit: int, pointer: str = "/blocks") -> lis
         errors += block_errors
         if as_dict is not None:
             normalized.append(as_dict)
-    block_ids = [b["block_id"] for b in normalized if "block_id" in b]
-    errors += [
-        f"[ERROR] duplicate block_id: {b} [json-pointer:{pointer}]"
-        for b in sorted(set(block_ids))
-        if block_ids.count(b) > 1
-    ]
+    errors += _duplicate_block_ids(normalized, pointer)
     if errors:
         raise SlackError("invalid_blocks", errors)
     for item in normalized:
         _fill_ids(item)
     return normalized
+
+
+def _duplicate_block_ids(blocks: list[dict[str, Any]], pointer: str) -> list[str]:
+    block_ids = [b["block_id"] for b in blocks if "block_id" in b]
+    return [
+        f"[ERROR] duplicate block_id: {b} [json-pointer:{pointer}]"
+        for b in sorted(set(block_ids))
+        if block_ids.count(b) > 1
+    ]
 
 
 def _normalized_block(raw: Any, where: str) -> tuple[dict[str, Any] | None, list[str]]:
@@ -788,43 +806,41 @@ class SlackStandin:
         return {"upload_url": f"{root_url.rstrip('/')}/upload/{file_id}", "file_id": file_id}
 
     def _files_complete_upload(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
-        entries = _require(args, "files")
-        if not isinstance(entries, list) or not all(isinstance(e, dict) and e.get("id") for e in entries):
-            raise SlackError("invalid_arguments", ["[ERROR] files must be a list of {id, title}"])
+        entries = _file_entries(args)
         channels = [c for c in str(args.get("channels") or "").split(",") if c]
         channel = args.get("channel_id") or (channels[0] if channels else None)
-        completed = []
-        for entry in entries:
-            upload = self._uploads.get(entry["id"])
-            if upload is None or upload["data"] is None:
-                raise SlackError("file_not_found")
-            data: bytes = upload["data"]
-            if len(data) != upload["length"]:
-                raise SlackError("file_upload_size_mismatch")
-            record = {
-                "id": entry["id"],
-                "name": upload["filename"],
-                "title": entry.get("title") or upload["filename"],
-                "channel": channel,
-                "channels": channels or ([channel] if channel else []),
-                "initial_comment": args.get("initial_comment"),
-                "thread_ts": args.get("thread_ts") or None,
-                "length": len(data),
-                "head": data[:FILE_HEAD_BYTES],
-                "is_png": data.startswith(PNG_SIGNATURE),
-                "alt_txt": upload["alt_txt"],
-            }
-            self._files.append(record)
-            del self._uploads[entry["id"]]
-            permalink = f"https://{TEAM_DOMAIN}.slack.com/files/{BOT_USER_ID}/{record['id']}"
-            completed.append(
-                {
-                    "id": record["id"],
-                    "name": record["name"],
-                    "title": record["title"],
-                    "size": record["length"],
-                    "user": BOT_USER_ID,
-                    "permalink": permalink,
-                }
-            )
-        return {"files": completed}
+        return {"files": [self._complete_file(entry, args, channel, channels) for entry in entries]}
+
+    def _complete_file(
+        self, entry: dict[str, Any], args: dict[str, Any], channel: str | None, channels: list[str]
+    ) -> dict[str, Any]:
+        """Share one uploaded file: store it as posted and describe it as files.completeUploadExternal does."""
+        upload = self._uploads.get(entry["id"])
+        if upload is None or upload["data"] is None:
+            raise SlackError("file_not_found")
+        data: bytes = upload["data"]
+        if len(data) != upload["length"]:
+            raise SlackError("file_upload_size_mismatch")
+        record = {
+            "id": entry["id"],
+            "name": upload["filename"],
+            "title": entry.get("title") or upload["filename"],
+            "channel": channel,
+            "channels": channels or ([channel] if channel else []),
+            "initial_comment": args.get("initial_comment"),
+            "thread_ts": args.get("thread_ts") or None,
+            "length": len(data),
+            "head": data[:FILE_HEAD_BYTES],
+            "is_png": data.startswith(PNG_SIGNATURE),
+            "alt_txt": upload["alt_txt"],
+        }
+        self._files.append(record)
+        del self._uploads[entry["id"]]
+        return {
+            "id": record["id"],
+            "name": record["name"],
+            "title": record["title"],
+            "size": record["length"],
+            "user": BOT_USER_ID,
+            "permalink": f"https://{TEAM_DOMAIN}.slack.com/files/{BOT_USER_ID}/{record['id']}",
+        }
