@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, cast
 
-from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import Block
 
 from bot.app.runtime import Runtime
 from bot.reporting.digest import scheduled_this_week, week_key
@@ -21,10 +21,12 @@ from bot.reporting.queue import pending_queue
 from bot.reporting.stats.model import BadPeriod, is_period, parse_period
 from bot.reporting.stats.query import compute_stats
 from bot.slack.blocks.reports import (
+    hint_block,
     mrkdwn_word,
     render_queue_blocks,
     render_review_blocks,
     render_stats_blocks,
+    text_blocks,
 )
 from storage.db import session_scope
 from storage.models import SchedulerState
@@ -155,7 +157,7 @@ def parse_command(text: str) -> Command:
 
 def usage_reply(problem: str | None = None) -> Reply:
     text = (problem + "\n" if problem else "") + USAGE
-    return Reply(text=text, blocks=[SectionBlock(text=MarkdownTextObject(text=text))])
+    return Reply(text=text, blocks=text_blocks(text))
 
 
 def answer(runtime: Runtime, cmd: Command, *, now: datetime | None = None) -> Reply:
@@ -194,7 +196,7 @@ def stats_reply(runtime: Runtime, cmd: Command, now: datetime) -> Reply:
     text, blocks = render_stats_blocks(stats)
     hint = _type_hint(runtime, cmd.interaction_type) if not stats.by_type else None
     if hint:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=hint)]))
+        blocks.append(hint_block(hint))
     if not cmd.chart:
         return Reply(text, blocks)
     from bot.reporting.charts import stats_chart_png
@@ -223,7 +225,7 @@ def review_reply(runtime: Runtime, cmd: Command, now: datetime) -> Reply:
     text, blocks = render_review_blocks(review)
     hint = _type_hint(runtime, cmd.interaction_type) if not review.recommendations else None
     if hint:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=hint)]))
+        blocks.append(hint_block(hint))
     return Reply(text, blocks)
 
 
@@ -268,4 +270,4 @@ def digest_reply(runtime: Runtime, now: datetime) -> Reply:
         "• see it now: `/hitl review`; post it now: `hitl review --post` on the server",
     ]
     text = "\n".join(lines)
-    return Reply(text, [SectionBlock(text=MarkdownTextObject(text=text))])
+    return Reply(text, text_blocks(text))

@@ -39,6 +39,16 @@ def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=text))
 
 
+def text_blocks(text: str) -> list[Block]:
+    """A plain mrkdwn answer (usage, the digest schedule) as one section."""
+    return [_section(text)]
+
+
+def hint_block(text: str) -> Block:
+    """A small note under an answer (an interaction type the policy does not know)."""
+    return _context(text)
+
+
 def render_stats_blocks(stats: Stats) -> tuple[str, list[Block]]:
     """(fallback text, Block Kit blocks) for Slack, built from slack_sdk models so limits are checked."""
     lines = summary_lines(stats)
