@@ -15,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import update
+from sqlmodel import col
 
 from bot.ai.kb import KbCache, KnowledgeBase, Snippet
 from bot.ai.llm import LLM, Classification, LLMUnavailable, TicketText, llm_from_settings
@@ -25,7 +26,7 @@ from bot.outbox.registry import KindPolicy, Permanent, Retry
 from bot.review.ingest import Assist, DraftIn
 from bot.review.policy import Reason
 from storage import repo
-from storage.db import session_scope
+from storage.db import changed, session_scope
 from storage.models import OutboxItem, Review, ReviewStatus
 
 log = logging.getLogger("hitl.ai")
@@ -186,12 +187,13 @@ def summarize_review(runtime: Runtime, item: OutboxItem, job: Summarize) -> dict
             "summary_prompt_version": llm.prompt_version("summarize"),
         }
         # Conditional, like every state change: a decision that got in first keeps its own extra fields.
-        written = session.execute(
+        written = changed(
+            session,
             update(Review)
-            .where(Review.id == review_id, Review.status == ReviewStatus.PENDING)
+            .where(col(Review.id) == review_id, col(Review.status) == ReviewStatus.PENDING)
             .values(extra=extra)
-            .execution_options(synchronize_session=False)
-        ).rowcount
+            .execution_options(synchronize_session=False),
+        )
         if not written:
             return {"skipped": "decided meanwhile"}
         enqueue_refresh_card(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 
@@ -137,14 +137,19 @@ def response_detail(response: httpx.Response) -> str:
         return response.text[:300] or response.reason_phrase
     if not isinstance(body, dict):
         return str(body)[:300]
-    parts = [str(body.get("error") or ""), str(body.get("description") or "")]
-    details = body.get("details")
-    if isinstance(details, dict):
-        parts += [
-            str(d.get("description"))
-            for v in details.values()
-            if isinstance(v, list)
-            for d in v
-            if isinstance(d, dict)
-        ]
+    parts = [str(body.get("error") or ""), str(body.get("description") or ""), *_field_details(body)]
     return " — ".join(p for p in parts if p)[:500]
+
+
+def _field_details(body: dict[str, Any]) -> list[str]:
+    """The per-field descriptions of a Zendesk error: `{"details": {"field": [{"description": ...}]}}`."""
+    details = body.get("details")
+    if not isinstance(details, dict):
+        return []
+    return [
+        str(d.get("description"))
+        for v in details.values()
+        if isinstance(v, list)
+        for d in v
+        if isinstance(d, dict)
+    ]

@@ -181,24 +181,27 @@ class ZendeskHelpdesk:
                 f"Zendesk connection failed mid-request: {type(exc).__name__}: {exc}",
                 maybe_applied=method != "GET",
             ) from exc
-        status = response.status_code
-        if status < 300:
+        if response.status_code < 300:
             return dict(response.json())
-        detail = response_detail(response)
-        if status == 409:
-            raise Conflict(f"Zendesk 409: {detail}")
-        if status == 429:
-            raise RateLimited(f"Zendesk 429: {detail}", retry_after(response))
-        if status == 422:
-            if "closed" in detail.lower():
-                raise Closed(f"the ticket is closed in Zendesk ({detail})")
-            raise Rejected(f"Zendesk 422: {detail}")
-        if status >= 500 or status == 408:
-            raise Unavailable(
-                f"Zendesk {status}: {detail}",
-                maybe_applied=method != "GET",
-                retry_after=retry_after(response),
-            )
-        if status in (401, 403):
-            raise Rejected(f"Zendesk {status}: check ZENDESK_EMAIL / ZENDESK_API_TOKEN ({detail})")
-        raise Rejected(f"Zendesk {status}: {detail}")
+        raise _error(response, maybe_applied=method != "GET")
+
+
+def _error(response: httpx.Response, *, maybe_applied: bool) -> Exception:
+    """The exception an error response from Zendesk stands for."""
+    status = response.status_code
+    detail = response_detail(response)
+    if status == 409:
+        return Conflict(f"Zendesk 409: {detail}")
+    if status == 429:
+        return RateLimited(f"Zendesk 429: {detail}", retry_after(response))
+    if status == 422:
+        if "closed" in detail.lower():
+            return Closed(f"the ticket is closed in Zendesk ({detail})")
+        return Rejected(f"Zendesk 422: {detail}")
+    if status >= 500 or status == 408:
+        return Unavailable(
+            f"Zendesk {status}: {detail}", maybe_applied=maybe_applied, retry_after=retry_after(response)
+        )
+    if status in (401, 403):
+        return Rejected(f"Zendesk {status}: check ZENDESK_EMAIL / ZENDESK_API_TOKEN ({detail})")
+    return Rejected(f"Zendesk {status}: {detail}")

@@ -21,16 +21,16 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import ColumnElement
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
-from bot.common.durations import format_duration
 from bot.outbox.kinds import (
     MovedFrom,
     RefreshCard,
@@ -43,16 +43,26 @@ from bot.outbox.kinds import (
     enqueue_slack_post,
     review_order,
 )
-from bot.review.policy import EscalationLevel, People, Tier
+from bot.review.policy import Tier, TimeoutAction
 from bot.sla.clock import sla_times
 from bot.sla.plan import (
     Step,
-    escalation_levels,
+    breach_audience,
+    breach_level,
     next_step_at,
     ping_plan,
     sla_round,
     sla_watchers,
     steps_due,
+)
+from bot.slack.blocks.sla import (
+    breach_headline,
+    breach_outside_text,
+    breach_thread_text,
+    moved_thread_text,
+    reassigned_dm_text,
+    reassigned_thread_text,
+    warning_text,
 )
 from storage import repo
 from storage.db import is_sqlite, session_scope
@@ -70,6 +80,7 @@ LOOKBACK = timedelta(seconds=10)  # a review may commit a little after its creat
 BATCH = 100  # reviews settled per transaction
 TICK_BUDGET = 1.0  # seconds of work per tick before it yields to the next one
 RETRY_DELAY = timedelta(seconds=1)
+CHUNK = 2000  # ids per IN (...) list
 
 
 @dataclass(frozen=True)
@@ -83,19 +94,60 @@ class _Subject:
     extra: dict[str, Any]
 
 
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+@dataclass(frozen=True)
+class _Firing:
+    """A step being fired, in the transaction that claimed it."""
+
+    session: Session
+    review: Review
+    tier: Tier | None
+    step: Step
+    now: datetime
+
+    @property
+    def due(self) -> datetime:
+        assert self.review.sla_due_at is not None  # only pending reviews with an SLA get here
+        return self.review.sla_due_at
+
+    def card_channel(self, fallback: str) -> str:
+        """The channel of the review's card, else its tier's, else `fallback`."""
+        return self.review.slack_channel or (self.tier.channel if self.tier else fallback)
 
 
-def _when(at: datetime) -> str:
-    fallback = at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time_secs}}|{fallback}>"
+def _chunked(ids: list[str]) -> Iterator[list[str]]:
+    return (ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK))
 
 
-def _who(target: str) -> str:
-    if target.startswith(("S", "s")) and not target.startswith("<"):
-        return f"<!subteam^{target}>"
-    return target if target.startswith("<") else f"<@{target}>"
+def _pending(chunk: list[str] | None) -> ColumnElement[bool]:
+    """Pending reviews with an SLA (among `chunk` when given)."""
+    pending = (col(Review.status) == ReviewStatus.PENDING) & col(Review.sla_due_at).is_not(None)
+    return pending if chunk is None else pending & col(Review.id).in_(chunk)
+
+
+def _first_at(warn: datetime | None, due: datetime) -> datetime:
+    """A review's first step: its warning, or its breach when it has none."""
+    return min(warn, due) if warn is not None else due
+
+
+def _claimed_steps(session: Session, chunk: list[str] | None) -> dict[str, set[str]]:
+    """The claimed step kinds of pending reviews that have any."""
+    claimed: dict[str, set[str]] = defaultdict(set)
+    q = (
+        select(SlaPing.review_id, SlaPing.kind)
+        .join(Review, col(Review.id) == col(SlaPing.review_id))
+        .where(_pending(chunk))
+    )
+    for rid, kind in session.execute(q):
+        claimed[rid].add(kind)
+    return claimed
+
+
+def _first_steps(
+    session: Session, chunk: list[str] | None, *, without: Collection[str]
+) -> dict[str, datetime]:
+    """The first step time of pending reviews, except those `without` (they have claimed steps)."""
+    q = select(Review.id, Review.sla_warn_at, Review.sla_due_at).where(_pending(chunk))
+    return {rid: _first_at(warn, due) for rid, warn, due in session.execute(q) if rid not in without}
 
 
 # ---------------------------------------------------------------- the engine
@@ -123,6 +175,8 @@ class SlaEngine:
         count = self.rebuild()
         log.info("sla: %d pending timers rebuilt in %.2fs", count, time.perf_counter() - started)
         scheduler = self.runtime.services.scheduler
+        if scheduler is None:  # HITL_SCHEDULER=false: install() does not add the worker
+            return
         now = datetime.now(UTC)
         # Two instances allowed, so APScheduler never skips (and logs) a tick while a slow one runs; the
         # second returns at once (`_ticking`), and the first carries on with what is due.
@@ -183,48 +237,40 @@ class SlaEngine:
             return len(self._scheduled)
 
     def _hints(self, session: Session, ids: list[str] | None) -> tuple[dict[str, datetime], set[str]]:
-        """Next step time of pending reviews (all, or `ids`). Reviews without pings take a fast path."""
+        """Next step time of pending reviews (all, or `ids`), and those whose plan is used up.
+
+        Reviews without pings take a fast path: their next step is their first, read from two columns.
+        """
         out: dict[str, datetime] = {}
         used_up: set[str] = set()
-        chunks: Iterable[list[str] | None] = (
-            [None] if ids is None else (ids[i : i + 2000] for i in range(0, len(ids), 2000))
-        )
+        chunks: Iterable[list[str] | None] = [None] if ids is None else _chunked(ids)
         for chunk in chunks:
-            pending = (col(Review.status) == ReviewStatus.PENDING) & col(Review.sla_due_at).is_not(None)
-            q = select(Review.id, Review.sla_warn_at, Review.sla_due_at).where(pending)
-            pq = (
-                select(SlaPing.review_id, SlaPing.kind)
-                .join(Review, col(Review.id) == col(SlaPing.review_id))
-                .where(pending)
-            )
-            if chunk is not None:
-                q = q.where(col(Review.id).in_(chunk))
-                pq = pq.where(col(Review.id).in_(chunk))
-            claimed: dict[str, set[str]] = defaultdict(set)
-            for rid, kind in session.execute(pq):
-                claimed[rid].add(kind)
-            for rid, warn, due in session.execute(q):
-                if rid not in claimed:
-                    out[rid] = min(warn, due) if warn is not None else due
-            slow = list(claimed)
-            for i in range(0, len(slow), 2000):
-                rows = session.execute(
-                    sa_select(
-                        col(Review.id),
-                        col(Review.tier),
-                        col(Review.created_at),
-                        col(Review.sla_warn_at),
-                        col(Review.sla_due_at),
-                        col(Review.extra),
-                    ).where(col(Review.id).in_(slow[i : i + 2000]))
-                )
-                for rid, *fields in rows:
-                    at = next_step_at(_Subject(*fields), self.runtime.policy, claimed[rid])
-                    if at is None:
-                        used_up.add(rid)
-                    else:
-                        out[rid] = at
+            claimed = _claimed_steps(session, chunk)
+            out.update(_first_steps(session, chunk, without=claimed))
+            for rid, at in self._next_steps(session, claimed).items():
+                if at is None:
+                    used_up.add(rid)
+                else:
+                    out[rid] = at
         return out, used_up
+
+    def _next_steps(self, session: Session, claimed: dict[str, set[str]]) -> dict[str, datetime | None]:
+        """The next unclaimed step of reviews with claimed steps (None when their plan is used up)."""
+        out: dict[str, datetime | None] = {}
+        for part in _chunked(list(claimed)):
+            rows = session.execute(
+                sa_select(
+                    col(Review.id),
+                    col(Review.tier),
+                    col(Review.created_at),
+                    col(Review.sla_warn_at),
+                    col(Review.sla_due_at),
+                    col(Review.extra),
+                ).where(col(Review.id).in_(part))
+            )
+            for rid, *fields in rows:
+                out[rid] = next_step_at(_Subject(*fields), self.runtime.policy, claimed[rid])
+        return out
 
     # -- jobs
     def sweep(self) -> int:
@@ -247,8 +293,8 @@ class SlaEngine:
             with self._lock:
                 self._watermark = now
                 for rid, warn, due in rows:
-                    if rid not in self._scheduled and rid not in self._inflight and rid not in self._done:
-                        self._push(rid, min(warn, due) if warn is not None else due)
+                    if self._untracked(rid):
+                        self._push(rid, _first_at(warn, due))
                         added += 1
             return added
         except OperationalError:
@@ -266,17 +312,26 @@ class SlaEngine:
                     )
                 ).scalars()
             )
-            with self._lock:
-                missing = [
-                    rid
-                    for rid in pending
-                    if rid not in self._scheduled and rid not in self._inflight and rid not in self._done
-                ]
-                for rid in [r for r in self._scheduled if r not in pending]:
-                    del self._scheduled[rid]  # its heap entry is now stale and skipped
-                self._done &= pending
-                self._watermark = now
+            missing = self._keep_only(pending, now)
             hints, used_up = self._hints(session, missing) if missing else ({}, set())
+        return self._add(hints, used_up)
+
+    def _untracked(self, rid: str) -> bool:
+        """Neither scheduled, nor being settled, nor used up (the caller holds the lock)."""
+        return rid not in self._scheduled and rid not in self._inflight and rid not in self._done
+
+    def _keep_only(self, pending: set[str], now: datetime) -> list[str]:
+        """Forget the timers of reviews no longer pending; returns the pending ones the heap lacks."""
+        with self._lock:
+            missing = [rid for rid in pending if self._untracked(rid)]
+            for rid in [r for r in self._scheduled if r not in pending]:
+                del self._scheduled[rid]  # its heap entry is now stale and skipped
+            self._done &= pending
+            self._watermark = now
+        return missing
+
+    def _add(self, hints: dict[str, datetime], used_up: set[str]) -> int:
+        """Schedule these reviews (unless one is already scheduled or in flight); returns how many."""
         with self._lock:
             added = 0
             self._done |= used_up
@@ -304,27 +359,35 @@ class SlaEngine:
         deadline = time.monotonic() + budget if budget is not None else None
         fired_before = self.fired
         while deadline is None or time.monotonic() < deadline:
-            batch: list[str] = []
-            with self._lock:
-                while self._heap and self._heap[0][0] <= now and len(batch) < BATCH:
-                    at, rid = heapq.heappop(self._heap)
-                    if self._scheduled.get(rid) != at:
-                        continue  # stale entry
-                    del self._scheduled[rid]
-                    self._inflight.add(rid)
-                    batch.append(rid)
+            batch = self._pop_due(now)
             if not batch:
                 break
-            nexts = self._settle_or_retry(batch)
-            with self._lock:
-                for rid in batch:
-                    self._inflight.discard(rid)
-                    next_at = nexts.get(rid)
-                    if next_at is None:
-                        self._done.add(rid)
-                    elif rid not in self._scheduled:
-                        self._push(rid, next_at)
+            self._reschedule(batch, self._settle_or_retry(batch))
         return self.fired - fired_before
+
+    def _pop_due(self, now: datetime) -> list[str]:
+        """Take up to BATCH reviews due at `now` off the heap, in flight until rescheduled."""
+        batch: list[str] = []
+        with self._lock:
+            while self._heap and self._heap[0][0] <= now and len(batch) < BATCH:
+                at, rid = heapq.heappop(self._heap)
+                if self._scheduled.get(rid) != at:
+                    continue  # stale entry
+                del self._scheduled[rid]
+                self._inflight.add(rid)
+                batch.append(rid)
+        return batch
+
+    def _reschedule(self, batch: list[str], nexts: dict[str, datetime | None]) -> None:
+        """Put settled reviews back at their next step; those with none left are done."""
+        with self._lock:
+            for rid in batch:
+                self._inflight.discard(rid)
+                next_at = nexts.get(rid)
+                if next_at is None:
+                    self._done.add(rid)
+                elif rid not in self._scheduled:
+                    self._push(rid, next_at)
 
     def _settle_or_retry(self, batch: list[str]) -> dict[str, datetime | None]:
         # The timers must outlive a database hiccup or one odd review: retry alone, a little later.
@@ -420,214 +483,173 @@ class SlaEngine:
                 )
             )
             fired += 1
-            if self._act(session, review, step, now):
+            if self._act(_Firing(session, review, policy.tiers.get(review.tier), step, now)):
                 # Moved to another tier: a new round starts there, from now.
                 return next_step_at(review, policy, ()), fired
         return due.next_at, fired
 
     # -- effects (all queued in the claiming transaction)
-    def _act(self, session: Session, review: Review, step: Step, now: datetime) -> bool:
+    def _act(self, f: _Firing) -> bool:
         """Queue a step's Slack messages and audit row; True when the review moved to another tier."""
-        policy = self.runtime.policy
-        tier = policy.tiers.get(review.tier)
-        ticket = f"ticket #{_esc(review.ticket_id)}"
-        due = review.sla_due_at
-        assert due is not None
-        common = {
-            "kind": step.kind,
-            "due_at": step.due_at.isoformat(),
-            "late_ms": int((now - step.due_at).total_seconds() * 1000),
-            "instance": self.runtime.instance_id,
-        }
-        if step.action == "warn":
-            mention = sla_watchers(tier).mention()
-            text = (
-                f":hourglass_flowing_sand: *SLA warning*: {format_duration(due - now)} left to decide on {ticket} "
-                f"(due {_when(due)}). {mention}"
-            ).strip()
-            self._thread(session, review, step, text, now)
-            self._refresh(session, review, step, now)
-            repo.audit(
-                session=session, at=now, actor="hitl", action="sla_warning", review_id=review.id, **common
-            )
+        if f.step.action == "warn":
+            self._warn(f)
             return False
-        if step.action == "breach":
-            level = next(
-                (lv for lv in escalation_levels(tier) if lv.level == step.level),
-                EscalationLevel(level=step.level),
-            )
-            people = (
-                level.notify
-                if not level.notify.anyone
-                else (sla_watchers(tier) if step.level == 1 else People())
-            )
-            mention = people.mention()
-            over = format_duration(max(now - due, timedelta(0)))
-            where = f" in {_esc(review.slack_channel or (tier.channel if tier else '?'))}"
-            if step.level == 1 and step.repeat == 0:
-                head = f":rotating_light: *SLA breached*: {ticket} was due {_when(due)} and is still waiting"
-            elif step.repeat == 0:
-                head = f":sos: *SLA escalation, level {step.level}*: {ticket} breached its SLA {over} ago and is still waiting"
-            else:
-                head = (
-                    f":rotating_light: *SLA breached {over} ago* (level {step.level}, reminder {step.repeat}): "
-                    f"{ticket} is still waiting"
-                )
-            ask = "please approve, edit, take over or reject it."
-            self._thread(session, review, step, f"{head}. {mention} {ask}".replace("  ", " "), now)
-            link = f" <{review.ticket_url}|open ticket>" if review.ticket_url else ""
-            outside = f"{head}{where}.{link} {mention}".strip()
-            if level.channel:
-                post = SlackPost(channel=level.channel, text=outside, review_id=review.id)
-                enqueue_slack_post(
-                    session,
-                    now=now,
-                    post=post,
-                    order_key=review_order(review.id),
-                    dedupe_key=f"sla:{review.id}:{step.kind}:channel",
-                )
-            if level.dm:
-                for user in people.users:
-                    enqueue_slack_dm(
-                        session,
-                        now=now,
-                        dm=SlackDm(user=user, text=outside, review_id=review.id),
-                        order_key=review_order(review.id),
-                        dedupe_key=f"sla:{review.id}:{step.kind}:dm:{user}"[:200],
-                    )
-            if step.repeat == 0:
-                self._refresh(session, review, step, now)
-            action = "sla_breach_ping" if step.level == 1 else "sla_escalation"
-            repo.audit(
-                session=session,
-                at=now,
-                actor="hitl",
-                action=action,
-                review_id=review.id,
-                level=step.level,
-                repeat=step.repeat,
-                channel=level.channel,
-                dm=level.dm,
-                mention=mention,
-                **common,
-            )
+        if f.step.action == "breach":
+            self._breach(f)
             return False
-        return self._timeout(session, review, tier, step, now, common)
+        return self._timeout(f)
 
-    def _timeout(
-        self,
-        session: Session,
-        review: Review,
-        tier: Tier | None,
-        step: Step,
-        now: datetime,
-        common: dict[str, Any],
-    ) -> bool:
-        timeout = tier.escalation.on_timeout if tier else None
+    def _audit(self, f: _Firing, action: str, **detail: Any) -> None:
+        repo.audit(
+            session=f.session,
+            at=f.now,
+            actor="hitl",
+            action=action,
+            review_id=f.review.id,
+            **detail,
+            kind=f.step.kind,
+            due_at=f.step.due_at.isoformat(),
+            late_ms=int((f.now - f.step.due_at).total_seconds() * 1000),
+            instance=self.runtime.instance_id,
+        )
+
+    def _warn(self, f: _Firing) -> None:
+        mention = sla_watchers(f.tier).mention()
+        self._thread(f, warning_text(ticket_id=f.review.ticket_id, due=f.due, now=f.now, mention=mention))
+        self._refresh(f)
+        self._audit(f, "sla_warning")
+
+    def _breach(self, f: _Firing) -> None:
+        review, step = f.review, f.step
+        level = breach_level(f.tier, step.level)
+        people = breach_audience(f.tier, level)
+        mention = people.mention()
+        headline = breach_headline(
+            ticket_id=review.ticket_id, due=f.due, now=f.now, level=step.level, repeat=step.repeat
+        )
+        self._thread(f, breach_thread_text(headline, mention))
+        outside = breach_outside_text(
+            headline, channel=f.card_channel("?"), ticket_url=review.ticket_url, mention=mention
+        )
+        if level.channel:
+            post = SlackPost(channel=level.channel, text=outside, review_id=review.id)
+            enqueue_slack_post(
+                f.session,
+                now=f.now,
+                post=post,
+                order_key=review_order(review.id),
+                dedupe_key=f"sla:{review.id}:{step.kind}:channel",
+            )
+        for user in people.users if level.dm else []:
+            enqueue_slack_dm(
+                f.session,
+                now=f.now,
+                dm=SlackDm(user=user, text=outside, review_id=review.id),
+                order_key=review_order(review.id),
+                dedupe_key=f"sla:{review.id}:{step.kind}:dm:{user}"[:200],
+            )
+        if step.repeat == 0:
+            self._refresh(f)
+        self._audit(
+            f,
+            "sla_breach_ping" if step.level == 1 else "sla_escalation",
+            level=step.level,
+            repeat=step.repeat,
+            channel=level.channel,
+            dm=level.dm,
+            mention=mention,
+        )
+
+    def _timeout(self, f: _Firing) -> bool:
+        timeout = f.tier.escalation.on_timeout if f.tier else None
         if timeout is None:
             return False
-        policy = self.runtime.policy
-        waited = format_duration(timeout.after)
         if timeout.action == "reassign":
-            review.assignee = timeout.to
-            session.add(review)
-            self._thread(
-                session,
-                review,
-                step,
-                f":bust_in_silhouette: *No decision {waited} after the SLA breach*: "
-                f"ticket #{_esc(review.ticket_id)} is reassigned to {_who(timeout.to)}.",
-                now,
-            )
-            if not timeout.to.startswith(("S", "<")):
-                text = (
-                    f":bust_in_silhouette: Ticket #{_esc(review.ticket_id)} is now yours: nobody "
-                    f"decided on its AI draft within its SLA. It is waiting in "
-                    f"{_esc(review.slack_channel or (tier.channel if tier else ''))}."
-                )
-                enqueue_slack_dm(
-                    session,
-                    now=now,
-                    dm=SlackDm(user=timeout.to, review_id=review.id, text=text),
-                    order_key=review_order(review.id),
-                    dedupe_key=f"sla:{review.id}:{step.kind}:dm",
-                )
-            self._refresh(session, review, step, now)
-            repo.audit(
-                session=session,
-                at=now,
-                actor="hitl",
-                action="sla_timeout_action",
-                review_id=review.id,
-                action_taken="reassign",
-                to=timeout.to,
-                **common,
-            )
+            self._reassign(f, timeout)
             return False
+        self._move_tier(f, timeout)
+        return True
+
+    def _reassign(self, f: _Firing, timeout: TimeoutAction) -> None:
+        review = f.review
+        review.assignee = timeout.to
+        f.session.add(review)
+        self._thread(
+            f, reassigned_thread_text(ticket_id=review.ticket_id, waited=timeout.after, to=timeout.to)
+        )
+        if not timeout.to.startswith(("S", "<")):  # a person, not a user group: tell them
+            text = reassigned_dm_text(ticket_id=review.ticket_id, channel=f.card_channel(""))
+            enqueue_slack_dm(
+                f.session,
+                now=f.now,
+                dm=SlackDm(user=timeout.to, review_id=review.id, text=text),
+                order_key=review_order(review.id),
+                dedupe_key=f"sla:{review.id}:{f.step.kind}:dm",
+            )
+        self._refresh(f)
+        self._audit(f, "sla_timeout_action", action_taken="reassign", to=timeout.to)
+
+    def _move_tier(self, f: _Firing, timeout: TimeoutAction) -> None:
+        review, policy = f.review, self.runtime.policy
         target = policy.tiers[timeout.to]
-        old_tier, moved_from = review.tier, None
-        if review.slack_channel and review.slack_ts:
-            moved_from = {"channel": review.slack_channel, "ts": review.slack_ts}
+        old_tier = review.tier
+        moved_from = (
+            MovedFrom(channel=review.slack_channel, ts=review.slack_ts)
+            if review.slack_channel and review.slack_ts
+            else None
+        )
         if moved_from:  # a note under the old card, delivered before the card moves (same order key)
             self._thread(
-                session,
-                review,
-                step,
-                f":arrow_right: *No decision {waited} after the SLA breach*: moved to "
-                f"{_esc(target.channel)} ({_esc(timeout.to)}, SLA {format_duration(target.sla)}).",
-                now,
+                f,
+                moved_thread_text(
+                    waited=timeout.after, channel=target.channel, tier=timeout.to, sla=target.sla
+                ),
             )
         round_ = sla_round(review) + 1
         moves = list((review.extra or {}).get("sla_moves", []))
-        moves.append({"from": old_tier, "to": timeout.to, "at": now.isoformat()})
+        moves.append({"from": old_tier, "to": timeout.to, "at": f.now.isoformat()})
         review.extra = {**(review.extra or {}), "sla_round": round_, "sla_moves": moves}
         review.tier = timeout.to
-        review.sla_warn_at, review.sla_due_at = sla_times(policy, timeout.to, now)
+        review.sla_warn_at, review.sla_due_at = sla_times(policy, timeout.to, f.now)
         # slack_channel/slack_ts keep naming the old card until the repost replaces them: if the repost
         # never succeeds, the old card (still with its buttons) is where humans can act.
-        session.add(review)
-        card = ReviewCard(review_id=review.id, moved_from=MovedFrom(**moved_from) if moved_from else None)
-        enqueue_review_card(session, now=now, card=card, dedupe_key=f"post:{review.id}:r{round_}")
-        repo.audit(
-            session=session,
-            at=now,
-            actor="hitl",
-            action="sla_timeout_action",
-            review_id=review.id,
+        f.session.add(review)
+        card = ReviewCard(review_id=review.id, moved_from=moved_from)
+        enqueue_review_card(f.session, now=f.now, card=card, dedupe_key=f"post:{review.id}:r{round_}")
+        self._audit(
+            f,
+            "sla_timeout_action",
             action_taken="move_tier",
             from_tier=old_tier,
             to=timeout.to,
-            moved_from=moved_from,
+            moved_from=moved_from.model_dump() if moved_from else None,
             new_due_at=review.sla_due_at.isoformat(),
-            **common,
         )
-        return True
 
-    def _thread(self, session: Session, review: Review, step: Step, text: str, now: datetime) -> None:
+    def _thread(self, f: _Firing, text: str) -> None:
         """A reply in the card's thread, bound to the card at delivery (`in_review_thread`): the card's post
         is queued earlier under the same order key, so it is out by then even if it was not at claim time."""
-        tier = self.runtime.policy.tiers.get(review.tier)
         post = SlackPost(
-            channel=review.slack_channel or (tier.channel if tier else ""),
+            channel=f.card_channel(""),
             text=text,
-            review_id=review.id,
+            review_id=f.review.id,
             in_review_thread=True,
-            thread_ts=review.slack_ts,
+            thread_ts=f.review.slack_ts,
         )
         enqueue_slack_post(
-            session,
-            now=now,
+            f.session,
+            now=f.now,
             post=post,
-            order_key=review_order(review.id),
-            dedupe_key=f"sla:{review.id}:{step.kind}:thread",
+            order_key=review_order(f.review.id),
+            dedupe_key=f"sla:{f.review.id}:{f.step.kind}:thread",
         )
 
-    def _refresh(self, session: Session, review: Review, step: Step, now: datetime) -> None:
+    def _refresh(self, f: _Firing) -> None:
         enqueue_refresh_card(
-            session,
-            now=now,
-            refresh=RefreshCard(review_id=review.id),
-            dedupe_key=f"sla:{review.id}:{step.kind}:refresh",
+            f.session,
+            now=f.now,
+            refresh=RefreshCard(review_id=f.review.id),
+            dedupe_key=f"sla:{f.review.id}:{f.step.kind}:refresh",
         )
 
 

@@ -102,6 +102,18 @@ def sla_watchers(tier: Tier | None) -> People:
     return escalation_levels(tier)[0].notify
 
 
+def breach_level(tier: Tier | None, level: int) -> EscalationLevel:
+    """The tier's escalation level `level` (a silent one when the chain has none by that number)."""
+    return next((lv for lv in escalation_levels(tier) if lv.level == level), EscalationLevel(level=level))
+
+
+def breach_audience(tier: Tier | None, level: EscalationLevel) -> People:
+    """Whom a breach ping at `level` mentions: whom the level names, else the tier's watchers at level 1."""
+    if not level.notify.anyone:
+        return level.notify
+    return sla_watchers(tier) if level.level == 1 else People()
+
+
 def _level_steps(
     round_: int, due: datetime, levels: Sequence[EscalationLevel], i: int, hours: BusinessHours | None
 ) -> list[Step]:
