@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
@@ -59,7 +60,7 @@ def client(standin: SlackStandin) -> WebClient:
     return WebClient(base_url=standin.base_url, token=TOKEN)
 
 
-def review_blocks() -> list[dict]:
+def review_blocks() -> list[dict[str, Any]]:
     return [
         SectionBlock(block_id="draft", text="*Draft* for ticket 42").to_dict(),
         ActionsBlock(
@@ -72,7 +73,7 @@ def review_blocks() -> list[dict]:
     ]
 
 
-def slack_error(call) -> SlackApiError:
+def slack_error(call: Callable[[], object]) -> SlackApiError:
     with pytest.raises(SlackApiError) as caught:
         call()
     return caught.value
@@ -124,7 +125,7 @@ def test_post_round_trips_and_is_inspectable(standin: SlackStandin, client: WebC
         {"type": "section", "txet": {"type": "mrkdwn", "text": "typo"}},
     ],
 )
-def test_invalid_blocks_are_rejected(client: WebClient, block: dict) -> None:
+def test_invalid_blocks_are_rejected(client: WebClient, block: dict[str, Any]) -> None:
     error = slack_error(lambda: client.chat_postMessage(channel="C1", text="t", blocks=[block]))
     assert error.response["error"] == "invalid_blocks"
     assert error.response["response_metadata"]["messages"]
@@ -264,15 +265,20 @@ def test_sign_matches_slack_sdk_verifier() -> None:
     body = b"payload=%7B%22type%22%3A%22block_actions%22%7D"
     now = int(time.time())
     verifier = SignatureVerifier(SECRET)
-    assert verifier.is_valid(body, now, sign(SECRET, body, now))
+    assert verifier.is_valid(body, str(now), sign(SECRET, body, now))
     assert verifier.is_valid_request(body, signed_headers(SECRET, body))
-    assert not verifier.is_valid(body, now, sign("other-secret", body, now))
+    assert not verifier.is_valid(body, str(now), sign("other-secret", body, now))
     assert not verifier.is_valid_request(body, signed_headers(SECRET, body, timestamp=now - 600))
 
 
 def test_sim_posts_signed_slack_shaped_requests(standin: SlackStandin, client: WebClient) -> None:
     received: list[httpx.Request] = []
-    transport = httpx.MockTransport(lambda request: received.append(request) or httpx.Response(200))
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        return httpx.Response(200)
+
+    transport = httpx.MockTransport(receive)
     sim = SlackSim("http://app.local/", SECRET, http=httpx.Client(transport=transport))
 
     posted = client.chat_postMessage(channel="C1", text="Draft", blocks=review_blocks())
