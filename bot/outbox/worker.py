@@ -279,6 +279,7 @@ class OutboxWorker:
                 kind=row.kind,
                 outbox_id=row.id,
                 attempts=row.attempts + 1,
+                instance=self.runtime.instance_id,
                 **{k: v for k, v in result.items() if k in ("channel", "ts", "outcome", "comment_id")},
             )
 

@@ -129,7 +129,7 @@ class Assist:
         """Add the reasons and move the route toward humans, never away."""
         route = decision.route
         if self.min_route is not None and ROUTE_ORDER[self.min_route] > ROUTE_ORDER[route]:
-            route = self.min_route
+            route = Route(self.min_route)
         return replace(decision, route=route, reasons=decision.reasons + self.reasons)
 
 
