@@ -1,7 +1,8 @@
 """SLA timers: a warning before the breach, breach pings up an escalation chain, a timeout action.
 
-The plan of a review's steps is a pure function of the review and the policy (`ping_plan`), and
-which of them to act on now is another (`steps_due`). The database is the truth: a step happens
+The plan of a review's steps is a pure function of the review and the policy (`ping_plan` in plan.py),
+and which of them to act on now is another (`steps_due`); the texts are built in
+bot/slack/blocks/sla.py. This module claims and acts. The database is the truth: a step happens
 when an `SlaPing(review_id, kind)` row is inserted, in the same transaction that re-reads the
 review (locked) as still pending and queues the step's Slack messages in the outbox. The unique
 (review_id, kind) constraint makes each step happen once across restarts and replicas.
