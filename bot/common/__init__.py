@@ -1,0 +1,1 @@
+"""Small pieces every package uses: the injected clock and duration parsing."""

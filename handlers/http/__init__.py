@@ -1,0 +1,1 @@
+"""HTTP routes: the ingest API and helpdesk webhooks (FastAPI routers)."""
