@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import CursorResult, make_url
+from sqlalchemy.engine import URL, CursorResult, make_url
+from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
 from sqlalchemy.sql import Executable
 from sqlmodel import Session
 
@@ -24,6 +26,14 @@ class SchemaMismatch(Exception):
     """The database schema is not the one this code knows."""
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened or reached; the message says what to fix (one line)."""
+
+
+ACCEPTED_URLS = "sqlite:///path/to/hitl.db or postgresql://user:password@host:5432/dbname"
+SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+
+
 def normalise_url(url: str) -> str:
     """Use psycopg 3 for plain postgresql:// URLs."""
     if url.startswith("postgresql://") or url.startswith("postgres://"):
@@ -31,10 +41,74 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine tuned per backend: SQLite in WAL with immediate write transactions."""
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def checked_url(url: str) -> URL:
+    """The parsed URL, or DatabaseUnavailable saying which URLs are accepted."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError:
+        raise DatabaseUnavailable(
+            f"HITL_DATABASE_URL: got {url!r}, which is not a database URL; accepts {ACCEPTED_URLS}"
+        ) from None
+    if parsed.get_backend_name() not in SUPPORTED_BACKENDS:
+        raise DatabaseUnavailable(
+            f"HITL_DATABASE_URL: got {safe_url(url)!r} ({parsed.get_backend_name()} is not supported); "
+            f"accepts {ACCEPTED_URLS}"
+        )
+    return parsed
+
+
+def _sqlite_file(parsed: URL) -> Path | None:
+    """The file of a SQLite URL; None for an in-memory database."""
+    name = parsed.database or ""
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return None
+    return Path(name)
+
+
+def _check_sqlite_file(parsed: URL, *, must_exist: bool) -> None:
+    path = _sqlite_file(parsed)
+    if path is None:
+        return
+    if not path.parent.is_dir():
+        raise DatabaseUnavailable(
+            f"HITL_DATABASE_URL: the folder {path.parent} of the SQLite file does not exist: "
+            "create it, or point HITL_DATABASE_URL at an existing folder"
+        )
+    if must_exist and not path.exists():
+        raise DatabaseUnavailable(
+            f"there is no database at {path}: create it with `hitl db upgrade`, "
+            "or point HITL_DATABASE_URL at yours"
+        )
+
+
+def make_engine(url: str, *, must_exist: bool = False, **kwargs: Any) -> Engine:
+    """An engine tuned per backend: SQLite in WAL with immediate write transactions.
+
+    A URL that is not one we serve raises DatabaseUnavailable; with `must_exist` (read-only commands) a
+    missing SQLite file does too, instead of being created empty.
+    """
+    parsed = checked_url(url)
     url = normalise_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
+    try:
+        return _create(url, parsed, must_exist=must_exist, **kwargs)
+    except (NoSuchModuleError, ImportError) as exc:
+        raise DatabaseUnavailable(
+            f"HITL_DATABASE_URL: got {safe_url(url)!r}, whose driver is not installed ({exc}); "
+            f"accepts {ACCEPTED_URLS}"
+        ) from None
+
+
+def _create(url: str, parsed: URL, *, must_exist: bool, **kwargs: Any) -> Engine:
+    if parsed.get_backend_name() == "sqlite":
+        _check_sqlite_file(parsed, must_exist=must_exist)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -44,7 +118,67 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         )
         _tune_sqlite(engine)
         return engine
+    kwargs.setdefault("connect_args", {"connect_timeout": 10})
     return create_engine(url, pool_size=20, max_overflow=10, pool_pre_ping=True, **kwargs)
+
+
+@contextmanager
+def reachable(url: str) -> Iterator[None]:
+    """Turn a failure to connect into DatabaseUnavailable saying what could not be reached and what to fix."""
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        raise DatabaseUnavailable(explain_unreachable(url, str(exc.orig or exc))) from None
+
+
+_UNREACHABLE: tuple[tuple[str, str], ...] = (
+    (
+        r'database "[^"]+" does not exist',
+        "PostgreSQL at {where} has no database {db!r}: create it "
+        "(`createdb -h {host} -p {port} -U {user} {db}`) or fix the name in HITL_DATABASE_URL",
+    ),
+    (
+        r"connection refused",
+        "nothing is listening at {where} ({url}): start PostgreSQL there, "
+        "or fix the host and port in HITL_DATABASE_URL",
+    ),
+    (
+        r"resolve host|name or service not known|nodename nor servname",
+        "the database host {host!r} cannot be resolved ({url}): fix the host in HITL_DATABASE_URL",
+    ),
+    (
+        r'password authentication failed|role "[^"]+" does not exist|no password supplied',
+        "PostgreSQL at {where} refused user {user!r}: fix the user and password in HITL_DATABASE_URL",
+    ),
+    (
+        r"timeout expired|timed out",
+        "no answer from {where} within 10 s ({url}): check that PostgreSQL "
+        "runs there and a firewall lets you in",
+    ),
+    (
+        r"unable to open database file",
+        "cannot open the SQLite file {db}: check that its folder exists "
+        "and is writable, or fix HITL_DATABASE_URL",
+    ),
+)
+
+
+def explain_unreachable(url: str, error: str) -> str:
+    """One line: what could not be reached and how to fix it."""
+    parsed = make_url(normalise_url(url))
+    facts = {
+        "url": safe_url(url),
+        "host": parsed.host or "localhost",
+        "port": parsed.port or 5432,
+        "user": parsed.username or "",
+        "db": parsed.database or "",
+    }
+    facts["where"] = f"{facts['host']}:{facts['port']}"
+    for pattern, message in _UNREACHABLE:
+        if re.search(pattern, error, re.IGNORECASE):
+            return message.format(**facts)
+    first = error.strip().splitlines()[0] if error.strip() else "unknown error"
+    return f"cannot reach the database {facts['url']}: {first}"
 
 
 def _tune_sqlite(engine: Engine) -> None:
@@ -114,7 +248,9 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the schema to `revision` (creates it on an empty database)."""
-    command.upgrade(alembic_config(url), revision)
+    make_engine(url).dispose()  # refuses a URL we do not serve or a SQLite folder that is missing
+    with reachable(url):
+        command.upgrade(alembic_config(url), revision)
 
 
 def head_revision() -> str:
@@ -123,7 +259,7 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
+    with reachable(engine.url.render_as_string(hide_password=False)), engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 

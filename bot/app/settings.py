@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 BUNDLED_POLICY = Path(__file__).parent.parent / "review" / "policy_default.yml"
@@ -17,12 +20,25 @@ class HelpdeskKind(StrEnum):
     NONE = "none"
 
 
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
 class MissingSetting(Exception):
     """A setting needed by the command being run is not set."""
 
     def __init__(self, name: str, why: str) -> None:
         super().__init__(f"{name} is not set: {why}")
         self.name = name
+
+
+class SettingsError(Exception):
+    """One or more settings hold a value they cannot take: one line per bad setting."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
 
 
 class Settings(BaseSettings):
@@ -66,6 +82,7 @@ class Settings(BaseSettings):
     outbox_batch: int = Field(20, ge=1, le=500, alias="HITL_OUTBOX_BATCH")
     scheduler_enabled: bool = Field(True, alias="HITL_SCHEDULER")
     outbox_enabled: bool = Field(True, alias="HITL_OUTBOX_WORKER")
+    log_format: LogFormat = Field(LogFormat.TEXT, alias="HITL_LOG_FORMAT")
 
     def require(self, *names: str, why: str) -> None:
         """Raise MissingSetting naming the first unset setting among `names` (env names)."""
@@ -87,6 +104,71 @@ class Settings(BaseSettings):
             self.require("ZENDESK_URL", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN", why="HITL_HELPDESK=zendesk")
         if self.helpdesk is HelpdeskKind.WEBHOOK:
             self.require("HELPDESK_WEBHOOK_URL", "HELPDESK_WEBHOOK_SECRET", why="HITL_HELPDESK=webhook")
+        self.refuse_placeholders()
+
+    def refuse_placeholders(self) -> None:
+        """Refuse secrets still holding a placeholder of .env.example (`xoxb-...`, `change-me-...`)."""
+        for name, field in type(self).model_fields.items():
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and is_placeholder(value.get_secret_value()):
+                raise SettingsError(
+                    [
+                        f"{field.alias} still holds the placeholder {value.get_secret_value()!r} "
+                        "from .env.example: set the real value (see the README's Settings)"
+                    ]
+                )
+
+
+# What .env.example puts where a secret goes: `xoxb-...`, `...`, `change-me-to-a-long-random-string`.
+_PLACEHOLDER = re.compile(r"\.\.\.|\u2026|^change-me|^<.*>$", re.IGNORECASE)
+
+
+def is_placeholder(value: str) -> bool:
+    """A value copied from .env.example instead of a real secret."""
+    return bool(_PLACEHOLDER.search(value.strip()))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and `.env`; a bad value raises SettingsError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError([_one_line(error) for error in exc.errors()]) from None
+
+
+_ACCEPTS = {
+    "bool_parsing": "true or false (also 1/0, yes/no, on/off)",
+    "bool_type": "true or false (also 1/0, yes/no, on/off)",
+    "float_parsing": "a number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "path_type": "a file path",
+}
+_BOUNDS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _one_line(error: ErrorDetails) -> str:
+    """`HITL_MASK_PII: got 'maybe'; accepts true or false ...` for one validation error."""
+    name = str(error["loc"][0]) if error["loc"] else "a setting"
+    ctx = error.get("ctx") or {}
+    if error["type"] in ("enum", "literal_error") and "expected" in ctx:
+        accepts = f"one of {ctx['expected']}"
+    elif error["type"] in _ACCEPTS:
+        accepts = _ACCEPTS[error["type"]]
+    elif error["type"] in _BOUNDS:
+        accepts = "a number " + error["msg"].removeprefix("Input should be ")
+    else:
+        accepts = error["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+    got = error.get("input")
+    shown = "a value" if _is_secret(name) else repr(got) if isinstance(got, str) else "a value"
+    return f"{name}: got {shown}; accepts {accepts}"
+
+
+def _is_secret(alias: str) -> bool:
+    return any(
+        f.alias == alias and f.annotation in (SecretStr, SecretStr | None)
+        for f in Settings.model_fields.values()
+    )
 
 
 def secret(value: SecretStr | None) -> str | None:
