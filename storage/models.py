@@ -1,4 +1,4 @@
-"""Tables: reviews, decisions (the feedback store), outbox, delivery ledger, SLA pings, audit log."""
+"""Tables: reviews, decisions (the feedback store), outcomes, outbox, delivery ledger, SLA pings, audit log."""
 
 from __future__ import annotations
 
@@ -70,6 +70,8 @@ class Review(SQLModel, table=True):
         # 0002 (manager stats): drafts per type/route/tier in a period, and the queue, from indexes alone
         Index("ix_reviews_stats", "interaction_type", "route", "tier", "created_at"),
         Index("ix_reviews_pending", "status", "interaction_type", "sla_due_at"),
+        # 0004 (outcomes): a period's replies with their customer, for "came back within the window"
+        Index("ix_reviews_came_back", "interaction_type", "status", "created_at", "customer_key"),
         Index(
             "ix_reviews_repeat_contact",
             "interaction_type",
@@ -257,3 +259,29 @@ class SchedulerState(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=100)
     value: dict[str, Any] = json_col(dict)
     updated_at: datetime = ts_col(nullable=False)
+
+
+class Outcome(SQLModel, table=True):
+    """What happened after a reply (CSAT, reopened, resolved), linked to the review and decision of its ticket.
+
+    One row per (ticket, kind). `interaction_type` and `decision` are copied from the linked review so the
+    oversight review aggregates outcomes from ix_outcomes_stats alone (0004)."""
+
+    __tablename__ = "outcomes"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "kind", name="uq_outcomes_ticket_kind"),
+        Index("ix_outcomes_stats", "interaction_type", "kind", "decision", "at", "satisfied", "score"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: str = Field(max_length=100)
+    kind: str = Field(max_length=16)  # csat | reopened | resolved
+    value: str = Field(max_length=16)  # as sent: "1".."5", "good", "bad", "true", "false"
+    score: int | None = None  # CSAT 1-5 (good = 5, bad = 1)
+    satisfied: bool | None = None  # CSAT 4-5 or good; reopened/resolved: the flag itself
+    at: datetime = ts_col(nullable=False)
+    received_at: datetime = ts_col(nullable=False)
+    review_id: str = Field(foreign_key="reviews.id", max_length=32, index=True)
+    decision_id: int | None = None
+    interaction_type: str = Field(max_length=64)
+    decision: str | None = Field(default=None, max_length=16)  # the review's decision kind when linked

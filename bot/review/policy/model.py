@@ -270,8 +270,18 @@ class Oversight(_Strict):
     rising_min_count: int = Field(3, ge=1, description="...and at least this many cases this period")
     digest_cron: str = Field("0 9 * * mon", description="weekly digest, crontab in UTC")
     digest_period: timedelta = timedelta(days=7)
+    min_qa_ratings: int = Field(20, ge=1, description="QA ratings of auto-sent replies before EXPAND")
+    sustained_periods: int = Field(
+        2, ge=1, le=6, description="periods in a row (this one too) the evidence must hold for EXPAND"
+    )
+    came_back_window: timedelta = Field(
+        timedelta(hours=72), description="a new contact this soon after a reply: the customer came back"
+    )
+    review_time_cap: timedelta = Field(
+        timedelta(minutes=30), description="reviewer time counted per review at most (idle is not work)"
+    )
 
-    _parse = field_validator("digest_period", mode="before")(_duration)
+    _parse = field_validator("digest_period", "came_back_window", "review_time_cap", mode="before")(_duration)
 
     @field_validator("digest_cron")
     @classmethod
