@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
@@ -60,6 +61,8 @@ class WriteResult:
 
     comment_id: int | None
     updated_at: str | None
+    # Set when the comment landed but a follow-up step (status, assignment) was refused: reported, not retried.
+    warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,59 @@ class Helpdesk(Protocol):
     def latest_comments(self, ticket_id: str, limit: int = 30) -> list[Comment]:
         """The newest comments, newest first."""
         ...
+
+
+@runtime_checkable
+class CompletesWrites(Protocol):
+    """A helpdesk whose reply or note and its status/assignment are separate calls (Freshdesk, Intercom).
+
+    After an unknown outcome the ledger finds the comment; `complete` then applies the rest (idempotent)."""
+
+    def complete(
+        self, ticket_id: str, *, assignee_id: int | None, status: str | None, author_id: int | None
+    ) -> str | None:
+        """Apply the status and assignment of a write whose comment already landed; a warning or None."""
+        ...
+
+
+@runtime_checkable
+class ChecksCredentials(Protocol):
+    """An adapter `hitl doctor` can ask whether its credentials work."""
+
+    def check(self) -> str:
+        """One line saying who the credentials authenticate as; raises a HelpdeskError otherwise."""
+        ...
+
+
+def text_to_html(text: str) -> str:
+    """Plain text as escaped HTML paragraphs: helpdesks that take HTML bodies show it as written."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    return "".join(f"<p>{html.escape(p.strip()).replace(chr(10), '<br>')}</p>" for p in paragraphs)
+
+
+def html_to_text(markup: str) -> str:
+    """The text of an HTML body (line breaks kept), to compare with what we sent."""
+    text = re.sub(r"(?i)<br\s*/?>", "\n", markup)
+    text = re.sub(r"(?i)</(p|div|li|h[1-6])>", "\n\n", text)
+    return html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
+
+
+def parse_stamp(value: object) -> datetime | None:
+    """An `updated_at` stamp as an aware datetime: ISO 8601 or Unix seconds (Intercom)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, str) or not value.strip():
+        return None
+    v = value.strip()
+    try:
+        parsed = (
+            datetime.fromtimestamp(float(v), UTC)
+            if re.fullmatch(r"\d+(\.\d+)?", v)
+            else datetime.fromisoformat(v)
+        )
+    except (ValueError, OverflowError):
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def same_text(a: str, b: str) -> bool:

@@ -28,6 +28,7 @@ from bot.app.settings import HelpdeskKind, Settings, secret
 from bot.helpdesk.base import (
     Closed,
     Comment,
+    CompletesWrites,
     Conflict,
     Helpdesk,
     RateLimited,
@@ -35,6 +36,8 @@ from bot.helpdesk.base import (
     Unavailable,
     same_text,
 )
+from bot.helpdesk.freshdesk import FreshdeskHelpdesk
+from bot.helpdesk.intercom import IntercomHelpdesk
 from bot.helpdesk.webhook import WebhookSender
 from bot.helpdesk.zendesk import ZendeskHelpdesk
 from bot.outbox.kinds import HelpdeskWrite, OutboxKind, SlackPost, enqueue_slack_post, review_order
@@ -104,6 +107,18 @@ def make_helpdesk(settings: Settings) -> Helpdesk | WebhookSender | None:
             base_url=str(settings.zendesk_url),
             email=str(settings.zendesk_email),
             api_token=str(secret(settings.zendesk_api_token)),
+        )
+    if settings.helpdesk is HelpdeskKind.FRESHDESK:
+        settings.require("FRESHDESK_DOMAIN", "FRESHDESK_API_KEY", why="HITL_HELPDESK=freshdesk")
+        return FreshdeskHelpdesk(
+            domain=str(settings.freshdesk_domain), api_key=str(secret(settings.freshdesk_api_key))
+        )
+    if settings.helpdesk is HelpdeskKind.INTERCOM:
+        settings.require("INTERCOM_ACCESS_TOKEN", why="HITL_HELPDESK=intercom")
+        return IntercomHelpdesk(
+            access_token=str(secret(settings.intercom_access_token)),
+            base_url=settings.intercom_api_url,
+            version=settings.intercom_version,
         )
     if settings.helpdesk is HelpdeskKind.WEBHOOK:
         settings.require("HELPDESK_WEBHOOK_URL", "HELPDESK_WEBHOOK_SECRET", why="HITL_HELPDESK=webhook")
@@ -235,13 +250,15 @@ def _who(facts: DecisionFacts) -> str:
     return facts.actor_name or facts.actor_id or "someone"
 
 
-def _note_text(facts: DecisionFacts, *, who: str | None = None, agent_missing: str | None = None) -> str:
+def _note_text(
+    facts: DecisionFacts, *, who: str | None = None, agent_missing: str | None = None, desk: str = "helpdesk"
+) -> str:
     """The internal note for a take-over or a rejection (internal: the customer never sees it)."""
     who = who or _who(facts)
     if facts.decision == DecisionKind.TAKE_OVER:
         lines = [f"Taken over in Slack by {who}. The AI draft below was NOT sent; it is only a suggestion."]
         if agent_missing:
-            lines.append(f"No Zendesk agent has the email {agent_missing}: please assign the ticket by hand.")
+            lines.append(f"No {desk} agent has the email {agent_missing}: please assign the ticket by hand.")
     else:
         reason = (facts.reason_category or "no reason given").replace("_", " ")
         if facts.reason_comment:
@@ -257,8 +274,8 @@ def _note_text(facts: DecisionFacts, *, who: str | None = None, agent_missing: s
     return "\n".join(lines)
 
 
-def _author_note(facts: DecisionFacts, email: str | None) -> str:
-    found = f"no Zendesk agent has the email {email}" if email else "their email is not known to Slack"
+def _author_note(facts: DecisionFacts, email: str | None, desk: str = "Zendesk") -> str:
+    found = f"no {desk} agent has the email {email}" if email else "their email is not known to Slack"
     return (
         f"The public reply above was {'edited and ' if facts.decision == DecisionKind.EDIT else ''}approved in Slack "
         f"by {_who(facts)}; {found}, so it shows the API user as its author.\n{_marker(facts)}"
@@ -324,14 +341,16 @@ def _deliver_ticket(runtime: Runtime, hd: Helpdesk, facts: DecisionFacts) -> dic
         state_after=state_after,
         helpdesk_name=name,
         prepare=lambda: _prepare_ticket(runtime, hd, facts, action),
-        check=lambda info: _find_ours(hd, facts, info, _ticket_body(facts, info)),
+        check=lambda info: _find_and_complete(hd, facts, info),
         call=lambda info: _write_ticket(hd, facts, info),
     )
+    if main.get("warning") and not main.get("warning_told"):
+        _tell_warning(runtime, facts, name, str(main["warning"]))
     if main.get("outcome") == CONFLICT or not main.get("author_missing") or action != "reply":
         return main
     # The reply went out under the API user: say in a note who really approved it (best effort: the reply
     # is what matters, so a refused note is audited, not dead-lettered).
-    note = _author_note(facts, main.get("actor_email"))
+    note = _author_note(facts, main.get("actor_email"), name)
     try:
         _once(
             runtime,
@@ -356,6 +375,24 @@ def _deliver_ticket(runtime: Runtime, hd: Helpdesk, facts: DecisionFacts) -> dic
     return main
 
 
+def _tell_warning(runtime: Runtime, facts: DecisionFacts, name: str, warning: str) -> None:
+    """The comment went out but its status or assignment was refused: the reviewer is told, once."""
+    with session_scope(runtime.engine) as session:
+        led = session.get(DeliveryLedger, facts.key)
+        if led is not None:
+            led.outcome = {**led.outcome, "warning_told": True}
+            session.add(led)
+        review = session.get(Review, facts.review_id)
+        if review is not None:
+            _tell_thread(
+                session,
+                review,
+                runtime.clock.now(),
+                f":warning: Written to {name}, but {warning}. Please set it by hand on the ticket.",
+                ops_if_no_thread=runtime.settings.ops_channel,
+            )
+
+
 def _prepare_ticket(runtime: Runtime, hd: Helpdesk, facts: DecisionFacts, action: str) -> dict[str, Any]:
     """Settle, once, who writes, the status, and the safe-update stamp; kept in the ledger for retries."""
     info: dict[str, Any] = {
@@ -365,6 +402,7 @@ def _prepare_ticket(runtime: Runtime, hd: Helpdesk, facts: DecisionFacts, action
         "assignee_id": None,
         "author_missing": False,
         "actor_email": None,
+        "helpdesk": str(getattr(hd, "name", "helpdesk")),
     }
     if facts.decision != DecisionKind.AUTO_SEND:
         email = _actor_email(runtime, facts.actor_id)
@@ -400,7 +438,8 @@ def _ticket_body(facts: DecisionFacts, info: dict[str, Any]) -> str:
     missing = None
     if info["action"] == "assign" and info.get("author_missing"):
         missing = info.get("actor_email") or "(unknown to Slack)"
-    return _note_text(facts, who=info.get("agent_name"), agent_missing=missing)
+    desk = str(info.get("helpdesk") or "Zendesk")
+    return _note_text(facts, who=info.get("agent_name"), agent_missing=missing, desk=desk)
 
 
 def _write_ticket(hd: Helpdesk, facts: DecisionFacts, info: dict[str, Any]) -> dict[str, Any]:
@@ -430,7 +469,25 @@ def _write_ticket(hd: Helpdesk, facts: DecisionFacts, info: dict[str, Any]) -> d
 
 
 def _wrote(result: Any) -> dict[str, Any]:
-    return {"comment_id": result.comment_id, "ticket_updated_at": result.updated_at}
+    wrote = {"comment_id": result.comment_id, "ticket_updated_at": result.updated_at}
+    if getattr(result, "warning", None):
+        wrote["warning"] = result.warning
+    return wrote
+
+
+def _find_and_complete(hd: Helpdesk, facts: DecisionFacts, info: dict[str, Any]) -> dict[str, Any] | None:
+    """Our comment landed before the outcome was lost: where status and assignment are separate calls
+    (Freshdesk, Intercom), apply them now; the comment itself is never sent twice."""
+    found = _find_ours(hd, facts, info, _ticket_body(facts, info))
+    if found is None or not isinstance(hd, CompletesWrites) or info["action"] == "note":
+        return found
+    warning = hd.complete(
+        facts.ticket_id,
+        assignee_id=info.get("assignee_id"),
+        status=info.get("status"),
+        author_id=info.get("author_id"),
+    )
+    return {**found, "warning": warning} if warning else found
 
 
 def _find_ours(hd: Helpdesk, facts: DecisionFacts, info: dict[str, Any], body: str) -> dict[str, Any] | None:
@@ -631,7 +688,7 @@ def _conflict(
 
 def _ticket_link(runtime: Runtime, facts: DecisionFacts) -> str | None:
     adapter = helpdesk_of(runtime)
-    if isinstance(adapter, ZendeskHelpdesk):
+    if isinstance(adapter, ZendeskHelpdesk | FreshdeskHelpdesk | IntercomHelpdesk):
         return adapter.ticket_url(facts.ticket_id)
     return facts.ticket_url
 
