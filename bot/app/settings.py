@@ -16,6 +16,8 @@ BUNDLED_POLICY = Path(__file__).parent.parent / "review" / "policy_default.yml"
 
 class HelpdeskKind(StrEnum):
     ZENDESK = "zendesk"
+    FRESHDESK = "freshdesk"
+    INTERCOM = "intercom"
     WEBHOOK = "webhook"
     NONE = "none"
 
@@ -63,6 +65,13 @@ class Settings(BaseSettings):
     zendesk_email: str | None = Field(None, alias="ZENDESK_EMAIL")
     zendesk_api_token: SecretStr | None = Field(None, alias="ZENDESK_API_TOKEN")
     zendesk_webhook_secret: SecretStr | None = Field(None, alias="ZENDESK_WEBHOOK_SECRET")
+    freshdesk_domain: str | None = Field(None, alias="FRESHDESK_DOMAIN")
+    freshdesk_api_key: SecretStr | None = Field(None, alias="FRESHDESK_API_KEY")
+    freshdesk_webhook_secret: SecretStr | None = Field(None, alias="FRESHDESK_WEBHOOK_SECRET")
+    intercom_access_token: SecretStr | None = Field(None, alias="INTERCOM_ACCESS_TOKEN")
+    intercom_api_url: str = Field("https://api.intercom.io", alias="INTERCOM_API_URL")
+    intercom_version: str = Field("2.11", alias="INTERCOM_VERSION")
+    intercom_client_secret: SecretStr | None = Field(None, alias="INTERCOM_CLIENT_SECRET")
     helpdesk_webhook_url: str | None = Field(None, alias="HELPDESK_WEBHOOK_URL")
     helpdesk_webhook_secret: SecretStr | None = Field(None, alias="HELPDESK_WEBHOOK_SECRET")
 
