@@ -41,6 +41,19 @@ FILE_HEAD_BYTES = 16
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _JSON_FIELDS = ("blocks", "view", "metadata", "attachments", "files")
+# What a token installed from manifest.yml is granted; Slack reports it in the x-oauth-scopes header.
+BOT_SCOPES = (
+    "chat:write",
+    "chat:write.public",
+    "commands",
+    "users:read",
+    "users:read.email",
+    "usergroups:read",
+    "im:write",
+    "files:write",
+    "channels:read",
+    "groups:read",
+)
 
 
 class SlackError(Exception):
@@ -267,6 +280,8 @@ class SlackStandin:
         self._lock = threading.RLock()
         self._users: dict[str, dict[str, Any]] = {}
         self._usergroups: dict[str, list[str]] = {}
+        self._channels: dict[str, dict[str, Any]] = {}
+        self.scopes = list(BOT_SCOPES)
         self._reset_state()
         self._methods: dict[str, Callable[[dict[str, Any], str], dict[str, Any]]] = {
             "api.test": lambda args, _base: {"args": args},
@@ -282,6 +297,9 @@ class SlackStandin:
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
             "usergroups.users.list": self._usergroups_users_list,
+            "usergroups.list": self._usergroups_list,
+            "conversations.list": self._conversations_list,
+            "conversations.info": self._conversations_info,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
         }
@@ -365,6 +383,20 @@ class SlackStandin:
         """Register a user group (`S...`) and its members."""
         with self._lock:
             self._usergroups[group_id] = list(user_ids)
+
+    def add_channel(self, name: str, *, is_private: bool = False, is_member: bool = True) -> str:
+        """Register a channel for conversations.list / conversations.info; returns its id."""
+        with self._lock:
+            channel_id = ("G" if is_private else "C") + f"0SANDBOX{len(self._channels) + 1:02d}"
+            self._channels[channel_id] = {
+                "id": channel_id,
+                "name": name.lstrip("#"),
+                "is_channel": not is_private,
+                "is_private": is_private,
+                "is_archived": False,
+                "is_member": is_member,
+            }
+            return channel_id
 
     def issue_trigger_id(self) -> str:
         """A trigger_id as an interaction would carry: valid for `trigger_ttl` seconds, usable once."""
@@ -513,7 +545,7 @@ class SlackStandin:
                 self._record(method, err.status, args, err.error)
                 return err.status, err.body(), err.headers
             self._record(method, 200, args, None)
-            return 200, result, {}
+            return 200, result, {"x-oauth-scopes": ",".join(self.scopes)}
 
     def _handle_upload(self, file_id: str, content_type: str, body: bytes) -> tuple[int, str]:
         """Receive the bytes of a files.getUploadURLExternal upload (raw or multipart)."""
@@ -789,6 +821,28 @@ class SlackStandin:
         if members is None:
             raise SlackError("no_such_subteam")
         return {"users": list(members)}
+
+    def _usergroups_list(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
+        groups = [
+            {"id": gid, "handle": gid.lower(), "date_delete": 0, "user_count": len(members)}
+            for gid, members in self._usergroups.items()
+        ]
+        return {"usergroups": groups}
+
+    def _conversations_list(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
+        types = str(args.get("types") or "public_channel").split(",")
+        wanted = [
+            c
+            for c in self._channels.values()
+            if ("private_channel" if c["is_private"] else "public_channel") in types
+        ]
+        return {"channels": copy.deepcopy(wanted), "response_metadata": {"next_cursor": ""}}
+
+    def _conversations_info(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
+        channel = self._channels.get(str(args.get("channel", "")))
+        if channel is None:
+            raise SlackError("channel_not_found")
+        return {"channel": copy.deepcopy(channel)}
 
     def _files_get_upload_url(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
         filename = _require(args, "filename")

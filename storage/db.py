@@ -84,7 +84,7 @@ def _check_sqlite_file(parsed: URL, *, must_exist: bool) -> None:
         )
     if must_exist and not path.exists():
         raise DatabaseUnavailable(
-            f"there is no database at {path}: create it with `hitl db upgrade`, "
+            f"there is no database at {path.absolute()}: run `hitl db upgrade` to create it, "
             "or point HITL_DATABASE_URL at yours"
         )
 

@@ -8,8 +8,9 @@ import os
 import sys
 from typing import NoReturn
 
-from bot.app.commands import audit, db, demo, feedback, outbox, policy, serve, stats
+from bot.app.commands import audit, db, demo, doctor, feedback, outbox, policy, serve, stats
 from bot.app.commands.common import CliError
+from bot.app.logging import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     # One module per command group; each has `register(subparsers)` setting `func(args) -> int`.
-    for command in (serve, db, policy, demo, outbox, feedback, stats, audit):
+    for command in (serve, db, policy, demo, outbox, feedback, stats, audit, doctor):
         command.register(sub)
     _one_line_errors(parser)
     return parser
@@ -42,21 +43,24 @@ def _one_line_errors(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    # Before settings are read (they may be what is wrong): the format from the environment only.
+    # `hitl serve` configures again from its settings, with its instance id and secrets to redact.
+    configure_logging(
+        level=logging.INFO if args.verbose else logging.WARNING, fmt=os.environ.get("HITL_LOG_FORMAT", "text")
     )
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    from bot.app.settings import MissingSetting
+    from bot.app.settings import MissingSetting, SettingsError
     from bot.review.policy import PolicyError
-    from storage.db import SchemaMismatch
+    from storage.db import DatabaseUnavailable, SchemaMismatch
 
     try:
         return int(args.func(args) or 0)
-    except (CliError, MissingSetting, SchemaMismatch, PolicyError) as exc:
-        print(f"hitl: {exc}", file=sys.stderr)
+    except (CliError, MissingSetting, SettingsError, SchemaMismatch, PolicyError, DatabaseUnavailable) as exc:
+        # One line per problem (a SettingsError names each bad variable on its own line).
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            print(f"hitl: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

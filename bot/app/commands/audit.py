@@ -22,15 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def export(args: argparse.Namespace) -> int:
-    from bot.app.commands.common import output_stream, since_arg
-    from bot.app.settings import Settings
+    from bot.app.commands.common import open_existing, output_stream, since_arg
+    from bot.app.settings import load_settings
     from bot.reporting.audit import export_audit
-    from storage.db import check_schema, make_engine, session_scope
+    from storage.db import session_scope
 
     since = since_arg(args.since)
-    engine = make_engine(Settings().database_url)
+    engine = open_existing(load_settings())
     try:
-        check_schema(engine)
         with output_stream(args.output) as out, session_scope(engine, readonly=True) as session:
             count = export_audit(session=session, out=out, since=since, action=args.action)
     finally:

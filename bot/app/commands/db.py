@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bot.app.settings import Settings
+from bot.app.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -20,7 +20,7 @@ def upgrade(_args: argparse.Namespace) -> int:
     from storage.db import head_revision
     from storage.db import upgrade as do_upgrade
 
-    url = Settings().database_url
+    url = load_settings().database_url
     do_upgrade(url)
     print(f"schema at {head_revision()} ({_safe(url)})")
     return 0
@@ -29,8 +29,12 @@ def upgrade(_args: argparse.Namespace) -> int:
 def current(_args: argparse.Namespace) -> int:
     from storage.db import current_revision, head_revision, make_engine
 
-    url = Settings().database_url
-    rev = current_revision(make_engine(url))
+    url = load_settings().database_url
+    engine = make_engine(url, must_exist=True)
+    try:
+        rev = current_revision(engine)
+    finally:
+        engine.dispose()
     head = head_revision()
     print(
         f"{_safe(url)}: schema {rev or 'none'}; this hitl needs {head}"
@@ -40,6 +44,6 @@ def current(_args: argparse.Namespace) -> int:
 
 
 def _safe(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    from storage.db import safe_url
 
-    return make_url(url).render_as_string(hide_password=True)
+    return safe_url(url)

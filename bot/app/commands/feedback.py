@@ -30,19 +30,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def export(args: argparse.Namespace) -> int:
-    from bot.app.commands.common import CliError, output_stream, since_arg
-    from bot.app.settings import Settings
+    from bot.app.commands.common import CliError, open_existing, output_stream, since_arg
+    from bot.app.settings import load_settings
     from bot.reporting.feedback import export as write_export
-    from storage.db import check_schema, make_engine, session_scope
+    from storage.db import session_scope
 
     if args.fmt not in FORMATS:
         raise CliError(
             f"--format must be one of {', '.join(FORMATS)}" + (f" (got {args.fmt!r})" if args.fmt else "")
         )
     since = since_arg(args.since)
-    engine = make_engine(Settings().database_url)
+    engine = open_existing(load_settings())
     try:
-        check_schema(engine)
         with output_stream(args.output) as out, session_scope(engine, readonly=True) as session:
             count = write_export(
                 session=session,

@@ -27,13 +27,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def list_rows(args: argparse.Namespace) -> int:
     from sqlmodel import col, select
 
-    from bot.app.settings import Settings
+    from bot.app.commands.common import open_existing
+    from bot.app.settings import load_settings
     from bot.common.clock import SystemClock
-    from storage.db import check_schema, make_engine, session_scope
+    from storage.db import session_scope
     from storage.models import OutboxItem, OutboxStatus
 
-    engine = make_engine(Settings().database_url)
-    check_schema(engine)
+    engine = open_existing(load_settings())
     q = select(OutboxItem).where(
         OutboxItem.status == OutboxStatus.DEAD if args.dead else OutboxItem.status != OutboxStatus.DONE
     )
@@ -84,14 +84,12 @@ def _next(now: datetime, at: datetime) -> str:
 
 
 def retry(args: argparse.Namespace) -> int:
-    from bot.app.commands.common import CliError
-    from bot.app.runtime import build_runtime
-    from bot.app.settings import Settings
+    from bot.app.commands.common import CliError, existing_runtime
     from bot.outbox.worker import requeue
 
     if bool(args.ids) == bool(args.all_dead):
         raise CliError("give outbox row ids or --all-dead (one of the two)")
-    runtime = build_runtime(Settings())
+    runtime = existing_runtime()
     try:
         count = requeue(runtime=runtime, ids=args.ids or None, all_dead=args.all_dead)
     finally:

@@ -16,10 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def check(args: argparse.Namespace) -> int:
-    from bot.app.settings import Settings
+    from bot.app.settings import load_settings
     from bot.review.policy import load_policy, routing_table
 
-    path = args.file or Settings().policy_file
+    path = args.file or load_settings().policy_file
     policy = load_policy(path)
     rows = routing_table(policy)
     cols = ["type", "auto_send", "review", "take_over", "tier", "channel", "sla"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
-from bot.app.settings import Settings
+from bot.app.settings import load_settings, secret_values
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -21,16 +22,26 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from bot.app.asgi import create_app
+    from bot.app.logging import configure_logging
     from bot.app.runtime import build_runtime
+    from storage.db import make_engine
 
-    settings = Settings()
+    settings = load_settings()
     settings.check_for_serve(socket_mode=args.socket)
-    runtime = build_runtime(settings)
+    # An empty SQLite file is never created here: `hitl db upgrade` makes the database.
+    runtime = build_runtime(settings, engine=make_engine(settings.database_url, must_exist=True))
+    configure_logging(
+        level=logging.DEBUG if getattr(args, "verbose", False) else logging.INFO,
+        fmt=settings.log_format,
+        instance_id=runtime.instance_id,
+        secrets=secret_values(settings),
+    )
     runtime.services.socket_mode = args.socket
     app = create_app(runtime)
     if args.socket:
         from handlers.slack import add_socket_mode
 
         add_socket_mode(runtime)  # Slack over a WebSocket; uvicorn still serves the ingest API
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False)
+    # log_config=None: uvicorn's lines go through our handler (JSON when asked, redacted).
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=False, log_config=None)
     return 0

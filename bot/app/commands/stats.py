@@ -63,10 +63,9 @@ def _command(action: str, words: list[str], thresholds: list[str] | None = None)
 
 
 def _runtime() -> Runtime:
-    from bot.app.runtime import build_runtime
-    from bot.app.settings import Settings
+    from bot.app.commands.common import existing_runtime
 
-    return build_runtime(Settings())
+    return existing_runtime()
 
 
 def stats(args: argparse.Namespace) -> int:
