@@ -11,6 +11,7 @@ from bot.app.runtime import Runtime
 from bot.app.workers import install_workers
 from handlers.http import outcomes
 from handlers.http.ingest import build_router, install_error_handlers
+from handlers.http.openapi import install_openapi
 from handlers.http.zendesk_webhook import build_router as build_zendesk_router
 from handlers.slack import mount as mount_slack
 
@@ -36,6 +37,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     install_workers(runtime)
     app.state.runtime = runtime
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(build_router(runtime))
     if runtime.settings.slack_signing_secret and runtime.settings.slack_bot_token:
         mount_slack(app, runtime)

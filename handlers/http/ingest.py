@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
+from collections.abc import Iterator
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot.ai.assist import get_llm, prepare_draft
 from bot.app.runtime import Runtime
 from bot.review.ingest import MAX_BODY_BYTES, Assist, DraftIn, ingest_draft
+from handlers.http.openapi import (
+    NEEDS_BEARER,
+    OTHER_CLIENT_ERROR,
+    UNAUTHORIZED,
+    UNAVAILABLE,
+    ErrorOut,
+    error,
+    json_body,
+)
 from storage import repo
 from storage.db import current_revision, session_scope
 from storage.models import Review
@@ -44,6 +57,13 @@ class ReviewPublic(ReviewCreated):
     slack_channel: str | None
     slack_ts: str | None
     helpdesk_state: str | None
+
+
+class Health(BaseModel):
+    status: str = Field(description="`ok`, or `unavailable` with HTTP 503")
+    database: str = Field(description="the database dialect, or `unreachable`")
+    schema_: str | None = Field(None, alias="schema", description="the migration the database is at")
+    instance: str | None = None
 
 
 class ApiError(Exception):
@@ -94,13 +114,44 @@ async def _read_limited(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _parse_draft(body: bytes) -> DraftIn:
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable(data: Any, path: str = "") -> Iterator[str]:
+    """Paths of strings holding a NUL or a lone surrogate (`\\u0000`, `\\ud800`): no database stores them."""
+    if isinstance(data, str):
+        if _UNSTORABLE.search(data):
+            yield path or "(body)"
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _unstorable(value, f"{path}.{key}" if path else str(key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            yield from _unstorable(value, f"{path}.{i}" if path else str(i))
+
+
+def check_storable(data: Any) -> None:
+    """422 `invalid_fields` naming each string that holds a NUL or a lone surrogate."""
+    bad = list(_unstorable(data))[:20]
+    if bad:
+        fields = [{"field": f, "message": "NUL characters and lone surrogates are not allowed"} for f in bad]
+        raise ApiError(422, "invalid_fields", f"{', '.join(bad)}: {fields[0]['message']}", fields=fields)
+
+
+def load_json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, or a 422 `invalid_json`."""
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(422, "invalid_json", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def _parse_draft(body: bytes) -> DraftIn:
+    data = load_json_object(body)
+    check_storable(data)
     try:
         return DraftIn.model_validate(data)
     except ValidationError as exc:
@@ -145,22 +196,19 @@ def build_router(runtime: Runtime) -> APIRouter:
         response_model=ReviewCreated,
         tags=["ingest"],
         summary="Submit an AI draft for routing and review",
+        response_description="Stored and routed",
         responses={
-            200: {"description": "Already received (same idempotency key, or same ticket and draft)"},
-            401: {"description": "Missing or wrong bearer token"},
-            413: {"description": "Body over 256 KiB"},
-            422: {"description": "Invalid JSON or fields; `fields` names each"},
+            200: {
+                "description": "Already received (same idempotency key, or same ticket and draft)",
+                "model": ReviewCreated,
+            },
+            401: UNAUTHORIZED,
+            413: error("Body over 256 KiB"),
+            422: error("Invalid JSON or fields (`invalid_json`, `invalid_fields`); `fields` names each"),
+            503: UNAVAILABLE,
+            "4XX": OTHER_CLIENT_ERROR,
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": DraftIn.model_json_schema(ref_template="#/components/schemas/{model}")
-                    }
-                },
-            }
-        },
+        openapi_extra=json_body(DraftIn, bearer=True),
     )
     async def submit_draft(request: Request) -> JSONResponse:
         _check_token(request, runtime)
@@ -181,6 +229,13 @@ def build_router(runtime: Runtime) -> APIRouter:
         response_model=ReviewPublic,
         tags=["ingest"],
         summary="A review's route, state and decision",
+        responses={
+            401: UNAUTHORIZED,
+            404: error("No review with that id (`not_found`)"),
+            503: UNAVAILABLE,
+            "4XX": OTHER_CLIENT_ERROR,
+        },
+        openapi_extra=NEEDS_BEARER,
     )
     async def get_review(review_id: str, request: Request) -> JSONResponse:
         _check_token(request, runtime)
@@ -195,7 +250,13 @@ def build_router(runtime: Runtime) -> APIRouter:
             raise ApiError(404, "not_found", f"no review with id {review_id[:64]!r}")
         return JSONResponse(found)
 
-    @router.get("/healthz", tags=["ops"], summary="Liveness and database check")
+    @router.get(
+        "/healthz",
+        response_model=Health,
+        tags=["ops"],
+        summary="Liveness and database check",
+        responses={503: {"description": "The database is unreachable", "model": Health}},
+    )
     async def healthz() -> JSONResponse:
         def probe() -> str | None:
             with runtime.engine.connect() as conn:
@@ -218,12 +279,31 @@ def build_router(runtime: Runtime) -> APIRouter:
     return router
 
 
+def _status_code_name(status: int) -> str:
+    """`not_found` for 404, `method_not_allowed` for 405: the error code of a plain HTTP error."""
+    try:
+        return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+    except ValueError:
+        return "http_error"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Every error is JSON with a message; nothing a client sends produces a 500."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
         return _error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Unknown paths and wrong methods answer in the same shape as every other error.
+        return JSONResponse(
+            ErrorOut(error=_status_code_name(exc.status_code), message=str(exc.detail)).model_dump(
+                exclude_none=True
+            ),
+            status_code=exc.status_code,
+            headers=exc.headers,
+        )
 
     @app.exception_handler(OperationalError)
     async def _db_down(_request: Request, _exc: OperationalError) -> JSONResponse:

@@ -13,7 +13,7 @@ import hmac
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -24,7 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from bot.ai.assist import AiOff, Ticket, draft_for_ticket, get_llm
 from bot.app.runtime import Runtime
 from bot.review.ingest import Assist, DraftIn, ingest_draft
-from handlers.http.ingest import ApiError, ReviewCreated, _read_limited
+from handlers.http.ingest import ApiError, ReviewCreated, _read_limited, check_storable
+from handlers.http.openapi import OTHER_CLIENT_ERROR, error, json_body
 from storage import repo
 from storage.db import session_scope
 from storage.models import Review
@@ -64,6 +65,13 @@ class ZendeskWebhookIn(_In):
     """The body the Zendesk trigger sends (see docs/ai-assist.md)."""
 
     ticket: ZendeskTicket
+
+
+class WebhookIgnored(BaseModel):
+    """A ticket update that needs no draft (solved, updated by an agent, no customer text)."""
+
+    status: Literal["ignored"]
+    reason: str
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -161,25 +169,22 @@ def build_router(runtime: Runtime) -> APIRouter:
         response_model=ReviewCreated,
         tags=["helpdesk webhooks"],
         summary="Zendesk ticket created or updated: draft a reply with the model and route it",
+        response_description="Drafted and routed",
         responses={
-            200: {"description": "Already drafted for this ticket update, or ignored (`status: ignored`)"},
-            401: {"description": "Missing, wrong or stale signature"},
-            413: {"description": "Body over 256 KiB"},
-            422: {"description": "Not the expected JSON"},
-            503: {"description": "Webhook or model not configured (ZENDESK_WEBHOOK_SECRET, OPENAI_API_KEY)"},
+            200: {
+                "description": "Already drafted for this ticket update, or ignored (`status: ignored`)",
+                "model": ReviewCreated | WebhookIgnored,
+            },
+            401: error("Missing, wrong or stale signature"),
+            413: error("Body over 256 KiB"),
+            422: error("Not the expected JSON (`invalid_payload`)"),
+            503: error(
+                "Webhook or model not configured (ZENDESK_WEBHOOK_SECRET, OPENAI_API_KEY), "
+                "the model is failing, or the database is unavailable"
+            ),
+            "4XX": OTHER_CLIENT_ERROR,
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": ZendeskWebhookIn.model_json_schema(
-                            ref_template="#/components/schemas/{model}"
-                        )
-                    }
-                },
-            }
-        },
+        openapi_extra=json_body(ZendeskWebhookIn),
     )
     async def zendesk_webhook(request: Request) -> JSONResponse:
         secret = runtime.settings.zendesk_webhook_secret
@@ -190,7 +195,9 @@ def build_router(runtime: Runtime) -> APIRouter:
         body = await _read_limited(request)
         verify(secret=secret.get_secret_value(), headers=request.headers, body=body, now=runtime.clock.now())
         try:
-            t = ZendeskWebhookIn.model_validate(json.loads(body)).ticket
+            data = json.loads(body)
+            check_storable(data)
+            t = ZendeskWebhookIn.model_validate(data).ticket
         except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
             raise ApiError(
                 422, "invalid_payload", f"not the expected Zendesk webhook JSON: {str(exc)[:500]}"
