@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, distinct, func, select, text
 from sqlmodel import Session
 
+from bot.reporting.format import span_label
 from bot.reporting.oversight.recommend import Recommendation, proposal, recommend, thresholds_for
 from bot.reporting.oversight.signals import Signals, WarningSign, calibration_note, warning_signs
 from bot.reporting.oversight.whatif import WhatIfRow, what_if
@@ -98,11 +99,25 @@ def _replayed_thresholds(
     return current, proposed
 
 
-def _recommendation(
-    session: Session, itype: str, c: Counts, policy: Policy, thresholds: dict[str, float] | None
-) -> Recommendation:
+@dataclass(frozen=True)
+class _Judge:
+    """What every type's verdict is judged with: the policy, the periods before, a threshold asked for."""
+
+    session: Session
+    policy: Policy
+    earlier: list[Stats]  # the periods before this one, most recent first
+    span: str
+    thresholds: dict[str, float] | None
+
+    def previous(self, itype: str) -> list[Counts]:
+        return [s.by_type.get(itype, Counts()) for s in self.earlier]
+
+
+def _recommendation(judge: _Judge, itype: str, c: Counts) -> Recommendation:
     """The verdict for one type, judged again with a what-if replay when a threshold change is in view."""
-    rec = recommend(itype, c, policy)
+    session, policy, thresholds = judge.session, judge.policy, judge.thresholds
+    previous = judge.previous(itype)
+    rec = recommend(itype, c, policy, previous=previous, span=judge.span)
     if itype in policy.human_only:
         return rec
     current, proposed = _replayed_thresholds(itype, rec, policy, thresholds)
@@ -116,7 +131,7 @@ def _recommendation(
         proposed=proposed,
         heavy_edit_distance=o.heavy_edit_distance,
     )
-    rec = recommend(itype, c, policy, wi)
+    rec = recommend(itype, c, policy, wi, previous, judge.span)
     return rec if rec.whatif is not None else dataclasses.replace(rec, whatif=wi)
 
 
@@ -157,23 +172,24 @@ def build_review(
         now=now,
         calibration=True,
     )
-    prev = compute_stats(
-        session=session,
-        since=since - period,
-        until=since,
-        interaction_type=interaction_type,
-        oversight=o,
-        now=now,
-    )
+    earlier = [
+        compute_stats(
+            session=session,
+            since=since - (i + 1) * period,
+            until=since - i * period,
+            interaction_type=interaction_type,
+            oversight=o,
+            now=now,
+        )
+        for i in range(max(1, o.sustained_periods - 1))
+    ]
+    prev = earlier[0]
+    judge = _Judge(session, policy, earlier, span_label(period), thresholds)
     cur_sig = collect_signals(session=session, since=since, until=now, interaction_type=interaction_type)
     prev_sig = collect_signals(
         session=session, since=since - period, until=since, interaction_type=interaction_type
     )
-    recs = [
-        _recommendation(session, itype, c, policy, thresholds)
-        for itype, c in cur.by_type.items()
-        if c.decided or c.volume
-    ]
+    recs = [_recommendation(judge, itype, c) for itype, c in cur.by_type.items() if c.decided or c.volume]
     recs.sort(key=lambda r: (VERDICT_ORDER[r.verdict], r.interaction_type))
     return OversightReview(
         since=since,
