@@ -10,7 +10,9 @@ from fastapi import FastAPI
 from bot.app.runtime import Runtime
 from bot.app.workers import install_workers
 from handlers.http import outcomes
+from handlers.http.freshdesk_webhook import build_router as build_freshdesk_router
 from handlers.http.ingest import build_router, install_error_handlers
+from handlers.http.intercom_webhook import build_router as build_intercom_router
 from handlers.http.openapi import install_openapi
 from handlers.http.zendesk_webhook import build_router as build_zendesk_router
 from handlers.slack import mount as mount_slack
@@ -42,5 +44,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     if runtime.settings.slack_signing_secret and runtime.settings.slack_bot_token:
         mount_slack(app, runtime)
     app.include_router(build_zendesk_router(runtime))
+    app.include_router(build_freshdesk_router(runtime))
+    app.include_router(build_intercom_router(runtime))
     app.include_router(outcomes.build_router(runtime))
     return app
