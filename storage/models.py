@@ -196,6 +196,19 @@ class OutboxItem(SQLModel, table=True):
     delivered_at: datetime | None = ts_col()
     last_error: str | None = Field(default=None, sa_column=Column(Text))
     result: dict[str, Any] = json_col(dict)
+    # 0003: when the current run of real failures began (the give-up budget counts from here, never from
+    # the time spent waiting in line), and when a write was handed to the service without an answer.
+    failing_since: datetime | None = ts_col()
+    in_doubt_at: datetime | None = ts_col()
+
+
+class SlackPace(SQLModel, table=True):
+    """Slack's budget shared by replicas (0003): per pacing key, the epoch second the next call may go."""
+
+    __tablename__ = "slack_pace"
+
+    key: str = Field(primary_key=True, max_length=200)
+    next_at: float = 0.0
 
 
 class DeliveryLedger(SQLModel, table=True):

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from bot.outbox.worker import OutboxWorker
     from bot.review.people import PeopleDirectory
     from bot.sla.engine import SlaEngine
-    from bot.slack.delivery import ChannelGate
+    from bot.slack.pacing import SlackPacer
 
 log = logging.getLogger("hitl")
 
@@ -45,7 +45,7 @@ class Services:
     sla: SlaEngine | None = None
     slack: WebClient | None = None  # waits out short 429s: for listeners and lookups
     slack_outbox: WebClient | None = None  # never sleeps on 429: the outbox row is retried instead
-    slack_gate: ChannelGate | None = None
+    slack_gate: SlackPacer | None = None  # Slack's rate limits, shared by replicas
     people: PeopleDirectory | None = None
     helpdesk: Helpdesk | WebhookSender | None = None
     helpdesk_ready: bool = False  # `helpdesk` was built from the settings (None then means "no helpdesk")

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     outbox_batch: int = Field(20, ge=1, le=500, alias="HITL_OUTBOX_BATCH")
     scheduler_enabled: bool = Field(True, alias="HITL_SCHEDULER")
     outbox_enabled: bool = Field(True, alias="HITL_OUTBOX_WORKER")
+    # Slack delivery (bot/slack/pacing.py): posts per second per channel (Slack allows about 1), the
+    # time budget of a run of Slack failures before a row is dead-lettered, and the Web API timeout.
+    slack_post_per_second: float = Field(1.0, gt=0, alias="HITL_SLACK_POST_PER_SECOND")
+    slack_give_up_hours: float = Field(24.0, gt=0, alias="HITL_SLACK_GIVE_UP_HOURS")
+    slack_timeout_seconds: float = Field(10.0, gt=0, alias="HITL_SLACK_TIMEOUT_SECONDS")
     log_format: LogFormat = Field(LogFormat.TEXT, alias="HITL_LOG_FORMAT")
 
     def require(self, *names: str, why: str) -> None:
