@@ -5,6 +5,7 @@ Tests and the offline demo point `slack_sdk.WebClient(base_url=standin.base_url)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import json
@@ -53,6 +54,8 @@ BOT_SCOPES = (
     "files:write",
     "channels:read",
     "groups:read",
+    "channels:history",
+    "groups:history",
 )
 
 
@@ -178,6 +181,33 @@ def _file_entries(args: dict[str, Any]) -> list[dict[str, Any]]:
     return entries
 
 
+def _page(items: list[dict[str, Any]], args: Mapping[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    """One page of a cursor-paginated answer, and the next cursor ("" on the last page)."""
+    start = int(args.get("cursor") or 0)
+    limit = max(1, min(int(args.get("limit") or 100), 1000))
+    end = start + limit
+    return items[start:end], (str(end) if end < len(items) else "")
+
+
+def _in_history(message: dict[str, Any]) -> bool:
+    """conversations.history lists top-level messages and replies broadcast to the channel."""
+    thread_ts = message.get("thread_ts")
+    return not thread_ts or thread_ts == message["ts"] or bool(message.get("reply_broadcast"))
+
+
+def _metadata(value: Any) -> dict[str, Any] | None:
+    """A message's `metadata` as Slack stores it: {event_type, event_payload}, else invalid_metadata_format."""
+    if value in (None, ""):
+        return None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("event_type"), str)
+        or not isinstance(value.get("event_payload", {}), dict)
+    ):
+        raise SlackError("invalid_metadata_format")
+    return {"event_type": value["event_type"], "event_payload": value.get("event_payload", {})}
+
+
 def _invalid(message: str, pointer: str, error: str = "invalid_blocks") -> SlackError:
     return SlackError(error, [f"[ERROR] {message} [json-pointer:{pointer}]"])
 
@@ -270,6 +300,7 @@ class SlackStandin:
         port: int = 0,
         trigger_ttl: float = 3.0,
         strict_fallback: bool = False,
+        channel_ids: bool = False,
     ) -> None:
         self.token = token
         self.post_rate_per_channel = post_rate_per_channel
@@ -277,6 +308,9 @@ class SlackStandin:
         self.port = port
         self.trigger_ttl = trigger_ttl
         self.strict_fallback = strict_fallback
+        # As Slack does: channels have ids (C…), names (#support-review) are resolved to them and posts
+        # answer with the id. Off by default, where a channel is the string it was posted to.
+        self.channel_ids = channel_ids
         self._lock = threading.RLock()
         self._users: dict[str, dict[str, Any]] = {}
         self._usergroups: dict[str, list[str]] = {}
@@ -291,6 +325,7 @@ class SlackStandin:
             "chat.postEphemeral": self._chat_post_ephemeral,
             "chat.getPermalink": self._chat_get_permalink,
             "conversations.open": self._conversations_open,
+            "conversations.history": self._conversations_history,
             "views.open": self._views_open,
             "views.push": self._views_open,
             "views.update": self._views_update,
@@ -410,6 +445,11 @@ class SlackStandin:
         with self._lock:
             self._forced_limits[method] = (times, retry_after)
 
+    def drop_responses(self, method: str, times: int = 1, hang: float = 3.0) -> None:
+        """Carry out the next `times` calls of `method`, then hold their answers `hang` s (a lost answer)."""
+        with self._lock:
+            self._dropped[method] = (times, hang)
+
     def set_outage(self, on: bool) -> None:
         """While on, every request answers HTTP 503."""
         with self._lock:
@@ -425,7 +465,8 @@ class SlackStandin:
     def messages(self, channel: str | None = None) -> list[dict[str, Any]]:
         """Posted messages (top-level and thread replies) in posting order, optionally for one channel."""
         with self._lock:
-            return copy.deepcopy([m for m in self._messages if channel is None or m["channel"] == channel])
+            key = None if channel is None else self._resolve(channel, create=False)
+            return copy.deepcopy([m for m in self._messages if key is None or m["channel"] == key])
 
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """Replies in the thread whose parent is `ts` (the parent itself excluded)."""
@@ -434,14 +475,16 @@ class SlackStandin:
                 [
                     m
                     for m in self._messages
-                    if m["channel"] == channel and m.get("thread_ts") == ts and m["ts"] != ts
+                    if m["channel"] == self._resolve(channel, create=False)
+                    and m.get("thread_ts") == ts
+                    and m["ts"] != ts
                 ]
             )
 
     def message(self, channel: str, ts: str) -> dict[str, Any]:
         """One stored message; KeyError if there is none."""
         with self._lock:
-            message = self._find_message(channel, ts)
+            message = self._find_message(self._resolve(channel, create=False), ts)
             if message is None:
                 raise KeyError((channel, ts))
             return copy.deepcopy(message)
@@ -485,6 +528,7 @@ class SlackStandin:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._forced_limits: dict[str, tuple[int, int]] = {}
         self._dms: dict[tuple[str, ...], str] = {}
+        self._dropped: dict[str, tuple[int, float]] = {}
         self._outage = False
         self._last_ts_us = 0
         self._counter = 0
@@ -499,6 +543,9 @@ class SlackStandin:
             status, payload, headers = self._handle(
                 method, request.headers, request.query_params, body, root_url
             )
+            hang = self._take_drop(method) if status == 200 else 0.0
+            if hang:
+                await asyncio.sleep(hang)  # done, but the client gave up waiting for the answer
             return JSONResponse(payload, status_code=status, headers=headers)
 
         @app.post("/upload/{file_id}")
@@ -604,6 +651,32 @@ class SlackStandin:
         self._counter += 1
         return f"{prefix}0{self._counter:09d}"
 
+    def _take_drop(self, method: str) -> float:
+        with self._lock:
+            times, hang = self._dropped.get(method, (0, 0.0))
+            if times <= 0:
+                return 0.0
+            self._dropped[method] = (times - 1, hang)
+            self._calls[-1]["answer_lost"] = True
+            return hang
+
+    def _channel_for(self, name: str, *, private: bool = False) -> str:
+        bare = name.lstrip("#")
+        found = next((c["id"] for c in self._channels.values() if c["name"] == bare), None)
+        return str(found) if found is not None else self.add_channel(bare, is_private=private)
+
+    def _resolve(self, channel: str, *, create: bool) -> str:
+        """The id a channel argument names (ids mode), or the argument itself."""
+        if not self.channel_ids or channel in self._channels or channel.startswith("D"):
+            return channel
+        bare = channel.lstrip("#")
+        found = next((c["id"] for c in self._channels.values() if c["name"] == bare), None)
+        if found is None and create and channel.startswith("#"):
+            found = self._channel_for(bare)  # chat:write.public: any public channel by name
+        if found is None:
+            raise SlackError("channel_not_found")
+        return str(found)
+
     def _find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
         return next((m for m in self._messages if m["channel"] == channel and m["ts"] == ts), None)
 
@@ -644,7 +717,7 @@ class SlackStandin:
         }
 
     def _chat_post_message(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
-        channel = _require(args, "channel", "channel_not_found")
+        channel = self._resolve(_require(args, "channel", "channel_not_found"), create=True)
         self._take_post_token(channel)
         text, blocks = self._message_content("chat.postMessage", args, channel)
         thread_ts = args.get("thread_ts") or None
@@ -660,7 +733,7 @@ class SlackStandin:
             "app_id": APP_ID,
             "team": TEAM_ID,
             "reply_broadcast": bool(thread_ts) and _truthy(args.get("reply_broadcast")),
-            "metadata": args.get("metadata"),
+            "metadata": _metadata(args.get("metadata")),
             "history": [],
         }
         if thread_ts:
@@ -675,7 +748,7 @@ class SlackStandin:
         return {"channel": channel, "ts": message["ts"], "message": self._public(message)}
 
     def _chat_update(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
-        channel = _require(args, "channel", "channel_not_found")
+        channel = self._resolve(_require(args, "channel", "channel_not_found"), create=False)
         ts = _require(args, "ts", "message_not_found")
         message = self._find_message(channel, ts)
         if message is None:
@@ -698,7 +771,7 @@ class SlackStandin:
         return {"channel": channel, "ts": ts, "text": message["text"], "message": self._public(message)}
 
     def _chat_post_ephemeral(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
-        channel = _require(args, "channel", "channel_not_found")
+        channel = self._resolve(_require(args, "channel", "channel_not_found"), create=True)
         user = _require(args, "user", "user_not_found")
         text, blocks = self._message_content("chat.postEphemeral", args, channel)
         ts = self._next_ts()
@@ -715,7 +788,7 @@ class SlackStandin:
         return {"message_ts": ts}
 
     def _chat_get_permalink(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
-        channel = _require(args, "channel", "channel_not_found")
+        channel = self._resolve(_require(args, "channel", "channel_not_found"), create=False)
         ts = _require(args, "message_ts", "message_not_found")
         message = self._find_message(channel, ts)
         if message is None:
@@ -740,6 +813,23 @@ class SlackStandin:
         if already_open:
             result.update(no_op=True, already_open=True)
         return result
+
+    def _conversations_history(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
+        """Top-level messages (and broadcast replies), newest first; metadata with include_all_metadata."""
+        channel = self._resolve(_require(args, "channel", "channel_not_found"), create=False)
+        oldest, latest = float(args.get("oldest") or 0), float(args.get("latest") or math.inf)
+        with_metadata = _truthy(args.get("include_all_metadata"))
+        found = [
+            {k: v for k, v in self._public(m).items() if with_metadata or k != "metadata"}
+            for m in reversed(self._messages)
+            if m["channel"] == channel and _in_history(m) and oldest < float(m["ts"]) < latest
+        ]
+        page, next_cursor = _page(found, args)
+        return {
+            "messages": page,
+            "has_more": bool(next_cursor),
+            "response_metadata": {"next_cursor": next_cursor},
+        }
 
     def _use_trigger(self, trigger_id: str) -> None:
         expires = self._triggers.get(trigger_id)

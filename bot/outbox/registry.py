@@ -28,12 +28,31 @@ class Permanent(Exception):
     """A failure retrying cannot fix: dead-letter the row now."""
 
 
+class Defer(Exception):
+    """Not a failure: the row waits its turn (pacing, Retry-After) and comes due again in `retry_after` s.
+
+    The worker moves `next_attempt_at` only: no attempt is counted, and a deferred row is never
+    dead-lettered, however long the queue in front of it.
+    """
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(0.0, retry_after)
+
+
 @dataclass(frozen=True)
 class KindPolicy:
-    """How hard to try one kind of write before dead-lettering it."""
+    """How hard to try one kind of write before dead-lettering it.
+
+    `max_attempts` counts real failures only (a `Defer` is not one). `give_up_after` is the time budget
+    of a run of transient failures, counted from the first of them; `max_age` (when set) counts from
+    the row's creation, queue time included, so kinds that must never be lost to a long queue leave it
+    None.
+    """
 
     max_attempts: int = 10
-    max_age: timedelta = timedelta(hours=24)
+    max_age: timedelta | None = timedelta(hours=24)
+    give_up_after: timedelta | None = None
     initial_delay: float = 1.0
     max_delay: float = 300.0
     announce_dead: bool = True

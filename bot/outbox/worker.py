@@ -27,7 +27,7 @@ from sqlmodel import Session, col
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from bot.outbox.kinds import OutboxKind, SlackPost, enqueue_slack_post
-from bot.outbox.registry import KindPolicy, Permanent, Retry
+from bot.outbox.registry import Defer, KindPolicy, Permanent, Retry
 from storage import repo
 from storage.db import changed, session_scope
 from storage.models import OutboxItem, OutboxStatus
@@ -234,15 +234,22 @@ class OutboxWorker:
             if registration is None:
                 raise Permanent(f"no handler registered for outbox kind {row.kind!r}")
             result = registration.deliver(self.runtime, row) or {}
-        except Retry as exc:
-            self._settle_failure(row, token, str(exc), policy, exc.retry_after, permanent=False)
-        except Permanent as exc:
-            self._settle_failure(row, token, str(exc), policy, None, permanent=True)
-        except Exception as exc:  # an unexpected error is treated as transient: never lose the row
-            log.exception("outbox %s #%s failed", row.kind, row.id)
-            self._settle_failure(row, token, f"{type(exc).__name__}: {exc}", policy, None, permanent=False)
+        except Exception as exc:
+            self._settle_error(row, token, exc, policy)
         else:
             self._settle_done(row, token, result)
+
+    def _settle_error(self, row: OutboxItem, token: str, exc: Exception, policy: KindPolicy) -> None:
+        """Defer: wait, no attempt counted; Retry or unexpected: a real failure; Permanent: dead now."""
+        if isinstance(exc, Defer):
+            self._settle_defer(row, token, str(exc), exc.retry_after)
+        elif isinstance(exc, Retry):
+            self._settle_failure(row, token, str(exc), policy, exc.retry_after, permanent=False)
+        elif isinstance(exc, Permanent):
+            self._settle_failure(row, token, str(exc), policy, None, permanent=True)
+        else:  # an unexpected error is treated as transient: never lose the row
+            log.error("outbox %s #%s failed", row.kind, row.id, exc_info=exc)
+            self._settle_failure(row, token, f"{type(exc).__name__}: {exc}", policy, None, permanent=False)
 
     def _settle_done(self, row: OutboxItem, token: str, result: dict[str, Any]) -> None:
         now = self.runtime.clock.now()
@@ -259,6 +266,8 @@ class OutboxWorker:
                     locked_until=None,
                     last_error=None,
                     result=result,
+                    failing_since=None,
+                    in_doubt_at=None,
                 )
                 .execution_options(synchronize_session=False),
             )
@@ -283,6 +292,23 @@ class OutboxWorker:
                 **{k: v for k, v in result.items() if k in ("channel", "ts", "outcome", "comment_id")},
             )
 
+    def _settle_defer(self, row: OutboxItem, token: str, why: str, wait: float) -> None:
+        """Waiting is not failing: the row comes due again after `wait` s, no attempt counted."""
+        now = self.runtime.clock.now()
+        with session_scope(self.runtime.engine) as session:
+            changed(
+                session,
+                update(OutboxItem)
+                .where(*_held(row, token))
+                .values(
+                    next_attempt_at=now + timedelta(seconds=wait),
+                    last_error=f"waiting: {why}"[:4000],
+                    locked_by=None,
+                    locked_until=None,
+                )
+                .execution_options(synchronize_session=False),
+            )
+
     def _settle_failure(
         self,
         row: OutboxItem,
@@ -295,15 +321,16 @@ class OutboxWorker:
     ) -> None:
         now = self.runtime.clock.now()
         attempts = row.attempts + 1
-        too_old = now - row.created_at > policy.max_age
-        dead = permanent or attempts >= policy.max_attempts or too_old
+        failing_since = row.failing_since or now
+        why = _gives_up(row, policy, now, attempts=attempts, failing_since=failing_since, permanent=permanent)
         values: dict[str, Any] = {
             "attempts": attempts,
+            "failing_since": failing_since,
             "last_error": error[:4000],
             "locked_by": None,
             "locked_until": None,
         }
-        if dead:
+        if why:
             values["status"] = OutboxStatus.DEAD
         else:
             values["next_attempt_at"] = now + timedelta(seconds=backoff_delay(attempts, policy, retry_after))
@@ -315,8 +342,7 @@ class OutboxWorker:
                 .values(**values)
                 .execution_options(synchronize_session=False),
             )
-            if dead and won:
-                why = "permanent error" if permanent else "too old" if too_old else f"{attempts} attempts"
+            if why and won:
                 self._dead_lettered(session, row, f"gave up: {why}", error, policy, now)
 
     def _dead_lettered(
@@ -346,6 +372,40 @@ class OutboxWorker:
             )
             post = SlackPost(channel=ops, text=text)
             enqueue_slack_post(session, now=now, post=post, order_key="ops")
+
+
+def _gives_up(
+    row: OutboxItem,
+    policy: KindPolicy,
+    now: datetime,
+    *,
+    attempts: int,
+    failing_since: datetime,
+    permanent: bool,
+) -> str | None:
+    """Why this failure ends the row (None: try again). Time spent waiting in line never counts."""
+    if permanent:
+        return "permanent error"
+    if attempts >= policy.max_attempts:
+        return f"{attempts} attempts"
+    if policy.max_age is not None and now - row.created_at > policy.max_age:
+        return "too old"
+    if policy.give_up_after is not None and now - failing_since > policy.give_up_after:
+        hours = policy.give_up_after.total_seconds() / 3600
+        return f"failing for more than {hours:g} h"
+    return None
+
+
+def set_in_doubt(*, runtime: Runtime, row: OutboxItem, at: datetime | None) -> None:
+    """Mark (or clear) that this row's write went out without an answer; fenced on the row's lease."""
+    with session_scope(runtime.engine) as session:
+        changed(
+            session,
+            update(OutboxItem)
+            .where(*_held(row, row.locked_by or ""))
+            .values(in_doubt_at=at)
+            .execution_options(synchronize_session=False),
+        )
 
 
 def _due_rows(now: datetime) -> Select[Any]:
@@ -393,6 +453,7 @@ def requeue(*, runtime: Runtime, ids: list[int] | None = None, all_dead: bool = 
             q.values(
                 status=OutboxStatus.PENDING,
                 attempts=0,
+                failing_since=None,
                 next_attempt_at=now,
                 created_at=now,
                 locked_by=None,

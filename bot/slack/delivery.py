@@ -1,22 +1,25 @@
 """Slack delivery: the outbox kinds that post, update and re-render review cards, and the shared WebClient.
 
-`install(runtime)` puts the WebClient at `runtime.services.slack` (it waits out short 429s) and the
-user-group directory at `runtime.services.people`. Outbox deliveries use a second client that does not
-sleep on 429: the row is retried after Retry-After instead, and a per-channel gate keeps the other rows
-for a rate-limited channel from calling Slack until then, so one busy channel never holds up the rest.
+`install(runtime)` puts the WebClient at `runtime.services.slack` (it waits out short 429s), the
+user-group directory at `runtime.services.people`, and Slack's shared budget at
+`runtime.services.slack_gate`. Outbox deliveries use a second client that neither sleeps on 429 nor
+repeats a request on its own: `bot.slack.webapi.call` paces each call to Slack's limits and maps the
+answers, so a row held back by pacing or Retry-After waits (no attempt counted) while the others go on.
+
+Exactly one card per review: a card carries message metadata (`hitl_review`, review id), and a post
+whose answer was lost is looked for in the channel's history before it is posted again.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web import SlackResponse
-from sqlalchemy import or_, update
+from sqlalchemy import or_, select, update
 from sqlmodel import col
 
 from bot.app.runtime import Runtime
@@ -29,65 +32,50 @@ from bot.outbox.kinds import (
     SlackPost,
     SlackUpdate,
 )
-from bot.outbox.registry import KindPolicy, Permanent, Retry
+from bot.outbox.registry import KindPolicy, Permanent
+from bot.outbox.worker import set_in_doubt
 from bot.review.people import PeopleDirectory
 from bot.slack.blocks.card import moved_message, review_message
 from bot.slack.client import make_web_client
 from bot.slack.dedupe import first_delivery, prune
+from bot.slack.pacing import SlackPacer
+from bot.slack.webapi import (
+    PERMANENT_ERRORS as PERMANENT_ERRORS,
+)
+from bot.slack.webapi import (
+    NoAnswer,
+    call,
+    channel_id,
+    find_card,
+    learn_channel,
+    review_metadata,
+)
 from storage import repo
 from storage.db import session_scope
-from storage.models import OutboxItem, Review, SchedulerState
+from storage.models import OutboxItem, OutboxStatus, Review, SchedulerState
+
+__all__ = ["PERMANENT_ERRORS", "call", "install", "installation_changed"]
 
 log = logging.getLogger("hitl.slack")
 
-# Errors retrying cannot fix: dead-letter the row (and announce it in the ops channel).
-PERMANENT_ERRORS = frozenset(
-    {
-        "channel_not_found",
-        "not_in_channel",
-        "is_archived",
-        "channel_is_archived",
-        "invalid_blocks",
-        "invalid_blocks_format",
-        "msg_too_long",
-        "msg_blocks_too_long",
-        "no_text",
-        "invalid_arguments",
-        "message_not_found",
-        "cant_update_message",
-        "edit_window_closed",
-        "user_not_found",
-        "user_not_in_channel",
-        "users_list_not_supplied",
-        "not_authed",
-        "invalid_auth",
-        "account_inactive",
-        "token_revoked",
-        "missing_scope",
-        "restricted_action",
-        "team_access_not_granted",
-    }
-)
-SLACK_KIND = KindPolicy(max_attempts=200, max_age=timedelta(hours=24), initial_delay=1.0, max_delay=120.0)
+# A card in doubt is looked for in messages from a little before the unanswered try (clock skew).
+DOUBT_MARGIN = 120.0
+
+
+def slack_kind(runtime: Runtime, *, max_delay: float = 120.0) -> KindPolicy:
+    """Slack writes: attempts count real failures only; give up after HITL_SLACK_GIVE_UP_HOURS of them."""
+    return KindPolicy(
+        max_attempts=1_000_000,
+        max_age=None,
+        give_up_after=timedelta(hours=runtime.settings.slack_give_up_hours),
+        initial_delay=1.0,
+        max_delay=max_delay,
+    )
+
+
 EPHEMERAL_KIND = KindPolicy(
     max_attempts=20, max_age=timedelta(minutes=10), initial_delay=0.5, max_delay=30.0, announce_dead=False
 )
-
-
-class ChannelGate:
-    """Remembers, per channel, until when Slack asked us to wait (shared by this process's deliveries)."""
-
-    def __init__(self) -> None:
-        self._until: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def wait_left(self, channel: str) -> float:
-        with self._lock:
-            return max(0.0, self._until.get(channel, 0.0) - time.monotonic())
-
-    def block(self, channel: str, seconds: float) -> None:
-        with self._lock:
-            self._until[channel] = max(self._until.get(channel, 0.0), time.monotonic() + seconds)
 
 
 def install(runtime: Runtime) -> None:
@@ -95,16 +83,16 @@ def install(runtime: Runtime) -> None:
     services = runtime.services
     if services.slack is None:
         services.slack = make_web_client(runtime.settings)
-        services.slack_outbox = make_web_client(runtime.settings, rate_limit_retries=0)
-        services.slack_gate = ChannelGate()
+        services.slack_outbox = make_web_client(runtime.settings, rate_limit_retries=0, connection_retries=0)
+        services.slack_gate = SlackPacer(runtime.engine)
         services.people = PeopleDirectory(services.slack)
-    kinds = services.kinds
-    kinds.register(OutboxKind.SLACK_POST, deliver_post, SLACK_KIND)
-    kinds.register(OutboxKind.SLACK_UPDATE, deliver_update, SLACK_KIND)
+    kinds, policy = services.kinds, slack_kind(runtime)
+    kinds.register(OutboxKind.SLACK_POST, deliver_post, policy)
+    kinds.register(OutboxKind.SLACK_UPDATE, deliver_update, policy)
     kinds.register(OutboxKind.SLACK_EPHEMERAL, deliver_ephemeral, EPHEMERAL_KIND)
-    kinds.register(OutboxKind.SLACK_DM, deliver_dm, SLACK_KIND)
-    kinds.register(OutboxKind.SLACK_POST_REVIEW, deliver_review, SLACK_KIND)
-    kinds.register(OutboxKind.SLACK_REFRESH_REVIEW, deliver_refresh, SLACK_KIND)
+    kinds.register(OutboxKind.SLACK_DM, deliver_dm, policy)
+    kinds.register(OutboxKind.SLACK_POST_REVIEW, deliver_review, policy)
+    kinds.register(OutboxKind.SLACK_REFRESH_REVIEW, deliver_refresh, policy)
     scheduler = runtime.services.scheduler
     if scheduler is not None:
         scheduler.add_job(
@@ -156,39 +144,7 @@ def prune_processed_events(runtime: Runtime) -> None:
     prune(engine=runtime.engine, before=runtime.clock.now() - timedelta(days=1))
 
 
-# ---------------------------------------------------------------- calling Slack
-
-
-def _header(response: SlackResponse, name: str) -> str | None:
-    for key, value in (response.headers or {}).items():
-        if key.lower() == name:
-            return str(value[0] if isinstance(value, list) else value)
-    return None
-
-
-def call(runtime: Runtime, method: str, *, gate_channel: str | None = None, **kwargs: Any) -> SlackResponse:
-    """One Web API call for the outbox, with Slack's answers mapped to Retry / Permanent."""
-    gate, client = runtime.services.slack_gate, runtime.services.slack_outbox
-    if gate is None or client is None:
-        raise Retry(f"{method}: the Slack client is not installed in this process")
-    if gate_channel:
-        left = gate.wait_left(gate_channel)
-        if left > 0:
-            raise Retry(f"{method}: {gate_channel} is rate limited for {left:.1f}s more", retry_after=left)
-    try:
-        return getattr(client, method)(**kwargs)  # type: ignore[no-any-return]
-    except SlackApiError as exc:
-        status, error = exc.response.status_code, str(exc.response.get("error") or "")
-        if status == 429 or error == "ratelimited":
-            wait = float(_header(exc.response, "retry-after") or 1)
-            if gate_channel:
-                gate.block(gate_channel, wait)
-            raise Retry(f"{method}: rate limited (Retry-After {wait:g}s)", retry_after=wait) from exc
-        if status < 500 and error in PERMANENT_ERRORS:
-            raise Permanent(f"{method}: {error}") from exc
-        raise Retry(f"{method}: HTTP {status} {error}") from exc
-    except OSError as exc:  # connection refused, reset, timeout
-        raise Retry(f"{method}: {type(exc).__name__}: {exc}") from exc
+# ---------------------------------------------------------------- helpers
 
 
 def _review(runtime: Runtime, review_id: str) -> Review:
@@ -197,6 +153,28 @@ def _review(runtime: Runtime, review_id: str) -> Review:
     if review is None:
         raise Permanent(f"review {review_id} is not in the store")
     return review
+
+
+def _superseded(runtime: Runtime, item: OutboxItem, same: Callable[[dict[str, Any]], bool]) -> int | None:
+    """The id of a newer row of the same kind and order key still waiting that makes `item` moot."""
+    with session_scope(runtime.engine, readonly=True) as session:
+        newer = session.execute(
+            select(col(OutboxItem.id), col(OutboxItem.payload))
+            .where(
+                col(OutboxItem.order_key) == item.order_key,
+                col(OutboxItem.kind) == item.kind,
+                col(OutboxItem.status) == OutboxStatus.PENDING,
+                col(OutboxItem.id) > (item.id or 0),
+            )
+            .order_by(col(OutboxItem.id).desc())
+        ).all()
+    return next((int(row_id) for row_id, payload in newer if same(payload)), None)
+
+
+def _post_answered(runtime: Runtime, channel: str, resp: SlackResponse) -> tuple[str, str]:
+    """(channel id, ts) of a post, learning the id of a channel posted to by name."""
+    learn_channel(runtime, channel, str(resp["channel"]))
+    return str(resp["channel"]), str(resp["ts"])
 
 
 # ---------------------------------------------------------------- outbox kinds
@@ -210,6 +188,8 @@ def deliver_post(runtime: Runtime, item: OutboxItem, p: SlackPost) -> dict[str, 
         if not review.slack_ts:
             raise Permanent(f"review {review.id} has no Slack card to reply under")
         channel, thread_ts = review.slack_channel, review.slack_ts
+    if not channel:
+        raise Permanent("slack_post names no channel")
     resp = call(
         runtime,
         "chat_postMessage",
@@ -221,11 +201,15 @@ def deliver_post(runtime: Runtime, item: OutboxItem, p: SlackPost) -> dict[str, 
         unfurl_links=False,
         unfurl_media=False,
     )
-    return {"channel": resp["channel"], "ts": resp["ts"]}
+    posted, ts = _post_answered(runtime, channel, resp)
+    return {"channel": posted, "ts": ts}
 
 
 def deliver_update(runtime: Runtime, item: OutboxItem, p: SlackUpdate) -> dict[str, Any]:
-    """`slack_update`: replace a message's text and blocks."""
+    """`slack_update`: replace a message's text and blocks (unless a newer update of it is waiting)."""
+    newer = _superseded(runtime, item, lambda q: (q.get("channel"), q.get("ts")) == (p.channel, p.ts))
+    if newer is not None:
+        return {"skipped": f"superseded by outbox #{newer}", "channel": p.channel, "ts": p.ts}
     call(runtime, "chat_update", channel=p.channel, ts=p.ts, text=p.text, blocks=p.blocks)
     return {"channel": p.channel, "ts": p.ts}
 
@@ -262,23 +246,50 @@ def deliver_review(runtime: Runtime, item: OutboxItem, p: ReviewCard) -> dict[st
     if review.slack_ts and review.slack_channel and not still_old:
         channel, ts = review.slack_channel, review.slack_ts
     else:
-        text, blocks = review_message(review, runtime.policy, runtime.clock.now(), settings=runtime.settings)
-        resp = call(
-            runtime,
-            "chat_postMessage",
-            gate_channel=tier.channel,
-            channel=tier.channel,
-            text=text,
-            blocks=blocks,
-            unfurl_links=False,
-            unfurl_media=False,
+        channel, ts = _post_card_once(
+            runtime, item, review, tier.channel, skip_ts=moved.ts if moved else None
         )
-        channel, ts = resp["channel"], resp["ts"]
         _store_card(runtime, review, channel=channel, ts=ts, previous_ts=review.slack_ts)
     if moved:
         text, blocks = moved_message(review, channel)
         call(runtime, "chat_update", channel=moved.channel, ts=moved.ts, text=text, blocks=blocks)
     return {"channel": channel, "ts": ts}
+
+
+def _post_card_once(
+    runtime: Runtime, item: OutboxItem, review: Review, channel: str, *, skip_ts: str | None
+) -> tuple[str, str]:
+    """Post the card with its metadata; if an earlier try went unanswered, adopt the card it left instead."""
+    target = channel_id(runtime, channel)
+    pacer = runtime.services.slack_gate
+    wall = pacer.wall if pacer is not None else time.time
+    if item.in_doubt_at is not None:
+        oldest = item.in_doubt_at.timestamp() - DOUBT_MARGIN
+        found = find_card(runtime, target, review.id, oldest=oldest)
+        if found is not None and found != skip_ts:
+            log.info("review %s: adopting card %s left by an unanswered post", review.id, found)
+            return target, found
+    # Slack's time, not the business clock: the history lookup above compares it with message ts.
+    set_in_doubt(runtime=runtime, row=item, at=datetime.fromtimestamp(wall(), UTC))
+    text, blocks = review_message(review, runtime.policy, runtime.clock.now(), settings=runtime.settings)
+    try:
+        resp = call(
+            runtime,
+            "chat_postMessage",
+            gate_channel=target,
+            channel=target,
+            text=text,
+            blocks=blocks,
+            metadata=review_metadata(review.id),
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+    except NoAnswer:
+        raise  # stays in doubt: the next try looks in the channel first
+    except Exception:
+        set_in_doubt(runtime=runtime, row=item, at=None)  # Slack answered (or was never called): not posted
+        raise
+    return _post_answered(runtime, channel, resp)
 
 
 def _store_card(runtime: Runtime, review: Review, *, channel: str, ts: str, previous_ts: str | None) -> None:
@@ -308,6 +319,9 @@ def _store_card(runtime: Runtime, review: Review, *, channel: str, ts: str, prev
 
 def deliver_refresh(runtime: Runtime, item: OutboxItem, p: RefreshCard) -> dict[str, Any]:
     """`slack_refresh_review`: re-render the card from the store (state, SLA countdown, decision)."""
+    newer = _superseded(runtime, item, lambda q: q.get("review_id") == p.review_id)
+    if newer is not None:
+        return {"skipped": f"superseded by outbox #{newer}"}
     review = _review(runtime, p.review_id)
     if not review.slack_ts or not review.slack_channel:
         return {"skipped": "not posted yet; the post renders the current state"}

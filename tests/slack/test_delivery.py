@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from bot.app.runtime import Runtime, build_runtime
 from bot.app.workers import install_workers
-from bot.outbox.registry import Permanent, Retry
+from bot.outbox.registry import Defer, Permanent, Retry
 from bot.review.ingest import DraftIn, ingest_draft
 from bot.slack.delivery import call
 from storage import repo
@@ -125,19 +125,19 @@ def test_dm_and_ephemeral_kinds_reach_slack(runtime: Runtime, slack_standin: Any
     assert slack_standin.ephemerals("U0ALEX")[0]["text"] == "psst"
 
 
-def test_slack_errors_map_to_retry_or_permanent(runtime: Runtime, slack_standin: Any) -> None:
+def test_slack_errors_map_to_wait_retry_or_permanent(runtime: Runtime, slack_standin: Any) -> None:
     with pytest.raises(Permanent, match="message_not_found"):
         call(runtime, "chat_update", channel="#support-review", ts="1.000001", text="x")
     slack_standin.force_ratelimit("chat.postMessage", 1, retry_after=7)
-    with pytest.raises(Retry) as limited:
+    with pytest.raises(Defer) as limited:  # a 429 is a wait, not a failure
         call(runtime, "chat_postMessage", gate_channel="#busy", channel="#busy", text="x")
-    assert limited.value.retry_after == 7
-    with pytest.raises(Retry, match="rate limited"):  # the gate holds the channel back without calling Slack
+    assert limited.value.retry_after >= 7
+    with pytest.raises(Defer, match="budget"):  # the channel is held back without calling Slack
         call(runtime, "chat_postMessage", gate_channel="#busy", channel="#busy", text="x")
     assert len(slack_standin.calls("chat.postMessage")) == 1
     slack_standin.set_outage(True)
     with pytest.raises(Retry, match="503"):
-        call(runtime, "chat_postMessage", channel="#other", text="x")
+        call(runtime, "chat_postMessage", gate_channel="#other", channel="#other", text="x")
 
 
 def test_a_permanent_failure_is_dead_lettered(runtime: Runtime, slack_standin: Any) -> None:
