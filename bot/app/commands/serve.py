@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    settings.check_for_serve(socket_mode=args.socket)  # before the heavy imports: a typo fails fast
+
     import uvicorn
 
     from bot.app.asgi import create_app
@@ -26,8 +29,6 @@ def run(args: argparse.Namespace) -> int:
     from bot.app.runtime import build_runtime
     from storage.db import make_engine
 
-    settings = load_settings()
-    settings.check_for_serve(socket_mode=args.socket)
     # An empty SQLite file is never created here: `hitl db upgrade` makes the database.
     runtime = build_runtime(settings, engine=make_engine(settings.database_url, must_exist=True))
     configure_logging(
