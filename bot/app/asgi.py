@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
+from bot.app import metrics
 from bot.app.runtime import Runtime
 from bot.app.workers import install_workers
+from bot.callbacks.hosts import CallbackNotAllowed
 from handlers.http import outcomes
 from handlers.http.freshdesk_webhook import build_router as build_freshdesk_router
 from handlers.http.ingest import build_router, install_error_handlers
@@ -46,5 +49,17 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(build_zendesk_router(runtime))
     app.include_router(build_freshdesk_router(runtime))
     app.include_router(build_intercom_router(runtime))
+    app.add_exception_handler(CallbackNotAllowed, _callback_refused)
+    metrics.mount(app, runtime)
     app.include_router(outcomes.build_router(runtime))
     return app
+
+
+async def _callback_refused(_request: Request, exc: Exception) -> JSONResponse:
+    """A draft whose callback_url cannot be used: 422 naming the field, like every other bad field."""
+    field = getattr(exc, "field", "callback_url")
+    message = f"{field}: {exc}"
+    return JSONResponse(
+        {"error": "invalid_fields", "message": message, "fields": [{"field": field, "message": str(exc)}]},
+        status_code=422,
+    )

@@ -8,8 +8,9 @@ parts add jobs to it), the outbox worker starts first and stops last.
 from __future__ import annotations
 
 from bot.ai import assist
-from bot.app import scheduling
+from bot.app import metrics, scheduling
 from bot.app.runtime import Runtime
+from bot.callbacks import delivery as callback_delivery
 from bot.helpdesk import delivery as helpdesk_delivery
 from bot.outbox.worker import OutboxWorker
 from bot.qa import rating
@@ -26,6 +27,8 @@ PARTS = (
     helpdesk_delivery.install,
     rating.install,
     assist.install,
+    callback_delivery.install,
+    metrics.install,  # last: counts the calls of the Slack and helpdesk clients the parts above made
 )
 
 

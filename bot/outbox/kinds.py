@@ -31,6 +31,7 @@ class OutboxKind(StrEnum):
     SLACK_POST_QA = "slack_post_qa"
     HELPDESK_WRITE = "helpdesk_write"
     AI_SUMMARIZE = "ai_summarize"
+    DECISION_CALLBACK = "decision_callback"
 
 
 class Payload(BaseModel):
@@ -117,6 +118,34 @@ class Summarize(Payload):
     review_id: str
 
 
+class CallbackEvent(StrEnum):
+    """Why a decision callback is sent to the draft's `callback_url`."""
+
+    DECIDED = "decided"  # a human approved, edited, took over or rejected it
+    AUTO_SENT = "auto_sent"  # routed straight to the helpdesk, no human involved
+    TIMED_OUT = "timed_out"  # the SLA ran out and its timeout action fired; still pending
+
+
+class DecisionCallback(Payload):
+    """POST the outcome of a review to the AI pipeline that sent the draft (signed at delivery)."""
+
+    url: str
+    event: CallbackEvent
+    review_id: str
+    ticket_id: str
+    status: str
+    tier: str
+    occurred_at: datetime
+    decision: str | None = None
+    final_text: str | None = None
+    decided_by: str | None = None
+    decided_by_name: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None  # the reject category (defect) of a rejection
+    comment: str | None = None
+    timeout_action: str | None = None  # reassign / move_tier, for `timed_out`
+
+
 PAYLOADS: dict[OutboxKind, type[Payload]] = {
     OutboxKind.SLACK_POST: SlackPost,
     OutboxKind.SLACK_UPDATE: SlackUpdate,
@@ -127,6 +156,7 @@ PAYLOADS: dict[OutboxKind, type[Payload]] = {
     OutboxKind.SLACK_POST_QA: QaCard,
     OutboxKind.HELPDESK_WRITE: HelpdeskWrite,
     OutboxKind.AI_SUMMARIZE: Summarize,
+    OutboxKind.DECISION_CALLBACK: DecisionCallback,
 }
 
 
@@ -261,5 +291,19 @@ def enqueue_summarize(
         kind=OutboxKind.AI_SUMMARIZE,
         payload=job,
         order_key=f"ai:{job.review_id}",
+        dedupe_key=dedupe_key,
+    )
+
+
+def enqueue_decision_callback(
+    session: Session, *, now: datetime, callback: DecisionCallback, dedupe_key: str | None = None
+) -> OutboxItem:
+    """Callbacks of one review go out in order (a `timed_out` before the `decided` that follows it)."""
+    return _enqueue(
+        session,
+        now=now,
+        kind=OutboxKind.DECISION_CALLBACK,
+        payload=callback,
+        order_key=f"callback:{callback.review_id}",
         dedupe_key=dedupe_key,
     )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col
 
+from bot.callbacks.queue import CallbackEvent, queue_callback
 from bot.outbox.kinds import (
     HelpdeskWrite,
     RefreshCard,
@@ -284,6 +285,7 @@ def _queue_after_decision(*, session: Session, review: Review, now: datetime) ->
     enqueue_helpdesk_write(
         session, now=now, write=write, ticket_id=review.ticket_id, dedupe_key=f"helpdesk:{review.id}:review"
     )
+    queue_callback(session, review=review, now=now, event=CallbackEvent.DECIDED)
 
 
 # ---------------------------------------------------------------- the service the Slack handlers call

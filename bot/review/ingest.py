@@ -11,7 +11,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlmodel import Session
 
+from bot.app.settings import Settings
+from bot.callbacks.hosts import check_callback_url
+from bot.callbacks.queue import queue_callback
 from bot.outbox.kinds import (
+    CallbackEvent,
     HelpdeskWrite,
     QaCard,
     ReviewCard,
@@ -76,6 +80,13 @@ class DraftIn(BaseModel):
     )
     model: str | None = Field(None, max_length=200)
     prompt_version: str | None = Field(None, max_length=200)
+    callback_url: str | None = Field(
+        None,
+        max_length=2000,
+        pattern=r"^https?://\S+$",
+        description="POSTed the decision (signed, see the README's Decision callbacks) when the review is "
+        "decided, auto-sent or timed out; its host must be in the server's HITL_CALLBACK_HOSTS, else 422",
+    )
 
     @field_validator("interaction_type")
     @classmethod
@@ -141,8 +152,12 @@ def ingest_draft(
     now: datetime,
     actor: str = "api",
     assist: Assist | None = None,
+    settings: Settings | None = None,
 ) -> IngestResult:
-    """Store a draft once, routed; queue its Slack post or its helpdesk write in the same transaction."""
+    """Store a draft once, routed; queue its Slack post or its helpdesk write in the same transaction.
+
+    A `callback_url` is refused (CallbackNotAllowed) unless `settings` allow its host."""
+    check_callback_url(draft.callback_url, settings)
     key = draft.key()
     existing = repo.review_by_key(session=session, idempotency_key=key)
     if existing is not None:
@@ -181,6 +196,7 @@ def ingest_draft(
             "model": draft.model,
             "prompt_version": draft.prompt_version,
             "prior_contacts": history.prior_contacts,
+            "callback_url": draft.callback_url,
         }.items()
         if v is not None
     }
@@ -277,3 +293,4 @@ def _auto_send(*, session: Session, review: Review, policy: Policy, now: datetim
     )
     if sampled:
         enqueue_qa_card(session, now=now, card=QaCard(review_id=review.id), dedupe_key=f"qa:{review.id}")
+    queue_callback(session, review=review, now=now, event=CallbackEvent.AUTO_SENT)

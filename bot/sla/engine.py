@@ -32,6 +32,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, select
 
+from bot.callbacks.queue import queue_timed_out
 from bot.outbox.kinds import (
     MovedFrom,
     RefreshCard,
@@ -565,6 +566,7 @@ class SlaEngine:
         timeout = f.tier.escalation.on_timeout if f.tier else None
         if timeout is None:
             return False
+        queue_timed_out(f.session, review=f.review, now=f.now, action=timeout.action)
         if timeout.action == "reassign":
             self._reassign(f, timeout)
             return False

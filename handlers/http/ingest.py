@@ -180,6 +180,7 @@ def build_router(runtime: Runtime) -> APIRouter:
                     policy=runtime.policy,
                     now=runtime.clock.now(),
                     assist=assist,
+                    settings=runtime.settings,
                 )
                 return _public(result.review), result.created
         except IntegrityError:
