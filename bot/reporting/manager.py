@@ -2,6 +2,7 @@
 
 `/hitl stats [period] [type] [chart]`, `/hitl queue [tier]`, `/hitl review [period] [type] [type=0.85]`,
 `/hitl digest`, `/hitl help`. Anything else is answered with the usage, never an error trace.
+Everything but `help` answers only the policy's `managers` (`refusal`); an empty list leaves it open.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from bot.reporting.oversight.review import build_review
 from bot.reporting.queue import pending_queue
 from bot.reporting.stats.model import BadPeriod, is_period, parse_period
 from bot.reporting.stats.query import compute_stats
+from bot.review.people import MembershipUnknown
+from bot.review.policy import People
 from bot.slack.blocks.reports import (
     hint_block,
     mrkdwn_word,
@@ -28,6 +31,7 @@ from bot.slack.blocks.reports import (
     render_stats_blocks,
     text_blocks,
 )
+from storage import repo
 from storage.db import session_scope
 from storage.models import SchedulerState
 
@@ -157,6 +161,72 @@ def parse_command(text: str) -> Command:
 
 def usage_reply(problem: str | None = None) -> Reply:
     text = (problem + "\n" if problem else "") + USAGE
+    return Reply(text=text, blocks=text_blocks(text))
+
+
+# ---------------------------------------------------------------- who may ask
+
+OPEN_ACTIONS: frozenset[str] = frozenset({"help"})  # every other answer is for the policy's managers
+
+
+@dataclass(frozen=True)
+class Asker:
+    """Who typed the command, and where."""
+
+    user_id: str
+    channel_id: str | None = None
+    text: str = ""
+
+
+def refusal(runtime: Runtime, cmd: Command, asker: Asker, *, now: datetime | None = None) -> Reply | None:
+    """None when the asker may have this answer; otherwise the refusal to show them, audited.
+
+    Only `help` is open. The policy's `managers` may have everything else; when it names nobody the
+    reports stay open to anyone (and `hitl policy check` warns about that).
+    """
+    managers = runtime.policy.managers
+    if cmd.action in OPEN_ACTIONS or managers.anyone:
+        return None
+    why = _not_a_manager(runtime, managers, asker.user_id)
+    if why is None:
+        return None
+    with session_scope(runtime.engine) as session:
+        repo.audit(
+            session=session,
+            at=now or runtime.clock.now(),
+            actor=asker.user_id,
+            action="report_refused",
+            command=f"/hitl {asker.text.strip()[:200]}".strip(),
+            channel=asker.channel_id,
+            reason=why,
+        )
+    return _refusal_reply(cmd, managers, why)
+
+
+def _not_a_manager(runtime: Runtime, managers: People, user_id: str) -> str | None:
+    """None for a manager; `not_a_manager` or `membership_unknown` (fail closed) for anyone else."""
+    if user_id in managers.users:
+        return None
+    directory = runtime.services.people
+    if directory is None:
+        return "membership_unknown" if managers.usergroups else "not_a_manager"
+    try:
+        return None if directory.includes(managers, user_id) else "not_a_manager"
+    except MembershipUnknown:
+        return "membership_unknown"
+
+
+def _refusal_reply(cmd: Command, managers: People, why: str) -> Reply:
+    what = f"`/hitl {cmd.action}` is for managers (policy: `managers`)."
+    if why == "membership_unknown":
+        text = (
+            f":lock: {what} Your membership could not be checked with Slack just now; try again in a minute."
+        )
+    else:
+        text = (
+            f":lock: {what} Ask one of them ({managers.mention()}) or whoever maintains the policy file "
+            "to add you. `/hitl help` is open to everyone."
+        )
     return Reply(text=text, blocks=text_blocks(text))
 
 

@@ -3,7 +3,9 @@
 Help and unknown words are answered in the ack itself (an ephemeral reply, no extra call). Anything
 that reads the database is acked empty within Slack's 3 seconds, then computed in a lazy listener
 and answered with `chat.postEphemeral` (falling back to the command's `response_url` where the bot
-is not in the channel); `chart` uploads a PNG to the channel with `files_upload_v2`.
+is not in the channel); `chart` uploads a PNG to the channel with `files_upload_v2`. Only the policy's
+`managers` get anything but `help`; others get an ephemeral refusal (checked in the lazy listener,
+since reading a user group's members is a Slack call).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.app.runtime import Runtime
-from bot.reporting.manager import Reply, UsageError, answer, parse_command, usage_reply
+from bot.reporting.manager import Asker, Reply, UsageError, answer, parse_command, refusal, usage_reply
 from handlers.slack.context import runtime_of
 
 COMMAND = "/hitl"
@@ -46,8 +48,14 @@ def respond_later(command: dict[str, Any], client: WebClient, respond: Respond, 
         return  # answered in the ack
     if cmd.action == "help":
         return
+    runtime = runtime_of(context)
+    asker = Asker(
+        user_id=str(command.get("user_id") or ""),
+        channel_id=command.get("channel_id"),
+        text=str(command.get("text") or ""),
+    )
     try:
-        reply = answer(runtime_of(context), cmd)
+        reply = refusal(runtime, cmd, asker) or answer(runtime, cmd)
     except Exception:  # the asker gets a sentence, the log gets the trace
         log.exception("/hitl %s failed", command.get("text"))
         reply = Reply(

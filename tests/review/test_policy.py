@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.app.cli import main
 from bot.app.settings import BUNDLED_POLICY
 from bot.review.policy import (
     ROUTE_ORDER,
@@ -184,3 +186,46 @@ def test_durations_parse_like_people_write_them() -> None:
     assert POLICY.tiers["billing"].sla == timedelta(hours=1)
     assert POLICY.triggers.repeat_contact is not None
     assert POLICY.triggers.repeat_contact.window == timedelta(hours=48)
+
+
+MANAGERS_BLOCK = "managers:"
+
+
+def _with_managers(block: str) -> str:
+    """The bundled policy with its `managers:` section replaced by `block`."""
+    head = TEXT[: TEXT.index(MANAGERS_BLOCK)]
+    return head + block
+
+
+def test_bundled_policy_names_no_managers_so_reports_stay_open() -> None:
+    assert POLICY.managers.anyone
+
+
+def test_managers_are_user_groups_and_users() -> None:
+    policy = parse_policy(_with_managers("managers: {usergroups: [S0LEADS], users: [U0HEAD]}\n"))
+    assert policy.managers.usergroups == ["S0LEADS"] and policy.managers.users == ["U0HEAD"]
+    assert not policy.managers.anyone and policy.managers.mention() == "<!subteam^S0LEADS> <@U0HEAD>"
+
+
+def test_a_misspelled_managers_key_is_named_with_its_line() -> None:
+    bad = _with_managers("managers:\n  groups: [S0LEADS]\n")
+    line = bad.splitlines().index("  groups: [S0LEADS]") + 1
+    with pytest.raises(PolicyError) as err:
+        parse_policy(bad, "p.yml")
+    assert f"p.yml:{line}: managers.groups: unknown key" in str(err.value)
+
+
+def test_policy_check_warns_on_stderr_when_no_managers_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["policy", "check", str(BUNDLED_POLICY)]) == 0
+    out, err = capsys.readouterr()
+    assert "valid policy" in out and "managers (who may see the /hitl reports): anyone" in out
+    assert err.count("\n") == 1 and "warning: `managers` names nobody" in err
+    assert "/hitl stats, queue, review and digest answer anyone" in err
+
+    named = tmp_path / "p.yml"
+    named.write_text(_with_managers("managers: {usergroups: [S0LEADS]}\n"))
+    assert main(["policy", "check", str(named)]) == 0
+    out, err = capsys.readouterr()
+    assert "managers (who may see the /hitl reports): user group S0LEADS" in out and err == ""

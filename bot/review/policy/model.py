@@ -310,6 +310,8 @@ class Policy(_Strict):
     helpdesk: HelpdeskPolicy = HelpdeskPolicy()
     tone: Tone = Tone()
     oversight: Oversight = Oversight()
+    # Who may see the reports (`/hitl stats`, `queue`, `review`, `digest`, the chart); empty: anyone (warned).
+    managers: People = People()
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
