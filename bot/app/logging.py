@@ -118,6 +118,14 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is at the time of the call (it may be swapped after set-up)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(
     *,
     level: int = logging.WARNING,
@@ -127,7 +135,7 @@ def configure_logging(
 ) -> None:
     """Send every logger's lines to standard error in `fmt` ("text" or "json"), redacted; replaces earlier setup."""
     redact = Redactor(secrets)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.addFilter(ContextFilter(instance_id))
     handler.setFormatter(JsonFormatter(redact) if fmt == "json" else TextFormatter(redact))
     root = logging.getLogger()
