@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import CursorResult, update
 from sqlmodel import Session, col
@@ -19,10 +19,12 @@ from bot.callbacks.queue import CallbackEvent, queue_callback
 from bot.outbox.kinds import (
     HelpdeskWrite,
     RefreshCard,
+    SlackDm,
     SlackEphemeral,
     SlackPost,
     enqueue_helpdesk_write,
     enqueue_refresh_card,
+    enqueue_slack_dm,
     enqueue_slack_ephemeral,
     enqueue_slack_post,
     review_order,
@@ -31,6 +33,7 @@ from bot.review.edit_distance import edit_distance
 from bot.review.people import MembershipUnknown, PeopleDirectory
 from bot.review.policy import Policy
 from bot.slack.blocks.thread import already_decided_text, decision_thread_text, not_allowed_text
+from bot.slack.clicks import workspace_team
 from bot.slack.dedupe import first_delivery
 from storage import repo
 from storage.db import session_scope
@@ -38,6 +41,7 @@ from storage.models import Decision, DecisionKind, DefectCategory, Review, Revie
 
 if TYPE_CHECKING:
     from bot.app.runtime import Runtime
+    from bot.app.settings import Settings
 
 STATUS_AFTER = {
     DecisionKind.APPROVE: ReviewStatus.APPROVED,
@@ -52,7 +56,7 @@ class DecisionError(Exception):
 
     audit_action = "click"
 
-    def __init__(self, review_id: str, message: str) -> None:
+    def __init__(self, review_id: str | None, message: str) -> None:
         super().__init__(message)
         self.review_id = review_id
 
@@ -62,6 +66,15 @@ class DecisionError(Exception):
 
 class ReviewNotFound(DecisionError):
     """The button names a review the store does not have."""
+
+
+class ClickRefused(DecisionError):
+    """A click that is not about what it names: another workspace, another message, a value not ours."""
+
+    audit_action = "click_refused"
+
+    def user_message(self, user_id: str) -> str:
+        return not_allowed_text(str(self))
 
 
 class AlreadyDecided(DecisionError):
@@ -104,7 +117,7 @@ class NotAllowed(DecisionError):
 
     audit_action = "click_refused"
 
-    def __init__(self, review_id: str, why: str) -> None:
+    def __init__(self, review_id: str | None, why: str) -> None:
         super().__init__(review_id, why)
         self.why = why
 
@@ -176,6 +189,7 @@ def record_decision(
     reason: str | None = None,
     comment: str | None = None,
     is_supervisor: bool = False,
+    settings: Settings | None = None,
 ) -> Decision:
     """Decide a pending review once (first call wins), with its feedback row and everything to deliver."""
     kind = DecisionKind(decision)
@@ -251,7 +265,7 @@ def record_decision(
         prompt_version=extra.get("prompt_version"),
     )
     session.add(row)
-    _queue_after_decision(session=session, review=review, now=now)
+    _queue_after_decision(session=session, review=review, now=now, settings=settings)
     repo.audit(
         session=session,
         at=now,
@@ -268,12 +282,16 @@ def record_decision(
     return row
 
 
-def _queue_after_decision(*, session: Session, review: Review, now: datetime) -> None:
+def _queue_after_decision(
+    *, session: Session, review: Review, now: datetime, settings: Settings | None
+) -> None:
     """The card refresh, the thread reply and the helpdesk write, in the decision's transaction."""
     enqueue_refresh_card(
         session, now=now, refresh=RefreshCard(review_id=review.id), dedupe_key=f"refresh:{review.id}:decided"
     )
-    thread = SlackPost(review_id=review.id, in_review_thread=True, text=decision_thread_text(review))
+    thread = SlackPost(
+        review_id=review.id, in_review_thread=True, text=decision_thread_text(review, settings)
+    )
     enqueue_slack_post(
         session,
         now=now,
@@ -281,7 +299,9 @@ def _queue_after_decision(*, session: Session, review: Review, now: datetime) ->
         order_key=review_order(review.id),
         dedupe_key=f"thread:{review.id}:decided",
     )
-    write = HelpdeskWrite(review_id=review.id, decision=review.decision)
+    write = HelpdeskWrite(
+        review_id=review.id, decision=DecisionKind(review.decision) if review.decision else None
+    )
     enqueue_helpdesk_write(
         session, now=now, write=write, ticket_id=review.ticket_id, dedupe_key=f"helpdesk:{review.id}:review"
     )
@@ -291,27 +311,91 @@ def _queue_after_decision(*, session: Session, review: Review, now: datetime) ->
 # ---------------------------------------------------------------- the service the Slack handlers call
 
 
+Surface = Literal["message", "view"]
+
+
 @dataclass(frozen=True)
 class Click:
-    """Who clicked on which review, where; `delivery_key` makes a redelivered click a no-op."""
+    """Who clicked on which review, where; `delivery_key` makes a redelivered click a no-op.
+
+    `surface` is where the button was: a message (`channel`, `message_ts`, `thread_ts` say which) or a
+    view (a modal), whose private_metadata named `view_review_id`. `team_id` is the clicker's workspace.
+    """
 
     review_id: str
     user_id: str
     user_name: str | None
-    channel: str
+    channel: str  # "" when the click came from no message (a modal, App Home)
     message_ts: str
     delivery_key: str | None = None
+    team_id: str | None = None
+    thread_ts: str | None = None
+    surface: Surface = "message"
+    view_review_id: str | None = None
 
 
 def people(runtime: Runtime) -> PeopleDirectory:
     """The runtime's user-group directory (built by bot.slack.delivery.install)."""
-    directory: PeopleDirectory = runtime.services.people
+    directory = runtime.services.people
+    if directory is None:
+        raise NotAllowed(None, "Permissions cannot be checked: the Slack directory is not set up.")
     return directory
+
+
+# ---------------------------------------------------------------- is the click about what it names?
+
+
+def _on_card(review: Review, click: Click) -> bool:
+    """The click came from one of the review's own messages: its card (or its thread), or its QA card."""
+    qa = (review.extra or {}).get("qa_card") or {}
+    cards = [(review.slack_channel, review.slack_ts), (qa.get("channel"), qa.get("ts"))]
+    return any(
+        channel and ts and click.channel == channel and ts in (click.message_ts, click.thread_ts)
+        for channel, ts in cards
+    )
+
+
+def check_click(runtime: Runtime, click: Click, review: Review) -> None:
+    """Refuse (ClickRefused) a click from another workspace, or from a message or modal not this review's."""
+    team = workspace_team(runtime)
+    if team is None:
+        raise ClickRefused(
+            review.id, "This app could not yet confirm its Slack workspace; try again in a minute."
+        )
+    if click.team_id != team:
+        raise ClickRefused(
+            review.id, f"This click came from another Slack workspace ({click.team_id or 'unknown'})."
+        )
+    if click.surface == "view":
+        if click.view_review_id != review.id:
+            raise ClickRefused(review.id, "This button does not belong to the review this window shows.")
+        return
+    if not _on_card(review, click):
+        raise ClickRefused(
+            review.id,
+            "This button does not belong to the message it was clicked in (the review it names is "
+            "posted elsewhere, or was moved).",
+        )
+
+
+def checked_review(runtime: Runtime, click: Click) -> Review:
+    """The review a click names, once the click is known to come from that review's own card or modal."""
+    review = load_review(runtime, click.review_id)
+    check_click(runtime, click, review)
+    return review
 
 
 def pending_review(runtime: Runtime, review_id: str) -> Review:
     """A review that can still be decided (a quick read, e.g. before opening a modal)."""
     review = load_review(runtime, review_id)
+    if review.status != ReviewStatus.PENDING:
+        raise AlreadyDecided.of(review)
+    return review
+
+
+def pending_click(runtime: Runtime, click: Click) -> Review:
+    """The checked review of a click, if it can still be decided."""
+    review = checked_review(runtime, click)
     if review.status != ReviewStatus.PENDING:
         raise AlreadyDecided.of(review)
     return review
@@ -337,9 +421,11 @@ def decide(
 ) -> Decision | None:
     """Check and record one click's decision; None when the delivery was seen before."""
     now = runtime.clock.now()
+    review = checked_review(runtime, click)
     if click.delivery_key and not first_delivery(engine=runtime.engine, key=click.delivery_key, now=now):
         return None
-    review = pending_review(runtime, click.review_id)
+    if review.status != ReviewStatus.PENDING:
+        raise AlreadyDecided.of(review)
     supervisor = may_decide(
         review=review,
         decision=decision,
@@ -370,26 +456,37 @@ def decide(
             reason=reason,
             comment=comment,
             is_supervisor=supervisor,
+            settings=runtime.settings,
         )
     runtime.services.wake_outbox()
     return row
 
 
 def report_refusal(runtime: Runtime, error: DecisionError, *, user_id: str, channel: str | None) -> None:
-    """Audit a click that changed nothing and tell the clicker why, in an ephemeral message."""
-    now = runtime.clock.now()
-    text = error.user_message(user_id)
+    """Audit a click that changed nothing and tell the clicker why: ephemerally, or by DM from a modal."""
+    tell(
+        runtime, user_id=user_id, channel=channel, text=error.user_message(user_id), review_id=error.review_id
+    )
     with session_scope(runtime.engine) as session:
         detail: dict[str, Any] = {"result": type(error).__name__, "why": str(error)[:500], "channel": channel}
         repo.audit(
             session=session,
-            at=now,
+            at=runtime.clock.now(),
             actor=user_id,
             action=error.audit_action,
             review_id=error.review_id,
             **detail,
         )
+
+
+def tell(runtime: Runtime, *, user_id: str, channel: str | None, text: str, review_id: str | None) -> None:
+    """Tell one person something: an ephemeral in `channel`, or a DM where there is none (a modal, App Home)."""
+    now = runtime.clock.now()
+    with session_scope(runtime.engine) as session:
         if channel:
-            message = SlackEphemeral(channel=channel, user=user_id, text=text, review_id=error.review_id)
+            message = SlackEphemeral(channel=channel, user=user_id, text=text, review_id=review_id)
             enqueue_slack_ephemeral(session, now=now, message=message)
+        elif user_id:
+            dm = SlackDm(user=user_id, text=text, review_id=review_id)
+            enqueue_slack_dm(session, now=now, dm=dm, order_key=f"dm:{user_id}")
     runtime.services.wake_outbox()

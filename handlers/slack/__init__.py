@@ -19,13 +19,15 @@ from fastapi.concurrency import run_in_threadpool
 from slack_bolt import App
 from slack_bolt.adapter.fastapi import SlackRequestHandler
 from slack_bolt.adapter.socket_mode import SocketModeHandler
-from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+from slack_bolt.adapter.starlette.handler import to_starlette_response
 from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.signature import SignatureVerifier
 
 from bot.app.runtime import Runtime
 from bot.app.settings import secret
+from bot.slack.clicks import learn_in_background
 from bot.slack.client import make_web_client
-from handlers.slack import ai, commands, errors, events, qa, review
+from handlers.slack import ai, commands, edge, errors, events, qa, review
 from handlers.slack.context import runtime_middleware
 
 log = logging.getLogger("hitl.slack")
@@ -49,10 +51,13 @@ def build_bolt_app(runtime: Runtime) -> App:
         process_before_response=False,
         request_verification_enabled=True,
         token_verification_enabled=False,
+        # Requests for listeners we do not have go to errors.on_error (one log line), answered 200 at the edge.
+        raise_error_for_unhandled_request=True,
         listener_executor=executor,
         logger=log,
     )
     register_all(app, runtime)
+    learn_in_background(runtime)  # clicks are checked against our workspace (bot.slack.clicks)
     return app
 
 
@@ -85,14 +90,22 @@ def bolt_app(runtime: Runtime) -> App:
 
 
 class ThreadedSlackRequestHandler(SlackRequestHandler):
-    """Bolt's FastAPI adapter with `dispatch` moved off the event loop (it blocks until the listener acks)."""
+    """Bolt's FastAPI adapter behind the edge checks (handlers.slack.edge), with `dispatch` off the event loop."""
+
+    def __init__(self, app: App, signing_secret: str | None) -> None:
+        super().__init__(app)
+        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
 
     async def handle(
         self, req: Request, addition_context_properties: dict[str, Any] | None = None
     ) -> Response:
         body = await req.body()
-        bolt_request = to_bolt_request(req, body, addition_context_properties)
-        return to_starlette_response(await run_in_threadpool(self.app.dispatch, bolt_request))
+        headers: dict[str, list[str]] = {}
+        for name, value in req.headers.items():
+            headers.setdefault(name.lower(), []).append(value)
+        checked: edge.Headers = dict(headers)
+        resp = await run_in_threadpool(edge.dispatch, self.app, self.verifier, body, checked, req.url.query)
+        return to_starlette_response(resp)
 
 
 def add_socket_mode(runtime: Runtime, *, retry_seconds: float = 5.0) -> None:
@@ -122,7 +135,7 @@ def add_socket_mode(runtime: Runtime, *, retry_seconds: float = 5.0) -> None:
 
 def mount(fastapi_app: FastAPI, runtime: Runtime) -> None:
     """Serve events, interactivity and slash commands at `POST /slack/events`."""
-    handler = ThreadedSlackRequestHandler(bolt_app(runtime))
+    handler = ThreadedSlackRequestHandler(bolt_app(runtime), secret(runtime.settings.slack_signing_secret))
 
     @fastapi_app.post("/slack/events", include_in_schema=False)
     async def slack_events(request: Request) -> Response:

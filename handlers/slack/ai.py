@@ -10,27 +10,29 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.ai.assist import REGENERATING, regenerate_for_modal
+from bot.ai.pii import unmask_from
 from bot.app.runtime import Runtime
-from bot.review.decisions import pending_review
+from bot.review.decisions import pending_click
 from bot.slack.blocks.modals import edit_modal, edited_text
+from bot.slack.blocks.text import masking
 from bot.slack.ids import ActionId, BlockId, ModalMeta
 from handlers.slack.context import runtime_of
 from handlers.slack.errors import answers_refusals
+from handlers.slack.payloads import click_from_action, view_of
 
 log = logging.getLogger("hitl.slack.ai")
 
 
 def instruction(values: dict[str, Any]) -> str:
     """What the reviewer typed into the Instruction field ("" when nothing)."""
-    return str(
-        (values.get(BlockId.AI_INSTRUCTION, {}).get(ActionId.AI_INSTRUCTION) or {}).get("value") or ""
-    ).strip()
+    value = ((values.get(BlockId.AI_INSTRUCTION) or {}).get(ActionId.AI_INSTRUCTION) or {}).get("value")
+    return value.strip() if isinstance(value, str) else ""
 
 
 def next_revision(values: dict[str, Any]) -> int:
     """One more than the revision of the reply inputs now shown (block ids "edit_text:0:r2" → 3)."""
-    shown = [int(k.rsplit(":r", 1)[1]) for k in values if k.startswith(f"{BlockId.EDIT_TEXT}:") and ":r" in k]
-    return max(shown, default=0) + 1
+    shown = [k.rsplit(":r", 1)[1] for k in values if k.startswith(f"{BlockId.EDIT_TEXT}:") and ":r" in k]
+    return max((int(r) for r in shown if r.isdigit()), default=0) + 1
 
 
 @answers_refusals
@@ -38,16 +40,19 @@ def regenerate(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltC
     """Show "Regenerating…", ask the model, then show its text (or the reviewer's, with a note)."""
     ack()
     runtime = runtime_of(context)
-    view = body["view"]
-    meta = ModalMeta.model_validate_json(view["private_metadata"])
-    values = view.get("state", {}).get("values", {})
-    review = pending_review(runtime, meta.review_id)
-    current = edited_text(values) or review.draft
+    click = click_from_action(body)
+    review = pending_click(runtime, click)
+    view = view_of(body)
+    meta = ModalMeta(review_id=review.id, channel=click.channel, ts=click.message_ts)
+    values = view.state.values
+    # The modal shows the reply masked: the model gets the draft's own details back (it masks them itself).
+    shown = edited_text(values)
+    current = unmask_from(shown, review.draft, enabled=masking(runtime.settings)) if shown else review.draft
     revision = next_revision(values)
     try:
-        shown = client.views_update(
-            view_id=view["id"],
-            hash=view.get("hash"),
+        waiting = client.views_update(
+            view_id=view.id,
+            hash=view.hash,
             view=edit_modal(
                 review,
                 meta,
@@ -62,11 +67,11 @@ def regenerate(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltC
             review_id=review.id,
             instruction=instruction(values),
             current_text=current,
-            actor=body["user"]["id"],
+            actor=click.user_id,
         )
         client.views_update(
-            view_id=view["id"],
-            hash=shown["view"]["hash"],
+            view_id=view.id,
+            hash=waiting["view"]["hash"],
             view=edit_modal(
                 review, meta, settings=runtime.settings, text=text, revision=revision, ai_note=note
             ),

@@ -1,58 +1,132 @@
-"""The error handling of the Slack listeners: clicks that change nothing get an ephemeral answer and an audit row.
+"""The error handling of the Slack listeners: no click ever ends in Slack's error screen.
 
-`answer` is the one mapping from the decision exception hierarchy to what the clicker sees. It runs from
-Bolt's `@app.error` handler and from `@answers_refusals`, which wraps listeners that ack first: Bolt 1.30's
-thread runner forgets an ack the listener already sent if the listener then raises before the request
-thread has seen it, so the HTTP request would hang for 3 s and answer 404.
+`answer` is the one mapping from the decision exception hierarchy to what the clicker sees (an ephemeral
+message, or a DM where there is no channel) plus an audit row. `@answers_refusals` wraps every listener
+that acks first: a DecisionError raised after `ack()` is answered; any other exception is logged once
+with the review id and the clicker is told it failed. (Bolt 1.30's thread runner forgets an ack the
+listener already sent if the listener then raises, so the request would hang for 3 s and answer 404.)
+`on_error` is Bolt's `@app.error` handler for what happens before an ack or outside listeners: one log
+line each, never a traceback for a request Slack (or a forger with our secret) got wrong.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from logging import Logger
 from typing import Any
 
-from slack_bolt import App, BoltContext
+from slack_bolt import Ack, App, BoltContext
+from slack_bolt.error import BoltUnhandledRequestError
 from slack_sdk.errors import SlackApiError
 
 from bot.app.runtime import Runtime
-from bot.review.decisions import DecisionError, report_refusal
-from handlers.slack.context import runtime_of
-from handlers.slack.payloads import where
+from bot.review.decisions import DecisionError, report_refusal, tell
+from handlers.slack.context import RUNTIME_KEY, runtime_of
+from handlers.slack.payloads import review_id_of, where
 
 LATE_MODAL_ERRORS = frozenset({"expired_trigger_id", "invalid_trigger_id"})
+FAILED_TEXT = (
+    ":warning: Sorry, that click could not be handled ({what}). If the card has not changed, "
+    "nothing was recorded: try again, or decide in the helpdesk. The error is in the service log."
+)
+log = logging.getLogger("hitl.slack")
 
 
 def answer(runtime: Runtime, error: DecisionError, body: dict[str, Any]) -> None:
-    """Tell the clicker why nothing changed (AlreadyDecided, NotAllowed, ReviewNotFound) and audit it."""
+    """Tell the clicker why nothing changed (AlreadyDecided, NotAllowed, ClickRefused, ...) and audit it."""
     user_id, channel = where(body)
     report_refusal(runtime, error, user_id=user_id or "unknown", channel=channel)
 
 
+def failed(runtime: Runtime | None, error: Exception, body: dict[str, Any], listener: str) -> None:
+    """A listener failed after its ack: one error line (with the review id), and the clicker is told."""
+    review_id = review_id_of(body)
+    log.error("Slack listener %s failed for review %s: %r", listener, review_id, error, exc_info=error)
+    user_id, channel = where(body)
+    if runtime is None or not user_id:
+        return
+    what = type(error).__name__
+    try:
+        tell(
+            runtime, user_id=user_id, channel=channel, text=FAILED_TEXT.format(what=what), review_id=review_id
+        )
+    except Exception as exc:  # noqa: BLE001 - the database is down too: the log line above is all we can do
+        log.error("could not tell %s that review %s failed: %r", user_id, review_id, exc)
+
+
 def answers_refusals(listener: Callable[..., None]) -> Callable[..., None]:
-    """Decorate a listener (which takes `context` and `body`) so a DecisionError raised after its ack() is answered here."""
+    """Decorate a listener (taking `context` and `body`) so nothing it raises after ack() goes unanswered."""
 
     @functools.wraps(listener)  # Bolt reads the argument names through __wrapped__
     def run(**kwargs: Any) -> None:
+        body: dict[str, Any] = kwargs["body"]
+        runtime = _runtime(kwargs["context"])
         try:
-            listener(**kwargs)
+            try:
+                listener(**kwargs)
+            finally:
+                _ack_once(kwargs.get("ack"))
         except DecisionError as error:
-            answer(runtime_of(kwargs["context"]), error, kwargs["body"])
+            if runtime is not None:
+                answer(runtime, error, body)
+        except SlackApiError as error:
+            if error.response.get("error") in LATE_MODAL_ERRORS:
+                _late_modal(runtime, error, body)
+            else:
+                failed(runtime, error, body, listener.__name__)
+        except Exception as error:  # noqa: BLE001 - the one place a listener's failure is answered
+            failed(runtime, error, body, listener.__name__)
 
     return run
 
 
-def on_error(error: Exception, body: dict[str, Any], context: BoltContext, logger: Logger) -> None:
-    """Decision errors → ephemeral; a modal opened too late → warning; anything else → error log."""
-    if isinstance(error, DecisionError):
-        answer(runtime_of(context), error, body)
+def _ack_once(ack: Ack | None) -> None:
+    """Ack if the listener did not (it raised while reading the payload): Slack still gets its 200."""
+    if ack is not None and ack.response is None:
+        ack()
+
+
+def _late_modal(runtime: Runtime | None, error: SlackApiError, body: dict[str, Any]) -> None:
+    log.warning("modal not opened: %s (Slack's 3-second trigger_id had run out)", error.response.get("error"))
+    user_id, channel = where(body)
+    if runtime is not None and user_id:
+        text = ":hourglass: Slack took too long to open that window; click the button again."
+        tell(runtime, user_id=user_id, channel=channel, text=text, review_id=review_id_of(body))
+
+
+def _runtime(context: BoltContext) -> Runtime | None:
+    try:
+        return runtime_of(context) if RUNTIME_KEY in context else None
+    except TypeError:
+        return None
+
+
+def on_error(error: Exception, body: Any, context: BoltContext, logger: Logger) -> None:
+    """Decision errors → ephemeral; unhandled requests and late modals → one line; the rest → error log."""
+    payload: dict[str, Any] = body if isinstance(body, dict) else {}
+    runtime = _runtime(context)
+    if isinstance(error, DecisionError) and runtime is not None:
+        answer(runtime, error, payload)
+    elif isinstance(error, BoltUnhandledRequestError):
+        log.info("Slack request not for this app: %s", _kind(payload))
     elif isinstance(error, SlackApiError) and error.response.get("error") in LATE_MODAL_ERRORS:
-        logger.warning(
-            "modal not opened: %s (Slack's 3-second trigger_id had run out)", error.response["error"]
-        )
+        _late_modal(runtime, error, payload)
     else:
-        logger.error("Slack listener failed: %s", error, exc_info=error)
+        failed(runtime, error, payload, "before ack")
+
+
+def _kind(body: dict[str, Any]) -> str:
+    """A short description of a request for the log: its type and action, callback, event or command."""
+    parts = [str(body.get("type") or body.get("command") or "unknown")[:40]]
+    actions = body.get("actions")
+    if isinstance(actions, list) and actions and isinstance(actions[0], dict):
+        parts.append(str(actions[0].get("action_id"))[:80])
+    for key in ("view", "event"):
+        if isinstance(body.get(key), dict):
+            parts.append(str(body[key].get("callback_id") or body[key].get("type"))[:80])
+    return " ".join(parts)
 
 
 def register(app: App, runtime: Runtime) -> None:

@@ -1,4 +1,7 @@
-"""QA card listeners: Good, Defect (opens the defect modal), and the modal's submission."""
+"""QA card listeners: Good, Defect (opens the defect modal), and the modal's submission.
+
+Each click is checked against the review it names first (same workspace, its QA card or modal).
+"""
 
 from __future__ import annotations
 
@@ -9,41 +12,50 @@ from slack_sdk import WebClient
 
 from bot.app.runtime import Runtime
 from bot.qa.rating import ensure_unrated, rate
+from bot.review.decisions import checked_review
 from bot.slack.blocks.qa import defect_modal, defect_reason
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from handlers.slack.context import runtime_of
 from handlers.slack.errors import answers_refusals
-from handlers.slack.payloads import click_from_action, click_from_view
+from handlers.slack.payloads import click_from_action, click_from_view, trigger_of, view_values
 
 
 @answers_refusals
 def good(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
     """The auto-sent reply was right."""
     ack()
-    rate(runtime_of(context), click_from_action(body), good=True)
+    runtime = runtime_of(context)
+    click = click_from_action(body)
+    checked_review(runtime, click)
+    rate(runtime, click, good=True)
 
 
 @answers_refusals
 def defect(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
     """Ask what went wrong (the trigger_id lives 3 s: open the modal first)."""
     ack()
+    runtime = runtime_of(context)
     click = click_from_action(body)
-    ensure_unrated(runtime_of(context), click.review_id)
+    checked_review(runtime, click)
+    ensure_unrated(runtime, click.review_id)
     client.views_open(
-        trigger_id=body["trigger_id"],
+        trigger_id=trigger_of(body),
         view=defect_modal(review_id=click.review_id, channel=click.channel, ts=click.message_ts),
     )
 
 
 @answers_refusals
-def defect_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+def defect_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
     """Record the defect with its category and comment."""
-    category, comment = defect_reason(view["state"]["values"])
+    click = click_from_view(body)
+    category, comment = defect_reason(view_values(body))
     if category is None:
         ack(response_action="errors", errors={BlockId.QA_DEFECT_CATEGORY: "Choose what went wrong."})
         return
     ack()
-    rate(runtime_of(context), click_from_view(body), good=False, category=category, comment=comment)
+    runtime = runtime_of(context)
+    checked_review(runtime, click)
+    rate(runtime, click, good=False, category=category, comment=comment)
 
 
 def register(app: App, runtime: Runtime) -> None:

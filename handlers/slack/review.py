@@ -1,4 +1,8 @@
-"""Review card listeners: Approve, Edit, Take over, Reject, Show full message (one short function each)."""
+"""Review card listeners: Approve, Edit, Take over, Reject, Show full message (one short function each).
+
+Every click is read into a typed `Click` and checked against the review it names (bot.review.decisions:
+same workspace, same card or modal) before anything happens; refusals are answered by `@answers_refusals`.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +12,19 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.app.runtime import Runtime
-from bot.review.decisions import decide, load_review, pending_review
-from bot.slack.blocks.modals import edit_modal, edited_text, full_text_modal, reject_modal, rejected_reason
-from bot.slack.ids import ActionId, BlockId, CallbackId, ReviewRef
+from bot.review.decisions import checked_review, decide, pending_click
+from bot.slack.blocks.modals import (
+    edit_blocks,
+    edit_modal,
+    full_text_modal,
+    reject_modal,
+    rejected_reason,
+    submitted_reply,
+)
+from bot.slack.ids import ActionId, BlockId, CallbackId
 from handlers.slack.context import runtime_of
 from handlers.slack.errors import answers_refusals
-from handlers.slack.payloads import click_from_action, click_from_view, modal_meta
+from handlers.slack.payloads import click_from_action, click_from_view, modal_meta, trigger_of, view_values
 from storage.models import DecisionKind
 
 
@@ -37,25 +48,31 @@ def edit(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext
     ack()
     runtime = runtime_of(context)
     click = click_from_action(body)
-    review = pending_review(runtime, click.review_id)
+    review = pending_click(runtime, click)
     client.views_open(
-        trigger_id=body["trigger_id"],
+        trigger_id=trigger_of(body),
         view=edit_modal(review, modal_meta(click), settings=runtime.settings),
     )
 
 
 @answers_refusals
-def edit_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
-    """Send the edited reply; an empty one gets a field error in the modal."""
-    text = edited_text(view["state"]["values"])
+def edit_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
+    """Send the edited reply (the draft's masked details put back); empty or unresolved ones get a field error."""
+    runtime = runtime_of(context)
+    click = click_from_view(body)
+    review = pending_click(runtime, click)
+    values = view_values(body)
+    text, left = submitted_reply(values, review, runtime.settings)
+    field = next(iter(edit_blocks(values)), f"{BlockId.EDIT_TEXT}:0")
     if not text.strip():
-        ack(
-            response_action="errors",
-            errors={f"{BlockId.EDIT_TEXT}:0": "Write the reply to send, or Cancel."},
-        )
+        ack(response_action="errors", errors={field: "Write the reply to send, or Cancel."})
+        return
+    if left:
+        why = f"Replace {', '.join(left)} with the real detail (the draft held more than one)."
+        ack(response_action="errors", errors={field: why})
         return
     ack()
-    decide(runtime_of(context), click_from_view(body), DecisionKind.EDIT, final_text=text)
+    decide(runtime, click, DecisionKind.EDIT, final_text=text)
 
 
 @answers_refusals
@@ -63,14 +80,15 @@ def reject(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltConte
     """Open the Reject modal (a reason is required)."""
     ack()
     click = click_from_action(body)
-    review = pending_review(runtime_of(context), click.review_id)
-    client.views_open(trigger_id=body["trigger_id"], view=reject_modal(review, modal_meta(click)))
+    review = pending_click(runtime_of(context), click)
+    client.views_open(trigger_id=trigger_of(body), view=reject_modal(review, modal_meta(click)))
 
 
 @answers_refusals
-def reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+def reject_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
     """Reject with a defect category and an optional comment; nothing goes to the customer."""
-    category, comment = rejected_reason(view["state"]["values"])
+    click = click_from_view(body)
+    category, comment = rejected_reason(view_values(body))
     if category is None:
         ack(
             response_action="errors",
@@ -78,7 +96,7 @@ def reject_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], conte
         )
         return
     ack()
-    decide(runtime_of(context), click_from_view(body), DecisionKind.REJECT, reason=category, comment=comment)
+    decide(runtime_of(context), click, DecisionKind.REJECT, reason=category, comment=comment)
 
 
 @answers_refusals
@@ -86,8 +104,8 @@ def show_full(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltCo
     """Everything the card trimmed, in a modal."""
     ack()
     runtime = runtime_of(context)
-    review = load_review(runtime, ReviewRef.model_validate_json(body["actions"][0]["value"]).review_id)
-    client.views_open(trigger_id=body["trigger_id"], view=full_text_modal(review, settings=runtime.settings))
+    review = checked_review(runtime, click_from_action(body))
+    client.views_open(trigger_id=trigger_of(body), view=full_text_modal(review, settings=runtime.settings))
 
 
 def register(app: App, runtime: Runtime) -> None:

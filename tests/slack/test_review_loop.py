@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from bot.slack.clicks import stored_team
 from bot.slack.ids import ActionId, BlockId
 from sandbox.slack_sim import block_action_payload, event_callback, sign, signed_headers
 from storage.models import AuditEvent, DecisionKind, ReviewStatus
@@ -248,6 +249,8 @@ def test_a_slack_outage_loses_nothing(loop: Loop) -> None:
     wait_for(lambda: [c for c in loop.standin.calls() if c["status"] == 503], 5, "a failed post")
     loop.standin.set_outage(False)
     card = loop.card(review_id, timeout=15)
+    # Clicks are checked against our workspace, which a service learns (auth.test) once Slack answers.
+    wait_for(lambda: stored_team(loop.runtime), 15, "the service to learn its workspace")
 
     loop.standin.set_outage(True)
     assert loop.click(card, ActionId.APPROVE).status_code == 200

@@ -17,10 +17,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.ai.pii import mask_pii
 from bot.ai.tone import tone_flags
 from bot.app.settings import Settings
 from bot.review.policy import Policy
+from bot.slack.blocks import limits
 from bot.slack.blocks.text import (
     DECISION_DONE,
     HEADER_MAX,
@@ -32,6 +32,7 @@ from bot.slack.blocks.text import (
     decision_line,
     escape,
     link,
+    masked,
     md,
     reject_reason,
     slack_date,
@@ -74,9 +75,10 @@ def sla_text(review: Review, now: datetime) -> str | None:
     return f"⏱ SLA due {slack_date(due)} (in {span(due - now)})"
 
 
-def _facts(review: Review, policy: Policy) -> SectionBlock:
+def _facts(review: Review, policy: Policy, settings: Settings | None) -> SectionBlock:
     customer = review.customer or {}
-    who = [escape(str(customer.get("name") or customer.get("email") or "unknown customer"))]
+    name = str(customer.get("name") or customer.get("email") or "unknown customer")
+    who = [escape(masked(name, settings))]
     if customer.get("tier"):
         who.append(escape(str(customer["tier"])))
     if customer.get("account_value") is not None:
@@ -134,25 +136,25 @@ def review_message(
     pending = review.status == ReviewStatus.PENDING
     ref = ReviewRef(review_id=review.id).model_dump_json()
     texts, trimmed = _text_blocks(review, settings)
-    blocks: list[Block] = [_header(review), _facts(review, policy), *texts]
+    blocks: list[Block] = [_header(review), _facts(review, policy, settings), *texts]
     blocks += _tone_blocks(review, policy)
     blocks.append(_reasons_block(review))
     blocks += _context_blocks(review, policy, now, pending=pending)
     if pending:
         blocks.append(_actions_block(review, ref, trimmed=trimmed))
     else:
-        blocks += _decided_blocks(review)
+        blocks += _decided_blocks(review, settings)
         if trimmed or review.decision == DecisionKind.EDIT:
             blocks.append(ActionsBlock(block_id=BlockId.REVIEW_MORE, elements=[_show_full_button(ref)]))
-    return fallback_text(review), validated(blocks)
+    return fallback_text(review, settings=settings), validated(blocks)
 
 
 def _header(review: Review) -> HeaderBlock:
     kind = "Take over" if review.route == Route.TAKE_OVER else "Review"
     icon = "🔴" if review.route == Route.TAKE_OVER else "🟡"
-    title = clip(
+    title = limits.plain(
         f"{icon} {kind}: {review.interaction_type.replace('_', ' ')} · ticket {review.ticket_id}", HEADER_MAX
-    )[0]
+    )
     return HeaderBlock(block_id=BlockId.REVIEW_HEADER, text=title)
 
 
@@ -162,16 +164,16 @@ def _text_blocks(review: Review, settings: Settings | None) -> tuple[list[Block]
     trimmed = False
     summary = (review.extra or {}).get("summary")
     if summary:
-        body, cut = clip_escaped(str(summary), SUMMARY_BUDGET)
+        body, cut = clip_escaped(masked(str(summary), settings), SUMMARY_BUDGET)
         blocks.append(SectionBlock(block_id=BlockId.REVIEW_SUMMARY, text=md(f"*Summary* (AI)\n{body}")))
         trimmed |= cut
-    subject = f" — _{clip_escaped(review.subject, 200)[0]}_" if review.subject else ""
+    subject = f" — _{clip_escaped(masked(review.subject, settings), 200)[0]}_" if review.subject else ""
     body, cut = clip_escaped(customer_text(review, settings), CUSTOMER_BUDGET)
     blocks.append(
         SectionBlock(block_id=BlockId.REVIEW_CUSTOMER, text=md(f"*Customer wrote*{subject}\n{body}"))
     )
     trimmed |= cut
-    body, cut = clip_escaped(review.draft, DRAFT_BUDGET)
+    body, cut = clip_escaped(masked(review.draft, settings), DRAFT_BUDGET)
     blocks.append(SectionBlock(block_id=BlockId.REVIEW_DRAFT, text=md(f"*AI draft*\n{body}")))
     return blocks, trimmed or cut
 
@@ -180,18 +182,18 @@ def _tone_blocks(review: Review, policy: Policy) -> list[Block]:
     hits = tone_hits(review.draft, policy)
     if not hits:
         return []
-    phrases = ", ".join(f"“{escape(h)}”" for h in hits)
+    phrases = ", ".join(f"“{escape(h)}”" for h in hits[:20])
     return [
         ContextBlock(
             block_id=BlockId.REVIEW_TONE,
-            elements=[md(clip(f"⚠️ Tone guardrail: the draft says {phrases}", 2000)[0])],
+            elements=[md(clip(f"⚠️ Tone guardrail: the draft says {phrases}", limits.CONTEXT_TEXT)[0])],
         )
     ]
 
 
 def _reasons_block(review: Review) -> SectionBlock:
     reasons = (
-        "\n".join(f"• {escape(r.get('message', r.get('code', '')))}" for r in review.reasons)
+        "\n".join(f"• {escape(str(r.get('message', r.get('code', ''))))}" for r in review.reasons[:30])
         or "• (none recorded)"
     )
     return SectionBlock(
@@ -209,7 +211,11 @@ def _context_blocks(review: Review, policy: Policy, now: datetime, *, pending: b
     ]
     if not context:
         return []
-    return [ContextBlock(block_id=BlockId.REVIEW_SLA, elements=[md(clip(c, 2000)[0]) for c in context])]
+    return [
+        ContextBlock(
+            block_id=BlockId.REVIEW_SLA, elements=[md(clip(c, limits.CONTEXT_TEXT)[0]) for c in context]
+        )
+    ]
 
 
 def _show_full_button(ref: str) -> ButtonElement:
@@ -223,15 +229,15 @@ def _actions_block(review: Review, ref: str, *, trimmed: bool) -> ActionsBlock:
     return ActionsBlock(block_id=BlockId.REVIEW_ACTIONS, elements=buttons)
 
 
-def _decided_blocks(review: Review) -> list[Block]:
+def _decided_blocks(review: Review, settings: Settings | None) -> list[Block]:
     blocks: list[Block] = []
     line = decision_line(review)
     if review.decision == DecisionKind.REJECT:
-        line += f"\nReason: {reject_reason(review, 1000)}"
+        line += f"\nReason: {reject_reason(review, 1000, settings)}"
     if line:
         blocks.append(SectionBlock(block_id=BlockId.REVIEW_DECISION, text=md(clip(line, SECTION_MAX)[0])))
     if review.decision == DecisionKind.EDIT and review.final_text:
-        body, _ = clip_escaped(review.final_text, FINAL_BUDGET)
+        body, _ = clip_escaped(masked(review.final_text, settings), FINAL_BUDGET)
         size = (review.extra or {}).get("edit_distance")
         changed = f", {size:.0%} changed" if isinstance(size, (int, float)) else ""
         blocks.append(
@@ -240,25 +246,26 @@ def _decided_blocks(review: Review) -> list[Block]:
     return blocks
 
 
-def fallback_text(review: Review) -> str:
-    """The notification / screen-reader text sent with the blocks."""
+def fallback_text(review: Review, *, settings: Settings | None = None) -> str:
+    """The notification / screen-reader text sent with the blocks (masked, escaped, then trimmed)."""
     what = f"{review.interaction_type} ticket {review.ticket_id}"
     if review.status != ReviewStatus.PENDING and review.decision:
         who = review.decided_by_name or review.decided_by or "hitl"
-        return escape(f"{DECISION_DONE[DecisionKind(review.decision)].capitalize()} by {who}: {what}")
+        done = DECISION_DONE[DecisionKind(review.decision)].capitalize()
+        return limits.mrkdwn(f"{done} by {who}: {what}", limits.FALLBACK_TEXT)
     kind = "Take over needed" if review.route == Route.TAKE_OVER else "Review needed"
-    snippet = clip(" ".join(mask_pii(review.customer_message).split()), FALLBACK_SNIPPET)[
-        0
-    ]  # push notifications
-    return escape(f"{kind}: {what} ({review.tier}, confidence {review.confidence:.2f}) — {snippet}")
+    # A push notification shows the first words only.
+    snippet = limits.plain(" ".join(masked(review.customer_message, settings).split()), FALLBACK_SNIPPET)
+    line = f"{kind}: {what} ({review.tier}, confidence {review.confidence:.2f}) — {snippet}"
+    return limits.mrkdwn(line, limits.FALLBACK_TEXT)
 
 
 def moved_message(review: Review, to_channel: str) -> tuple[str, list[Block]]:
     """What an old card says once the review was re-posted in another tier's channel."""
-    text = f"Moved to {channel_ref(to_channel)} (tier {escape(review.tier)}): decide there."
-    title = clip(
+    text = limits.fit(f"Moved to {channel_ref(to_channel)} (tier {escape(review.tier)}): decide there.", 2000)
+    title = limits.plain(
         f"↪️ Moved: {review.interaction_type.replace('_', ' ')} · ticket {review.ticket_id}", HEADER_MAX
-    )[0]
+    )
     return text, validated(
         [
             HeaderBlock(block_id=BlockId.REVIEW_HEADER, text=title),

@@ -19,12 +19,14 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.ai.pii import placeholders_in, unmask_from
 from bot.app.settings import Settings, secret
-from bot.slack.blocks.text import DEFECT_LABELS, clip, customer_text, escape, md, validated
+from bot.slack.blocks import limits
+from bot.slack.blocks.text import DEFECT_LABELS, customer_text, masked, masking, md, validated
 from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
 from storage.models import DefectCategory, Review
 
-INPUT_MAX = 3000
+INPUT_MAX = limits.INPUT_VALUE
 VIEW_MAX_BLOCKS = 100
 
 
@@ -54,14 +56,15 @@ def edit_modal(
     With a model configured it also offers AI Regenerate (handlers/slack/ai.py), which rebuilds the modal
     with `text` under new block ids (`revision`), since Slack keeps typed input over a new initial_value.
     """
-    customer, _ = clip(" ".join(customer_text(review, settings).split()), 600)
+    customer = limits.plain(" ".join(customer_text(review, settings).split()), 600)
     blocks: list[Block] = [
         SectionBlock(
             block_id=BlockId.REVIEW_CUSTOMER,
             text=PlainTextObject(text=f"The customer wrote: {customer}", emoji=False),
         )
     ]
-    parts = _parts(review.draft if text is None else text)
+    # The reply is shown masked too; edit_submitted puts the draft's own details back (unmasked_reply).
+    parts = _parts(limits.clean(masked(review.draft if text is None else text, settings)))
     for i, part in enumerate(parts[: VIEW_MAX_BLOCKS - 4]):
         label = "Reply to the customer" if len(parts) == 1 else f"Reply, part {i + 1} of {len(parts)}"
         blocks.append(
@@ -75,7 +78,7 @@ def edit_modal(
             )
         )
     if settings is not None and secret(settings.openai_api_key):
-        blocks += _ai_blocks(review, ai_note)
+        blocks += _ai_blocks(review, ai_note, settings)
     return View(
         type="modal",
         callback_id=CallbackId.EDIT_MODAL,
@@ -87,7 +90,7 @@ def edit_modal(
     )
 
 
-def _ai_blocks(review: Review, note: str | None) -> list[Block]:
+def _ai_blocks(review: Review, note: str | None, settings: Settings | None) -> list[Block]:
     """AI Regenerate in the Edit modal: an optional instruction and the button (and a quiet note after a try)."""
     blocks: list[Block] = [
         InputBlock(
@@ -113,27 +116,62 @@ def _ai_blocks(review: Review, note: str | None) -> list[Block]:
         ),
     ]
     if note:
-        blocks.append(ContextBlock(block_id=BlockId.AI_NOTE, elements=[md(clip(escape(note), 2000)[0])]))
+        blocks.append(
+            ContextBlock(
+                block_id=BlockId.AI_NOTE,
+                elements=[md(limits.mrkdwn(masked(note, settings), limits.CONTEXT_TEXT))],
+            )
+        )
     return blocks
 
 
-def edited_text(values: dict[str, dict[str, dict[str, str | None]]]) -> str:
+def _value(values: dict[str, dict[str, dict[str, Any]]], block_id: str, action_id: str) -> Any:
+    element = (values.get(block_id) or {}).get(action_id)
+    return element if isinstance(element, dict) else {}
+
+
+def _typed(element: dict[str, Any]) -> str:
+    value = element.get("value")
+    return value if isinstance(value, str) else ""
+
+
+def _edit_part(block_id: str) -> int:
+    index = block_id.split(":")[1]
+    return int(index) if index.isdigit() else 0
+
+
+def edit_blocks(values: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """The Edit modal's reply inputs now shown (block ids "edit_text:0", "edit_text:1:r2", ...), in order."""
+    return sorted((k for k in values if k.startswith(f"{BlockId.EDIT_TEXT}:")), key=_edit_part)
+
+
+def edited_text(values: dict[str, dict[str, dict[str, Any]]]) -> str:
     """The reply typed into the Edit modal, its parts joined in order."""
-    keys = sorted(
-        (k for k in values if k.startswith(f"{BlockId.EDIT_TEXT}:")), key=lambda k: int(k.split(":")[1])
-    )
-    return "".join(values[k][ActionId.EDIT_TEXT].get("value") or "" for k in keys)
+    return "".join(_typed(_value(values, k, ActionId.EDIT_TEXT)) for k in edit_blocks(values))
+
+
+def submitted_reply(
+    values: dict[str, dict[str, dict[str, Any]]], review: Review, settings: Settings | None
+) -> tuple[str, list[str]]:
+    """The reply from the Edit modal with the draft's own masked details put back; (reply, placeholders left).
+
+    The modal shows the draft masked, so an untouched `[card ••••4242]` goes to the customer as the card
+    number the draft held; a placeholder that stands for two different details cannot be put back.
+    """
+    typed = edited_text(values)
+    if not masking(settings):
+        return typed, []
+    reply = unmask_from(typed, review.draft)
+    return reply, [p for p in placeholders_in(reply) if p not in review.draft]
 
 
 def rejected_reason(values: dict[str, dict[str, dict[str, Any]]]) -> tuple[str | None, str | None]:
     """(defect category, comment) chosen in the Reject modal; category None when missing or unknown."""
-    selected = (values.get(BlockId.REJECT_CATEGORY, {}).get(ActionId.REJECT_CATEGORY) or {}).get(
-        "selected_option"
-    )
-    category = (selected or {}).get("value")
-    comment = (values.get(BlockId.REJECT_COMMENT, {}).get(ActionId.REJECT_COMMENT) or {}).get("value")
+    selected = _value(values, BlockId.REJECT_CATEGORY, ActionId.REJECT_CATEGORY).get("selected_option")
+    category = selected.get("value") if isinstance(selected, dict) else None
+    comment = _typed(_value(values, BlockId.REJECT_COMMENT, ActionId.REJECT_COMMENT)).strip()
     valid = category in {c.value for c in DefectCategory}
-    return (category if valid else None), (comment.strip() or None) if comment else None
+    return (category if valid else None), (comment or None)
 
 
 def reject_modal(review: Review, meta: ModalMeta) -> View:
@@ -143,7 +181,7 @@ def reject_modal(review: Review, meta: ModalMeta) -> View:
         SectionBlock(
             block_id=BlockId.REVIEW_HEADER,
             text=md(
-                f"Reject the AI draft for ticket {escape('#' + review.ticket_id)}? Nothing is sent to the customer; "
+                f"Reject the AI draft for ticket {limits.mrkdwn('#' + review.ticket_id, 200)}? Nothing is sent to the customer; "
                 "the reason goes to the feedback store."
             ),
         ),
@@ -181,14 +219,14 @@ def full_text_modal(review: Review, *, settings: Settings | None = None) -> View
     """Everything the card had to trim: the customer's message, the draft and the text sent, in full."""
     sections = [
         ("customer", "Customer wrote", customer_text(review, settings)),
-        ("draft", "AI draft", review.draft),
+        ("draft", "AI draft", masked(review.draft, settings)),
     ]
     if review.final_text and review.final_text != review.draft:
-        sections.append(("sent", "Sent", review.final_text))
+        sections.append(("sent", "Sent", masked(review.final_text, settings)))
     blocks: list[Block] = []
     for key, name, text in sections:
         blocks.append(HeaderBlock(block_id=f"{BlockId.FULL_TEXT}:{key}", text=name))
-        for i, part in enumerate(_parts(text)):
+        for i, part in enumerate(_parts(limits.clean(text))):
             blocks.append(
                 SectionBlock(
                     block_id=f"{BlockId.FULL_TEXT}:{key}:{i}",
@@ -201,7 +239,7 @@ def full_text_modal(review: Review, *, settings: Settings | None = None) -> View
                 block_id=f"{BlockId.FULL_TEXT}:more", text=md("(longer still: the rest is in the ticket)")
             )
         ]
-    title = clip(f"Ticket {review.ticket_id}", 24)[0]
+    title = limits.plain(f"Ticket {review.ticket_id}", limits.MODAL_TITLE)
     return View(
         type="modal",
         callback_id=CallbackId.FULL_TEXT_MODAL,

@@ -22,8 +22,9 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.ai.pii import mask_pii
+from bot.slack.blocks import limits
 from bot.slack.blocks.text import DEFECT_LABELS as LABELS
-from bot.slack.blocks.text import escape
+from bot.slack.blocks.text import escape, link, mention
 from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
 from storage.models import Decision, DecisionKind, Review
 
@@ -36,9 +37,10 @@ def label(category: str | None) -> str:
     return DEFECT_LABELS.get(category or "", category or "unspecified")
 
 
-def _shown(text: str, limit: int = SHOWN_CHARS) -> str:
-    text = mask_pii(text).strip()
-    return escape(text if len(text) <= limit else text[: limit - 1].rstrip() + "…")
+def _shown(title: str, text: str) -> str:
+    """A titled quote of outside text: masked, escaped first, trimmed after, within a section's limit."""
+    body = limits.mrkdwn(mask_pii(text).strip(), SHOWN_CHARS)
+    return limits.fit(f"{title}\n" + _quote(body), limits.SECTION_TEXT)
 
 
 def _quote(text: str) -> str:
@@ -50,13 +52,14 @@ def _quote(text: str) -> str:
 
 def qa_text(review: Review) -> str:
     """The notification/fallback text of a QA card."""
-    return f"QA: auto-sent reply to ticket {review.ticket_id} ({review.interaction_type}, {review.confidence:.2f})"
+    line = f"QA: auto-sent reply to ticket {review.ticket_id} ({review.interaction_type}, {review.confidence:.2f})"
+    return limits.mrkdwn(line, limits.FALLBACK_TEXT)
 
 
 def qa_card(review: Review, rating: Decision | None = None) -> list[Block]:
     """The QA card: customer message, the reply that went out, confidence and type; Good / Defect until rated."""
     ticket = (
-        f"<{review.ticket_url}|#{escape(review.ticket_id)}>"
+        link(review.ticket_url, f"#{review.ticket_id}")
         if review.ticket_url
         else f"#{escape(review.ticket_id)}"
     )
@@ -68,20 +71,21 @@ def qa_card(review: Review, rating: Decision | None = None) -> list[Block]:
             block_id=BlockId.QA_FACTS,
             elements=[
                 MarkdownTextObject(
-                    text=f"Ticket {ticket} · *{escape(review.interaction_type)}* · confidence *{review.confidence:.2f}* · "
-                    f"sent {_when(review.decided_at)}"
+                    text=limits.fit(
+                        f"Ticket {ticket} · *{escape(review.interaction_type)}* · confidence "
+                        f"*{review.confidence:.2f}* · sent {_when(review.decided_at)}",
+                        limits.CONTEXT_TEXT,
+                    )
                 )
             ],
         ),
         SectionBlock(
             block_id=BlockId.QA_CUSTOMER,
-            text=MarkdownTextObject(text="*Customer*\n" + _quote(_shown(review.customer_message))),
+            text=MarkdownTextObject(text=_shown("*Customer*", review.customer_message)),
         ),
         SectionBlock(
             block_id=BlockId.QA_REPLY,
-            text=MarkdownTextObject(
-                text="*Reply sent*\n" + _quote(_shown(review.final_text or review.draft))
-            ),
+            text=MarkdownTextObject(text=_shown("*Reply sent*", review.final_text or review.draft)),
         ),
     ]
     if rating is None:
@@ -114,13 +118,14 @@ def qa_card(review: Review, rating: Decision | None = None) -> list[Block]:
 
 def rating_line(rating: Decision) -> str:
     """Who rated the reply, and the defect and comment when it was one."""
-    who = f"<@{rating.actor_id}>" if rating.actor_id else escape(rating.actor_name or "someone")
+    who = mention(rating.actor_id) if rating.actor_id else escape(rating.actor_name or "someone")
     if rating.decision == DecisionKind.QA_GOOD:
         return f":white_check_mark: Rated *Good* by {who}"
     line = f":warning: *Defect: {label(rating.defect_category)}* — reported by {who}"
     if rating.defect_comment:
-        line += f"\n>{escape(rating.defect_comment[:500])}"
-    return line
+        comment = limits.mrkdwn(mask_pii(rating.defect_comment), 500).replace("\n", "\n>")
+        line += f"\n>{comment}"
+    return limits.fit(line, limits.CONTEXT_TEXT)
 
 
 def _when(at: datetime | None) -> str:
@@ -164,9 +169,12 @@ def defect_modal(*, review_id: str, channel: str, ts: str) -> View:
 
 
 def defect_reason(values: dict[str, dict[str, dict[str, Any]]]) -> tuple[str | None, str | None]:
-    """(category, comment) typed into the defect modal; category None when none was chosen."""
-    chosen = (values.get(BlockId.QA_DEFECT_CATEGORY, {}).get(ActionId.QA_DEFECT_CATEGORY) or {}).get(
+    """(category, comment) typed into the defect modal; category None when none (or an unknown one) was chosen."""
+    chosen = ((values.get(BlockId.QA_DEFECT_CATEGORY) or {}).get(ActionId.QA_DEFECT_CATEGORY) or {}).get(
         "selected_option"
     )
-    comment = (values.get(BlockId.QA_DEFECT_COMMENT, {}).get(ActionId.QA_DEFECT_COMMENT) or {}).get("value")
-    return (chosen["value"] if chosen else None), comment
+    category = chosen.get("value") if isinstance(chosen, dict) else None
+    comment = ((values.get(BlockId.QA_DEFECT_COMMENT) or {}).get(ActionId.QA_DEFECT_COMMENT) or {}).get(
+        "value"
+    )
+    return (category if category in DEFECT_LABELS else None), (comment if isinstance(comment, str) else None)

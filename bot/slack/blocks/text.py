@@ -6,6 +6,7 @@ fake a link.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -16,13 +17,13 @@ from slack_sdk.models.blocks import (
 
 from bot.ai.pii import mask_pii
 from bot.app.settings import Settings
+from bot.slack.blocks import limits
 from storage.models import DecisionKind, DefectCategory, Review
 
-SECTION_MAX = 3000
-HEADER_MAX = 150
-
-ELLIPSIS = "…"
-_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+SECTION_MAX = limits.SECTION_TEXT
+HEADER_MAX = limits.HEADER_TEXT
+ELLIPSIS = limits.ELLIPSIS
+_USER_ID_RE = re.compile(r"[UW][A-Z0-9]{2,30}")
 
 DECISION_DONE = {
     DecisionKind.APPROVE: "approved",
@@ -47,32 +48,17 @@ DEFECT_LABELS = {
 }
 
 
-def escape(text: str) -> str:
-    """Escape `&`, `<` and `>` (all Slack asks), making mentions and links in the text inert."""
-    return "".join(_ESCAPES.get(ch, ch) for ch in text)
+escape = limits.escape
 
 
 def clip(text: str, limit: int) -> tuple[str, bool]:
-    """`text` cut to at most `limit` characters with "…" when trimmed; (text, trimmed)."""
-    if len(text) <= limit:
-        return text, False
-    return text[: limit - 1].rstrip() + ELLIPSIS, True
+    """Composed (already escaped) mrkdwn cut to `limit` with "…", never inside an entity or token; (text, trimmed)."""
+    return limits.trimmed(text, limit)
 
 
 def clip_escaped(raw: str, limit: int) -> tuple[str, bool]:
-    """Escape `raw` and trim it to `limit` characters without splitting an entity; (text, trimmed)."""
-    escaped = escape(raw)
-    if len(escaped) <= limit:
-        return escaped, False
-    out: list[str] = []
-    size = 0
-    for ch in raw:
-        piece = _ESCAPES.get(ch, ch)
-        if size + len(piece) > limit - 1:
-            break
-        out.append(piece)
-        size += len(piece)
-    return "".join(out).rstrip() + ELLIPSIS, True
+    """Escape outside text first, then trim it to `limit` without splitting an entity; (text, trimmed)."""
+    return limits.mrkdwn_trimmed(raw, limit)
 
 
 def slack_date(at: datetime, fmt: str = "{date_short_pretty} {time}") -> str:
@@ -107,10 +93,19 @@ def channel_ref(channel: str) -> str:
     return escape(channel)
 
 
+def masking(settings: Settings | None) -> bool:
+    """Whether PII is masked in what Slack shows: always, unless the settings turn it off."""
+    return settings is None or settings.mask_pii
+
+
+def masked(text: str, settings: Settings | None) -> str:
+    """Outside text (customer, subject, AI draft or summary, reviewer text) as Slack may show it."""
+    return mask_pii(text, enabled=masking(settings))
+
+
 def customer_text(review: Review, settings: Settings | None) -> str:
     """The customer's message as reviewers see it: PII masked unless the settings turn masking off."""
-    masked = settings is None or settings.mask_pii
-    return mask_pii(review.customer_message) if masked else review.customer_message
+    return masked(review.customer_message, settings)
 
 
 def decision_of(review: Review) -> DecisionKind | None:
@@ -135,16 +130,25 @@ def decision_line(review: Review) -> str:
     kind = decision_of(review)
     if kind is None or review.decided_at is None:
         return ""
-    who = f"<@{review.decided_by}>" if review.decided_by and review.decided_by != "hitl" else "hitl"
+    who = mention(review.decided_by)
     line = f"{DECISION_ICON[kind]} *{DECISION_DONE[kind].capitalize()}* by {who} · {slack_date(review.decided_at)}"
     if kind == DecisionKind.TAKE_OVER:
         line += " — the ticket is assigned to them"
     return line
 
 
-def reject_reason(review: Review, comment_budget: int) -> str:
-    """A rejected review's defect category and comment, escaped."""
+def mention(user_id: str | None) -> str:
+    """A Slack user id as a mention; "hitl" (the service) and anything that is not an id, escaped as text."""
+    if user_id and _USER_ID_RE.fullmatch(user_id):
+        return f"<@{user_id}>"
+    return escape(user_id or "hitl")
+
+
+def reject_reason(review: Review, comment_budget: int, settings: Settings | None = None) -> str:
+    """A rejected review's defect category and comment, masked and escaped."""
     extra = review.extra or {}
     label = DEFECT_LABELS.get(DefectCategory(extra.get("reject_category") or "other"), "Other")
     comment = extra.get("reject_comment")
-    return label + (f": “{clip_escaped(str(comment), comment_budget)[0]}”" if comment else "")
+    return label + (
+        f": “{clip_escaped(masked(str(comment), settings), comment_budget)[0]}”" if comment else ""
+    )

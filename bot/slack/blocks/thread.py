@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.app.settings import Settings
+from bot.slack.blocks import limits
 from bot.slack.blocks.text import (
     DECISION_DONE,
     DECISION_ICON,
@@ -13,16 +15,23 @@ from bot.slack.blocks.text import (
     decision_of,
     escape,
     link,
+    masked,
+    mention,
     reject_reason,
     slack_date,
 )
 from storage.models import DecisionKind, Review
 
 THREAD_DRAFT_BUDGET = 3500
+THREAD_TEXT = 8000  # a thread reply is plain `text`: far below Slack's 40,000, readable in a thread
 
 
-def decision_thread_text(review: Review) -> str:
+def decision_thread_text(review: Review, settings: Settings | None = None) -> str:
     """The thread reply recording a decision (a take over also gets the draft and context to start from)."""
+    return limits.fit(_thread_text(review, settings), THREAD_TEXT)
+
+
+def _thread_text(review: Review, settings: Settings | None) -> str:
     line = decision_line(review)
     kind = decision_of(review)
     if kind == DecisionKind.APPROVE:
@@ -32,22 +41,23 @@ def decision_thread_text(review: Review) -> str:
         changed = f" ({size:.0%} of the draft changed)" if isinstance(size, (int, float)) else ""
         return f"{line}{changed}. The edited reply goes to the customer."
     if kind == DecisionKind.REJECT:
-        return f"{line} — {reject_reason(review, 1000)}. Nothing was sent to the customer."
+        return f"{line} — {reject_reason(review, 1000, settings)}. Nothing was sent to the customer."
     if kind == DecisionKind.TAKE_OVER:
-        return take_over_text(review, line)
+        return take_over_text(review, line, settings)
     return line
 
 
-def take_over_text(review: Review, line: str) -> str:
-    """A take over's thread reply: the AI draft and the context, as a starting point."""
-    draft, _ = clip_escaped(review.draft, THREAD_DRAFT_BUDGET)
+def take_over_text(review: Review, line: str, settings: Settings | None = None) -> str:
+    """A take over's thread reply: the AI draft (masked) and the context, as a starting point."""
+    draft, _ = clip_escaped(masked(review.draft, settings), THREAD_DRAFT_BUDGET)
     parts = [f"{line}.", "*Starting point — the AI draft:*", f"```{draft}```"]
-    reasons = "; ".join(escape(r.get("message", "")) for r in review.reasons)
+    reasons = "; ".join(escape(str(r.get("message", ""))) for r in review.reasons[:30])
     if reasons:
         parts.append(f"*Why it needed a human:* {clip(reasons, 1000)[0]}")
     if review.kb_sources:
         parts.append(
-            "*Sources the AI used:* " + clip(", ".join(escape(s) for s in review.kb_sources), 1000)[0]
+            "*Sources the AI used:* "
+            + clip(", ".join(escape(str(s)) for s in review.kb_sources[:50]), 1000)[0]
         )
     if review.ticket_url:
         parts.append(f"*Ticket:* {link(review.ticket_url, '#' + review.ticket_id)}")
@@ -62,10 +72,10 @@ def already_decided_text(
     when = f" ({slack_date(decided_at)})" if decided_at else ""
     if actor_id == user_id:
         return f"{DECISION_ICON[kind]} You already {DECISION_DONE[kind]} this{when}. Nothing changed."
-    who = f"<@{actor_id}>" if actor_id and actor_id != "hitl" else "hitl"
+    who = mention(actor_id)
     return f"{DECISION_ICON[kind]} Already {DECISION_DONE[kind]} by {who}{when}. Nothing changed."
 
 
 def not_allowed_text(why: str) -> str:
     """The ephemeral for a click by someone the policy does not let decide."""
-    return f"🚫 {why} Nothing changed, and the attempt is in the audit log."
+    return limits.fit(f"🚫 {why} Nothing changed, and the attempt is in the audit log.", limits.FALLBACK_TEXT)
