@@ -71,6 +71,28 @@ def rate_auto_send(
     card: dict[str, str] | None = None,
 ) -> Rated:
     """Record the one QA rating of an auto-sent reply, update its card, audit it. Raises AlreadyRated."""
+    review = _rateable(session, review_id, good=good, category=category)
+    row = _qa_decision(
+        review, good=good, actor_id=actor_id, actor_name=actor_name, now=now, category=category
+    )
+    if not good:
+        row.defect_comment = (comment or "").strip() or None
+    _insert_first_rating(session, row)
+    _refresh_qa_card(session, review, row, card or review.extra.get("qa_card") or {}, now)
+    repo.audit(
+        session=session,
+        at=now,
+        actor=actor_id,
+        action="qa_rated",
+        review_id=review.id,
+        rating=row.decision,
+        defect_category=row.defect_category,
+    )
+    return Rated(review, row)
+
+
+def _rateable(session: Session, review_id: str, *, good: bool, category: str | None) -> Review:
+    """The auto-sent review to rate, or the reason it cannot be rated (QaError / AlreadyRated)."""
     review = session.get(Review, review_id)
     if review is None or review.route != Route.AUTO_SEND:
         raise QaError(review_id, "This reply is not an auto-sent one; nothing to rate.")
@@ -79,7 +101,15 @@ def rate_auto_send(
         raise AlreadyRated(first)
     if not good and category not in DEFECT_LABELS:
         raise QaError(review_id, "Pick a defect category.")
-    row = Decision(
+    return review
+
+
+def _qa_decision(
+    review: Review, *, good: bool, actor_id: str, actor_name: str | None, now: datetime, category: str | None
+) -> Decision:
+    """The feedback-store row of one QA rating (stage "qa")."""
+    waited = (now - review.decided_at).total_seconds() if review.decided_at else None
+    return Decision(
         review_id=review.id,
         stage="qa",
         ticket_id=review.ticket_id,
@@ -95,41 +125,39 @@ def rate_auto_send(
         actor_id=actor_id,
         actor_name=actor_name,
         decided_at=now,
-        seconds_to_decision=(now - review.decided_at).total_seconds() if review.decided_at else None,
+        seconds_to_decision=waited,
         edit_distance=0.0,
         defect_category=None if good else category,
-        defect_comment=None if good else ((comment or "").strip() or None),
         model=review.extra.get("model"),
         prompt_version=review.extra.get("prompt_version"),
     )
+
+
+def _insert_first_rating(session: Session, row: Decision) -> None:
+    """Two raters at once: the unique (review_id, stage) lets the first in; the second hears who it was."""
     try:
-        with session.begin_nested():  # two raters at once: the unique (review_id, stage) picks the first
+        with session.begin_nested():
             session.add(row)
     except IntegrityError:
-        first = _qa_row(session, review_id)
+        first = _qa_row(session, row.review_id)
         if first is None:
             raise
         raise AlreadyRated(first) from None
-    card = card or review.extra.get("qa_card") or {}
-    if card.get("channel") and card.get("ts"):
-        update = SlackUpdate(
-            channel=card["channel"],
-            ts=card["ts"],
-            text=qa_text(review),
-            blocks=[b.to_dict() for b in qa_card(review, row)],
-            review_id=review.id,
-        )
-        enqueue_slack_update(session, now=now, update=update, order_key=review_order(review.id))
-    repo.audit(
-        session=session,
-        at=now,
-        actor=actor_id,
-        action="qa_rated",
+
+
+def _refresh_qa_card(
+    session: Session, review: Review, row: Decision, card: dict[str, str], now: datetime
+) -> None:
+    if not (card.get("channel") and card.get("ts")):
+        return
+    update = SlackUpdate(
+        channel=card["channel"],
+        ts=card["ts"],
+        text=qa_text(review),
+        blocks=[b.to_dict() for b in qa_card(review, row)],
         review_id=review.id,
-        rating=row.decision,
-        defect_category=row.defect_category,
     )
-    return Rated(review, row)
+    enqueue_slack_update(session, now=now, update=update, order_key=review_order(review.id))
 
 
 def rate(

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
+from sqlalchemy import Engine
+from sqlmodel import col, select
+
+from bot.common.clock import SystemClock
 from bot.common.durations import format_duration
+from storage.db import session_scope
+from storage.models import OutboxItem, OutboxStatus
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -25,28 +31,36 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def list_rows(args: argparse.Namespace) -> int:
-    from sqlmodel import col, select
-
     from bot.app.commands.common import open_existing
     from bot.app.settings import load_settings
-    from bot.common.clock import SystemClock
-    from storage.db import session_scope
-    from storage.models import OutboxItem, OutboxStatus
 
     engine = open_existing(load_settings())
-    q = select(OutboxItem).where(
-        OutboxItem.status == OutboxStatus.DEAD if args.dead else OutboxItem.status != OutboxStatus.DONE
-    )
-    if args.kind:
-        q = q.where(OutboxItem.kind == args.kind)
-    with session_scope(engine, readonly=True) as session:
-        rows = list(
-            session.execute(q.order_by(col(OutboxItem.id).desc()).limit(max(1, args.limit))).scalars()
-        )
-    engine.dispose()
+    rows = _waiting_rows(engine, dead=args.dead, kind=args.kind, limit=args.limit)
     if not rows:
         print("no dead-lettered rows" if args.dead else "nothing waiting: every outside write is delivered")
         return 0
+    _print_table(rows)
+    dead = sum(r.status == OutboxStatus.DEAD for r in rows)
+    if dead:
+        print(
+            f"\n{dead} dead-lettered: `hitl outbox retry ID...` or `hitl outbox retry --all-dead` sends them again"
+        )
+    return 0
+
+
+def _waiting_rows(engine: Engine, *, dead: bool, kind: str | None, limit: int) -> list[OutboxItem]:
+    q = select(OutboxItem).where(
+        OutboxItem.status == OutboxStatus.DEAD if dead else OutboxItem.status != OutboxStatus.DONE
+    )
+    if kind:
+        q = q.where(OutboxItem.kind == kind)
+    with session_scope(engine, readonly=True) as session:
+        rows = list(session.execute(q.order_by(col(OutboxItem.id).desc()).limit(max(1, limit))).scalars())
+    engine.dispose()
+    return rows
+
+
+def _print_table(rows: list[OutboxItem]) -> None:
     now = SystemClock().now()
     cols = ("id", "kind", "status", "tries", "age", "next", "order key", "last error")
     cells = [
@@ -67,12 +81,6 @@ def list_rows(args: argparse.Namespace) -> int:
     print("  ".join("-" * w for w in widths))
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    dead = sum(r.status == OutboxStatus.DEAD for r in rows)
-    if dead:
-        print(
-            f"\n{dead} dead-lettered: `hitl outbox retry ID...` or `hitl outbox retry --all-dead` sends them again"
-        )
-    return 0
 
 
 def _ago(now: datetime, then: datetime) -> str:
