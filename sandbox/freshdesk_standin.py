@@ -112,6 +112,12 @@ class FreshdeskStandin(HttpStandin):
             self._save()
             return added
 
+    def deactivate_agent(self, id: int) -> None:
+        """The agent is still listed, but no longer allowed to write (their contact is inactive)."""
+        with self._lock:
+            self._state["agents"][str(id)]["contact"]["active"] = False
+            self._save()
+
     def delete_ticket(self, id: int) -> None:
         with self._lock:
             self._state["tickets"].pop(str(id), None)
@@ -204,7 +210,8 @@ class FreshdeskStandin(HttpStandin):
         if not isinstance(body, str) or not body.strip():
             raise _invalid("body", "It should not be blank as this is a mandatory field", "missing_field")
         user_id = data.get("user_id", API_AGENT_ID)
-        if str(user_id) not in self._state["agents"]:
+        agent = self._state["agents"].get(str(user_id))
+        if agent is None or not agent["contact"]["active"]:
             raise _invalid("user_id", "There is no agent matching the given user_id")
         private = bool(data.get("private", True)) if note else False
         return 201, self._append(ticket, body, int(user_id), private=private, incoming=False, html=True)

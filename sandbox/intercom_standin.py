@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -38,9 +39,15 @@ class IntercomStandin(HttpStandin):
     title = "Intercom stand-in"
 
     def __init__(
-        self, *, access_token: str = "ic-test-token", port: int = 0, state_file: str | None = None
+        self,
+        *,
+        access_token: str = "ic-test-token",
+        port: int = 0,
+        state_file: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.access_token = access_token
+        self.clock = clock  # X-RateLimit-Reset is read against it
         self.token_admin_id = TOKEN_ADMIN_ID
         self._limit: tuple[int, float] | None = None  # (requests allowed, window seconds)
         self._window_start = 0.0
@@ -112,7 +119,7 @@ class IntercomStandin(HttpStandin):
         """Allow `limit` requests per window; answers carry X-RateLimit-* and 429 comes when used up."""
         with self._lock:
             self._limit = (limit, window_seconds)
-            self._window_start, self._window_count = time.time(), 0
+            self._window_start, self._window_count = self.clock(), 0
 
     # ----- state
     def _empty_state(self) -> JSONDict:
@@ -177,7 +184,7 @@ class IntercomStandin(HttpStandin):
         return _errors(503, "service_unavailable", "Sorry, the API service is temporarily unavailable")
 
     def _rate_limited(self, retry_after: int) -> ApiError:
-        reset = str(int(time.time()) + retry_after)
+        reset = str(int(self.clock()) + retry_after)
         return _errors(
             429,
             "rate_limit_exceeded",
@@ -201,7 +208,7 @@ class IntercomStandin(HttpStandin):
         if self._limit is None:
             return None
         limit, window = self._limit
-        now = time.time()
+        now = self.clock()
         if now - self._window_start >= window:
             self._window_start, self._window_count = now, 0
         if self._window_count >= limit:

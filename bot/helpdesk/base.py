@@ -77,6 +77,10 @@ class Agent:
 class Helpdesk(Protocol):
     """A ticket helpdesk the app writes decisions into (Zendesk today; Freshdesk fits the same shape)."""
 
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        ...
+
     def ticket_url(self, ticket_id: str) -> str:
         """Where an agent opens the ticket."""
         ...

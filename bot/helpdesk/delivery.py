@@ -14,6 +14,7 @@ A refusal (422 on a closed ticket, 404, bad credentials) is reported and dead-le
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -99,8 +100,10 @@ def install(runtime: Runtime) -> None:
     runtime.services.kinds.register(OutboxKind.HELPDESK_WRITE, deliver_decision, HELPDESK_WRITE_POLICY)
 
 
-def make_helpdesk(settings: Settings) -> Helpdesk | WebhookSender | None:
-    """The adapter HITL_HELPDESK names (None for `none`)."""
+def make_helpdesk(
+    settings: Settings, now: Callable[[], datetime] | None = None
+) -> Helpdesk | WebhookSender | None:
+    """The adapter HITL_HELPDESK names (None for `none`); `now` is the clock rate-limit resets are read on."""
     if settings.helpdesk is HelpdeskKind.ZENDESK:
         settings.require("ZENDESK_URL", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN", why="HITL_HELPDESK=zendesk")
         return ZendeskHelpdesk(
@@ -119,6 +122,7 @@ def make_helpdesk(settings: Settings) -> Helpdesk | WebhookSender | None:
             access_token=str(secret(settings.intercom_access_token)),
             base_url=settings.intercom_api_url,
             version=settings.intercom_version,
+            clock=(lambda: now().timestamp()) if now is not None else time.time,
         )
     if settings.helpdesk is HelpdeskKind.WEBHOOK:
         settings.require("HELPDESK_WEBHOOK_URL", "HELPDESK_WEBHOOK_SECRET", why="HITL_HELPDESK=webhook")
@@ -132,7 +136,7 @@ def helpdesk_of(runtime: Runtime) -> Helpdesk | WebhookSender | None:
     """The runtime's adapter, built once."""
     services = runtime.services
     if not services.helpdesk_ready:
-        services.helpdesk, services.helpdesk_ready = make_helpdesk(runtime.settings), True
+        services.helpdesk, services.helpdesk_ready = make_helpdesk(runtime.settings, runtime.clock.now), True
     return services.helpdesk
 
 

@@ -1,6 +1,7 @@
-"""A delivery process for the crash test: drains `helpdesk_write` rows into Zendesk, then exits.
+"""A delivery process for the crash test: drains `helpdesk_write` rows into the helpdesk, then exits.
 
-Run as `python -m tests.helpdesk.crash_worker --db URL --zendesk URL --slack URL`; the test SIGKILLs it
+Run as `python -m tests.helpdesk.crash_worker --db URL --zendesk URL --slack URL` (or `--helpdesk freshdesk
+--url URL`, `--helpdesk intercom --url URL`); the test SIGKILLs it
 mid-delivery and starts it again. A short lease lets the restart take over the killed process's rows.
 """
 
@@ -12,6 +13,7 @@ import time
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from bot.app.runtime import build_runtime
 from bot.app.settings import Settings
@@ -25,17 +27,27 @@ from storage.models import OutboxItem, OutboxStatus
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", required=True)
-    parser.add_argument("--zendesk", required=True)
+    parser.add_argument("--helpdesk", default="zendesk", choices=["zendesk", "freshdesk", "intercom"])
+    parser.add_argument("--zendesk", help="the Zendesk stand-in's URL (same as --url)")
+    parser.add_argument("--url", help="the helpdesk stand-in's URL")
     parser.add_argument("--slack", required=True)
     parser.add_argument("--lease", type=float, default=2.0)
     args = parser.parse_args(argv)
+    url = args.url or args.zendesk
+    desk = {
+        "zendesk": {
+            "ZENDESK_URL": url,
+            "ZENDESK_EMAIL": "bot@example.com",
+            "ZENDESK_API_TOKEN": "zd-test-token",
+        },
+        "freshdesk": {"FRESHDESK_DOMAIN": url, "FRESHDESK_API_KEY": "fd-test-key"},
+        "intercom": {"INTERCOM_API_URL": url, "INTERCOM_ACCESS_TOKEN": "ic-test-token"},
+    }[args.helpdesk]
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
         HITL_DATABASE_URL=args.db,
-        HITL_HELPDESK="zendesk",
-        ZENDESK_URL=args.zendesk,
-        ZENDESK_EMAIL="bot@example.com",
-        ZENDESK_API_TOKEN="zd-test-token",
+        HITL_HELPDESK=args.helpdesk,
+        **desk,
         SLACK_BOT_TOKEN="xoxb-test",
         SLACK_API_URL=args.slack,
         HITL_SCHEDULER=False,
@@ -49,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         with session_scope(runtime.engine, readonly=True) as session:
             left = session.execute(
-                select(func.count()).select_from(OutboxItem).where(OutboxItem.status == OutboxStatus.PENDING)
+                select(func.count())
+                .select_from(OutboxItem)
+                .where(col(OutboxItem.status) == OutboxStatus.PENDING)
             ).scalar_one()
         if not left:
             print("DONE", flush=True)

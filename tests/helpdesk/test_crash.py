@@ -1,4 +1,6 @@
-"""A delivery process SIGKILLed half-way through 500 decisions, then restarted: none lost, none sent twice."""
+"""A delivery process SIGKILLed half-way through its decisions, then restarted: none lost, none sent twice.
+
+Run against each ticket helpdesk's stand-in as its own process (Zendesk, Freshdesk, Intercom)."""
 
 from __future__ import annotations
 
@@ -9,13 +11,19 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, select
+from sqlmodel import col
 
+from bot.helpdesk.base import html_to_text
+from sandbox.freshdesk_standin import FreshdeskStandin
+from sandbox.intercom_standin import IntercomStandin
 from sandbox.slack_standin import SlackStandin
 from sandbox.zendesk_standin import ZendeskStandin
 from storage.db import make_engine, session_scope, upgrade
@@ -33,41 +41,86 @@ from tests.helpdesk.conftest import (
 ROOT = Path(__file__).resolve().parents[2]
 DECISIONS = 500
 FIRST_TICKET = 70_001
+AGENT_FD_ID = 7301
+AGENT_IC_ID = "4401"
 
 
 def reply_text(n: int) -> str:
     return f"Hi! Order NW-{n} left our warehouse today and arrives in 2-3 days."
 
 
-@pytest.fixture
-def zendesk_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """The Zendesk stand-in as its own process (it outlives the killed worker), seeded with 500 tickets."""
-    state = tmp_path / "zendesk.json"
-    seed = ZendeskStandin(email=ZD_EMAIL, api_token=ZD_TOKEN)
-    seed.add_user(AGENT_ZD_ID, AGENT_EMAIL, "Ana Agent")
-    seed.add_user(REQUESTER_ID, "maya@example.com", "Maya Patel", role="end-user")
-    for n in range(DECISIONS):
-        seed.add_ticket(
-            FIRST_TICKET + n, subject=f"Order NW-{n}", requester_id=REQUESTER_ID, description="Where is it?"
-        )
-    seed.state_file = str(state)  # seeded in memory, saved once: the process below loads it
-    seed._save()
+@dataclass(frozen=True)
+class Served:
+    """A helpdesk stand-in running as its own process, and how to read the replies out of its state file."""
+
+    kind: str
+    url: str
+    state: Path
+    replies: Callable[[dict[str, Any]], dict[int, list[str]]]
+
+
+def _zendesk_replies(state: dict[str, Any]) -> dict[int, list[str]]:
+    return {
+        int(t): [c["body"] for c in comments if c["public"] and c["author_id"] != REQUESTER_ID]
+        for t, comments in state["comments"].items()
+    }
+
+
+def _freshdesk_replies(state: dict[str, Any]) -> dict[int, list[str]]:
+    return {
+        int(t): [c["body_text"] for c in items if not c["private"] and not c["incoming"]]
+        for t, items in state["conversations"].items()
+    }
+
+
+def _intercom_replies(state: dict[str, Any]) -> dict[int, list[str]]:
+    return {
+        int(cid): [
+            html_to_text(p["body"])
+            for p in c["conversation_parts"]["conversation_parts"]
+            if p["part_type"] == "comment" and p["author"]["type"] == "admin"
+        ]
+        for cid, c in state["conversations"].items()
+    }
+
+
+def _seeded(kind: str, state: Path) -> tuple[list[str], Callable[[dict[str, Any]], dict[int, list[str]]]]:
+    """Seed the stand-in's state file with the tickets; the module and arguments that serve it."""
+    tickets = [FIRST_TICKET + n for n in range(DECISIONS)]
+    if kind == "zendesk":
+        zd = ZendeskStandin(email=ZD_EMAIL, api_token=ZD_TOKEN)
+        zd.add_user(AGENT_ZD_ID, AGENT_EMAIL, "Ana Agent")
+        zd.add_user(REQUESTER_ID, "maya@example.com", "Maya Patel", role="end-user")
+        for n, t in enumerate(tickets):
+            zd.add_ticket(t, subject=f"Order NW-{n}", requester_id=REQUESTER_ID, description="Where is it?")
+        zd.state_file = str(state)  # seeded in memory, saved once: the process below loads it
+        zd._save()
+        return ["sandbox.zendesk_standin", "--email", ZD_EMAIL, "--api-token", ZD_TOKEN], _zendesk_replies
+    if kind == "freshdesk":
+        fd = FreshdeskStandin()
+        fd.add_agent(AGENT_FD_ID, AGENT_EMAIL, "Ana Agent")
+        for n, t in enumerate(tickets):
+            fd.add_ticket(t, subject=f"Order NW-{n}", description="Where is it?")
+        fd.state_file = str(state)
+        fd.save()
+        return ["sandbox.freshdesk_standin"], _freshdesk_replies
+    ic = IntercomStandin()
+    ic.add_admin(AGENT_IC_ID, AGENT_EMAIL, "Ana Agent")
+    for t in tickets:
+        ic.add_conversation(str(t), body="Where is it?")
+    ic.state_file = str(state)
+    ic.save()
+    return ["sandbox.intercom_standin"], _intercom_replies
+
+
+@pytest.fixture(params=["zendesk", "freshdesk", "intercom"])
+def helpdesk_process(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    """The helpdesk stand-in as its own process (it outlives the killed worker), seeded with the tickets."""
+    kind = str(request.param)
+    state = tmp_path / f"{kind}.json"
+    command, replies = _seeded(kind, state)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox.zendesk_standin",
-            "--port",
-            "0",
-            "--state",
-            str(state),
-            "--email",
-            ZD_EMAIL,
-            "--api-token",
-            ZD_TOKEN,
-            "--latency",
-            "0.01",
-        ],
+        [sys.executable, "-m", *command, "--port", "0", "--state", str(state), "--latency", "0.01"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -76,13 +129,13 @@ def zendesk_process(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     line = proc.stdout.readline().strip()
     assert line.startswith("READY "), line
     try:
-        yield line.split(" ", 1)[1], state
+        yield Served(kind, line.split(" ", 1)[1], state, replies)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
 
 
-def _worker(db_url: str, zendesk_url: str, slack_url: str) -> subprocess.Popen[str]:
+def _worker(db_url: str, served: Served, slack_url: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
             sys.executable,
@@ -90,8 +143,10 @@ def _worker(db_url: str, zendesk_url: str, slack_url: str) -> subprocess.Popen[s
             "tests.helpdesk.crash_worker",
             "--db",
             db_url,
-            "--zendesk",
-            zendesk_url,
+            "--helpdesk",
+            served.kind,
+            "--url",
+            served.url,
             "--slack",
             slack_url,
             "--lease",
@@ -105,9 +160,9 @@ def _worker(db_url: str, zendesk_url: str, slack_url: str) -> subprocess.Popen[s
 
 
 def test_sigkill_mid_delivery_then_restart_loses_nothing_and_duplicates_nothing(
-    tmp_path: Path, zendesk_process: tuple[str, Path]
+    tmp_path: Path, helpdesk_process: Served
 ) -> None:
-    zendesk_url, state = zendesk_process
+    served = helpdesk_process
     db_url = f"sqlite:///{tmp_path / 'crash.db'}"
     upgrade(db_url)
     engine = make_engine(db_url)
@@ -119,7 +174,7 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing_and_duplicates_nothing(
     with SlackStandin(token="xoxb-test") as slack:
         slack.add_user(AGENT_SLACK_ID, "Ana Agent", AGENT_EMAIL)
         started = time.monotonic()
-        first = _worker(db_url, zendesk_url, slack.base_url)
+        first = _worker(db_url, served, slack.base_url)
         # Kill once a third is delivered, at a moment a write is on the wire (ledger `started`).
         while _done(engine) < DECISIONS // 3 or not _ledger_started(engine):
             assert first.poll() is None, first.communicate()
@@ -129,31 +184,24 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing_and_duplicates_nothing(
         done_at_kill = _done(engine)
         in_flight = _ledger_started(engine)
 
-        second = _worker(db_url, zendesk_url, slack.base_url)
+        second = _worker(db_url, served, slack.base_url)
         out, err = second.communicate(timeout=120)
         assert second.returncode == 0 and "DONE" in out, err[-2000:]
         elapsed = time.monotonic() - started
 
-    tickets = json.loads(state.read_text())
-    replies: Counter[int] = Counter()
-    bodies: dict[int, str] = {}
-    for ticket_id, comments in tickets["comments"].items():
-        for c in comments:
-            if c["public"] and c["author_id"] != REQUESTER_ID:
-                replies[int(ticket_id)] += 1
-                bodies[int(ticket_id)] = c["body"]
-    lost = [n for n in range(DECISIONS) if replies[FIRST_TICKET + n] == 0]
-    duplicated = [t for t, count in replies.items() if count > 1]
+    sent = served.replies(json.loads(served.state.read_text()))
+    lost = [n for n in range(DECISIONS) if not sent.get(FIRST_TICKET + n)]
+    duplicated = [t for t, bodies in sent.items() if len(bodies) > 1]
     print(
-        f"\ncrash test: killed after {done_at_kill}/{DECISIONS} rows done, {in_flight} in flight; "
+        f"\ncrash test ({served.kind}): killed after {done_at_kill}/{DECISIONS} rows done, {in_flight} in flight; "
         f"all delivered in {elapsed:.1f}s; lost={len(lost)} duplicated={len(duplicated)}"
     )
     assert lost == [] and duplicated == []
-    assert all(bodies[FIRST_TICKET + n] == reply_text(n) for n in range(DECISIONS))
+    assert all(sent[FIRST_TICKET + n] == [reply_text(n)] for n in range(DECISIONS))
     assert DECISIONS // 3 <= done_at_kill < DECISIONS
     with session_scope(engine, readonly=True) as session:
-        states = Counter(session.execute(select(DeliveryLedger.state)).scalars())
-        outbox = Counter(session.execute(select(OutboxItem.status)).scalars())
+        states = Counter(session.execute(select(col(DeliveryLedger.state))).scalars())
+        outbox = Counter(session.execute(select(col(OutboxItem.status))).scalars())
     assert states == {"done": DECISIONS} and outbox == {OutboxStatus.DONE: DECISIONS}
     engine.dispose()
 
@@ -162,7 +210,9 @@ def _done(engine: Engine) -> int:
     with session_scope(engine, readonly=True) as session:
         return int(
             session.execute(
-                select(func.count()).select_from(OutboxItem).where(OutboxItem.status == OutboxStatus.DONE)
+                select(func.count())
+                .select_from(OutboxItem)
+                .where(col(OutboxItem.status) == OutboxStatus.DONE)
             ).scalar_one()
         )
 
@@ -171,6 +221,6 @@ def _ledger_started(engine: Engine) -> int:
     with session_scope(engine, readonly=True) as session:
         return int(
             session.execute(
-                select(func.count()).select_from(DeliveryLedger).where(DeliveryLedger.state == "started")
+                select(func.count()).select_from(DeliveryLedger).where(col(DeliveryLedger.state) == "started")
             ).scalar_one()
         )
