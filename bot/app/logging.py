@@ -144,7 +144,7 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(level)
     # One line per outside HTTP call is noise at INFO; their failures surface through our own logs.
-    for chatty in ("httpx", "httpcore", "slack_sdk", "openai"):
+    for chatty in ("httpx", "httpcore", "slack_sdk", "openai", "apscheduler"):
         logging.getLogger(chatty).setLevel(max(level, logging.WARNING))
     # uvicorn's loggers keep their own handlers unless told otherwise: route them through ours.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
