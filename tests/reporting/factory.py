@@ -41,6 +41,7 @@ class Store:
         sla_due_at: datetime | None = None,
         reasons: list[str] | None = None,
         tier: str | None = None,
+        customer: str | None = None,
     ) -> Review:
         self.n += 1
         created = created or self.now - timedelta(days=1, minutes=self.n)
@@ -59,6 +60,7 @@ class Store:
             status=status,
             created_at=created,
             sla_due_at=sla_due_at if sla_due_at is not None else created + timedelta(minutes=30),
+            customer_key=f"id:{customer}" if customer else None,
         )
         self.session.add(review)
         self.session.flush()
@@ -107,7 +109,9 @@ class Store:
 
     def decided(self, itype: str, kind: str, **kw: Any) -> Review:
         """A review and its decision in one call (route follows the kind unless given)."""
-        review_kw = {k: kw.pop(k) for k in ("route", "confidence", "created", "reasons", "tier") if k in kw}
+        review_kw = {
+            k: kw.pop(k) for k in ("route", "confidence", "created", "reasons", "tier", "customer") if k in kw
+        }
         review_kw.setdefault("route", "auto_send" if kind == "auto_send" else "review")
         review = self.review(itype, **review_kw)
         self.decide(review, kind, **kw)

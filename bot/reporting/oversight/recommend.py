@@ -30,6 +30,7 @@ class Recommendation:
     current: float | None = None  # auto-send threshold now
     proposed: float | None = None  # threshold the verdict proposes
     whatif: WhatIf | None = None
+    customer: tuple[str, ...] = ()  # CSAT, came back, customer-facing errors, first reply, reviewer time
 
     @property
     def label(self) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import bindparam, distinct, func, select, text
 from sqlmodel import Session
 
 from bot.reporting.format import span_label
+from bot.reporting.oversight.customers import CustomerOutcomes, customer_lines, customer_outcomes
 from bot.reporting.oversight.recommend import Recommendation, proposal, recommend, thresholds_for
 from bot.reporting.oversight.signals import Signals, WarningSign, calibration_note, warning_signs
 from bot.reporting.oversight.whatif import WhatIfRow, what_if
@@ -36,6 +37,8 @@ class OversightReview:
     warnings: list[WarningSign]
     calibration: dict[str, tuple[dict[int, Band], str]]
     no_data: list[str]
+    customers: dict[str, CustomerOutcomes] = dataclasses.field(default_factory=dict)
+    overall: tuple[str, ...] = ()  # the customer and cost lines of all types together
 
     @property
     def period(self) -> timedelta:
@@ -106,14 +109,31 @@ class _Judge:
     session: Session
     policy: Policy
     earlier: list[Stats]  # the periods before this one, most recent first
-    span: str
+    period: timedelta
     thresholds: dict[str, float] | None
+    customers: dict[str, CustomerOutcomes]
+
+    @property
+    def span(self) -> str:
+        return span_label(self.period)
 
     def previous(self, itype: str) -> list[Counts]:
         return [s.by_type.get(itype, Counts()) for s in self.earlier]
 
 
+def _with_customers(judge: _Judge, rec: Recommendation, c: Counts) -> Recommendation:
+    lines = customer_lines(
+        c, judge.customers.get(rec.interaction_type), judge.period, judge.policy.oversight, rec.whatif
+    )
+    return dataclasses.replace(rec, customer=lines)
+
+
 def _recommendation(judge: _Judge, itype: str, c: Counts) -> Recommendation:
+    """The verdict for one type with its customer lines."""
+    return _with_customers(judge, _verdict(judge, itype, c), c)
+
+
+def _verdict(judge: _Judge, itype: str, c: Counts) -> Recommendation:
     """The verdict for one type, judged again with a what-if replay when a threshold change is in view."""
     session, policy, thresholds = judge.session, judge.policy, judge.thresholds
     previous = judge.previous(itype)
@@ -184,7 +204,10 @@ def build_review(
         for i in range(max(1, o.sustained_periods - 1))
     ]
     prev = earlier[0]
-    judge = _Judge(session, policy, earlier, span_label(period), thresholds)
+    customers = customer_outcomes(
+        session=session, types=list(cur.by_type), since=since, until=now, window=o.came_back_window
+    )
+    judge = _Judge(session, policy, earlier, period, thresholds, customers)
     cur_sig = collect_signals(session=session, since=since, until=now, interaction_type=interaction_type)
     prev_sig = collect_signals(
         session=session, since=since - period, until=since, interaction_type=interaction_type
@@ -200,4 +223,13 @@ def build_review(
         warnings=warning_signs(cur, prev, cur_sig, prev_sig, o),
         calibration=_calibration(cur),
         no_data=_no_data(policy, cur, interaction_type),
+        customers=customers,
+        overall=customer_lines(cur.total, _total(customers), period, o, None),
     )
+
+
+def _total(customers: dict[str, CustomerOutcomes]) -> CustomerOutcomes:
+    total = CustomerOutcomes()
+    for co in customers.values():
+        total.add(co)
+    return total

@@ -40,6 +40,8 @@ def _recommendation_lines(rec: Recommendation) -> list[str]:
         out.append(f"{pad}{why_label(rec)}: " + "; ".join(rec.reasons))
     if rec.whatif is not None:
         out.append(f"{pad}what-if: {rec.whatif.sentence()}")
+    if rec.customer:
+        out.append(pad + "customers: " + " · ".join(rec.customer))
     return out
 
 
@@ -68,6 +70,8 @@ def render_review_text(review: OversightReview) -> str:
         out += _recommendation_lines(rec)
     if review.no_data:
         out.append(f"  No decisions for: {', '.join(review.no_data)}")
+    if review.overall and review.recommendations:
+        out += ["", "  Customers and cost, all types:"] + [f"    {line}" for line in review.overall]
     out += _calibration_lines(review)
     out += ["", "  Warning signs:" if review.warnings else "  Warning signs: none"]
     out += [f"    ⚠ {w.interaction_type or 'all'}: {w.message}" for w in review.warnings]

@@ -18,6 +18,8 @@ HUMAN_KINDS = (DecisionKind.APPROVE, DecisionKind.EDIT, DecisionKind.TAKE_OVER, 
 BAND_EDGES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 ROUTES = ("auto_send", "review", "take_over")
 MAX_PERIOD = timedelta(days=731)
+# Time-to-first-reply buckets (seconds, upper edges): percentiles are read as "≤ edge" from these counts.
+REPLY_EDGES = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 _PERIOD = re.compile(r"^\d+[hdw]$")
 
 
@@ -73,6 +75,10 @@ class Counts:
     severe_defects: int = 0
     take_over_on_review: int = 0
     defects: Counter[str] = field(default_factory=Counter)
+    # Oversight review only: replies sent within each REPLY_EDGES bucket (cumulative), and reviewer time.
+    reply_auto: list[int] = field(default_factory=lambda: [0] * len(REPLY_EDGES))
+    reply_reviewed: list[int] = field(default_factory=lambda: [0] * len(REPLY_EDGES))
+    reviewer_seconds: int = 0  # each human decision's time, capped at policy.oversight.review_time_cap
 
     @property
     def human(self) -> int:
@@ -142,8 +148,11 @@ class Counts:
             "qa_severe",
             "severe_defects",
             "take_over_on_review",
+            "reviewer_seconds",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.reply_auto = [a + b for a, b in zip(self.reply_auto, other.reply_auto, strict=True)]
+        self.reply_reviewed = [a + b for a, b in zip(self.reply_reviewed, other.reply_reviewed, strict=True)]
         self.routed.update(other.routed)
         self.defects.update(other.defects)
 

@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     cast,
     func,
     literal,
@@ -43,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlmodel import Session, SQLModel
 
-from bot.reporting.stats.model import BAND_EDGES, HUMAN_KINDS, ROUTES, Band, Counts, Stats
+from bot.reporting.stats.model import BAND_EDGES, HUMAN_KINDS, REPLY_EDGES, ROUTES, Band, Counts, Stats
 from bot.review.policy import Oversight
 from storage.models import (
     HUMAN_DECISIONS,
@@ -153,11 +154,28 @@ def _band_aggregates(kind: str, o: Oversight) -> Aggregates:
     return aggs
 
 
+def _timing_aggregates(kind: str, o: Oversight) -> Aggregates:
+    """Replies sent within each REPLY_EDGES bucket (approve, edit, auto-send) and capped reviewer time."""
+    d = columns(Decision)
+    aggs: Aggregates = []
+    if kind in (DecisionKind.APPROVE, DecisionKind.EDIT, DecisionKind.AUTO_SEND):
+        aggs += [
+            (f"reply:{i}", func.count().filter(d.seconds_to_decision <= e)) for i, e in enumerate(REPLY_EDGES)
+        ]
+    if kind in HUMAN_KINDS:
+        cap = o.review_time_cap.total_seconds()
+        capped = case((d.seconds_to_decision > cap, cap), else_=d.seconds_to_decision)
+        aggs.append(("reviewer_seconds", func.sum(capped)))
+    return aggs
+
+
 def _aggregates(kind: str, o: Oversight, calibration: bool) -> Aggregates:
-    """The aggregates one decision kind needs (fewer per row = faster), as (name, expression)."""
+    """The aggregates one decision kind needs (fewer per row = faster), as (name, expression).
+
+    `calibration` (the oversight review) adds confidence bands, reply-time buckets and reviewer time."""
     aggs: Aggregates = [("n", func.count()), *_kind_aggregates(kind, o), *_defect_aggregates(kind, o)]
     if calibration:
-        aggs += _band_aggregates(kind, o)
+        aggs += _band_aggregates(kind, o) + _timing_aggregates(kind, o)
     return aggs
 
 
@@ -216,9 +234,19 @@ def _fold_decisions(c: Counts, kind: str, v: dict[str, int]) -> None:
     c.take_over_on_review += v.get("on_review", 0)
 
 
+def _fold_timing(c: Counts, kind: str, v: dict[str, int]) -> None:
+    c.reviewer_seconds += v.get("reviewer_seconds", 0)
+    if f"reply:{len(REPLY_EDGES) - 1}" not in v:
+        return
+    into = c.reply_auto if kind == DecisionKind.AUTO_SEND else c.reply_reviewed
+    for i in range(len(REPLY_EDGES)):
+        into[i] += v[f"reply:{i}"]
+
+
 def _fold(c: Counts, bands: dict[int, Band], kind: str, v: dict[str, int], severe: set[str]) -> None:
     """Add one (type, kind) aggregate row to the type's counts and confidence bands."""
     _fold_defects(c, kind, v, severe)
+    _fold_timing(c, kind, v)
     if kind == DecisionKind.QA_GOOD:
         c.qa_good += v["n"]
         return

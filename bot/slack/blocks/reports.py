@@ -95,7 +95,9 @@ def _recommendation_body(rec: Recommendation) -> str:
         lines.append(f"• {why_label(rec)}: " + "; ".join(rec.reasons))
     if rec.whatif is not None:
         lines.append(f"• what-if: {rec.whatif.sentence()}")
-    return _cut("\n".join(lines), 1200)
+    if rec.customer:
+        lines.append("• customers: " + " · ".join(rec.customer))
+    return _cut("\n".join(lines), 2000)
 
 
 def _recommendation_blocks(review: OversightReview) -> list[Block]:
@@ -114,6 +116,13 @@ def _recommendation_blocks(review: OversightReview) -> list[Block]:
     if not review.recommendations:
         blocks.append(_section(NOTHING_TO_RECOMMEND))
     return blocks
+
+
+def _overall_blocks(review: OversightReview) -> list[Block]:
+    if not review.overall or not review.recommendations:
+        return []
+    body = "*Customers and cost, all types*\n" + "\n".join(f"• {line}" for line in review.overall)
+    return [_section(_cut(body, 2900))]
 
 
 def _calibration_blocks(review: OversightReview) -> list[Block]:
@@ -137,6 +146,7 @@ def render_review_blocks(
             "criteria: `policy.oversight`"
         ),
         *_recommendation_blocks(review),
+        *_overall_blocks(review),
         *_calibration_blocks(review),
     ]
     warn = "\n".join(f"⚠ *{w.interaction_type or 'all'}*: {w.message}" for w in review.warnings[:15])
