@@ -187,6 +187,12 @@ def _is_secret(alias: str) -> bool:
     )
 
 
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret that is set, so logging can redact it wherever it turns up."""
+    values = (getattr(settings, name) for name in type(settings).model_fields)
+    return [v.get_secret_value() for v in values if isinstance(v, SecretStr) and v.get_secret_value()]
+
+
 def secret(value: SecretStr | None) -> str | None:
     """The plain value of an optional secret."""
     return value.get_secret_value() if value is not None else None
