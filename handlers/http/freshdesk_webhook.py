@@ -21,6 +21,7 @@ from bot.app.runtime import Runtime
 from bot.helpdesk.base import html_to_text
 from handlers.http.helpdesk_drafting import draft_response
 from handlers.http.ingest import ApiError, ReviewCreated, _read_limited
+from handlers.http.openapi import json_body, webhook_responses
 
 SECRET_HEADER = "X-Hitl-Secret"
 IGNORED_STATUSES = ("resolved", "closed", "4", "5")
@@ -109,27 +110,12 @@ def build_router(runtime: Runtime) -> APIRouter:
         response_model=ReviewCreated,
         tags=["helpdesk webhooks"],
         summary="Freshdesk ticket created or replied to: draft a reply with the model and route it",
-        responses={
-            200: {"description": "Already drafted for this ticket update, or ignored (`status: ignored`)"},
-            401: {"description": f"Missing or wrong {SECRET_HEADER}"},
-            413: {"description": "Body over 256 KiB"},
-            422: {"description": "Not the expected JSON"},
-            503: {
-                "description": "Webhook or model not configured (FRESHDESK_WEBHOOK_SECRET, OPENAI_API_KEY)"
-            },
-        },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": FreshdeskWebhookIn.model_json_schema(
-                            ref_template="#/components/schemas/{model}"
-                        )
-                    }
-                },
-            }
-        },
+        responses=webhook_responses(
+            unauthorized=f"Missing or wrong {SECRET_HEADER}",
+            invalid="Not the expected JSON (`invalid_payload`)",
+            not_configured="Webhook or model not configured (FRESHDESK_WEBHOOK_SECRET, OPENAI_API_KEY)",
+        ),
+        openapi_extra=json_body(FreshdeskWebhookIn),
     )
     async def freshdesk_webhook(request: Request) -> JSONResponse:
         secret = runtime.settings.freshdesk_webhook_secret

@@ -20,6 +20,7 @@ from bot.app.runtime import Runtime
 from bot.helpdesk.base import html_to_text
 from handlers.http.helpdesk_drafting import draft_response
 from handlers.http.ingest import ApiError, ReviewCreated, _read_limited
+from handlers.http.openapi import webhook_responses
 
 SIGNATURE_HEADER = "X-Hub-Signature"
 TOPICS = ("conversation.user.created", "conversation.user.replied")
@@ -148,13 +149,11 @@ def build_router(runtime: Runtime) -> APIRouter:
         response_model=ReviewCreated,
         tags=["helpdesk webhooks"],
         summary="Intercom conversation started or replied to by a customer: draft a reply and route it",
-        responses={
-            200: {"description": "Already drafted for this message, or another topic (`status: ignored`)"},
-            401: {"description": f"Missing or wrong {SIGNATURE_HEADER}"},
-            413: {"description": "Body over 256 KiB"},
-            422: {"description": "Not an Intercom conversation notification"},
-            503: {"description": "Webhook or model not configured (INTERCOM_CLIENT_SECRET, OPENAI_API_KEY)"},
-        },
+        responses=webhook_responses(
+            unauthorized=f"Missing or wrong {SIGNATURE_HEADER}",
+            invalid="Not an Intercom conversation notification (`invalid_payload`)",
+            not_configured="Webhook or model not configured (INTERCOM_CLIENT_SECRET, OPENAI_API_KEY)",
+        ),
     )
     async def intercom_webhook(request: Request) -> JSONResponse:
         secret = runtime.settings.intercom_client_secret

@@ -9,7 +9,7 @@ model and every model it refers to under `components.schemas`, so every `$ref` r
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -54,6 +54,30 @@ OTHER_CLIENT_ERROR = error("Any other client error (unknown path, wrong method)"
 BEARER = "bearer"
 BEARER_SCHEME = {"type": "http", "scheme": "bearer", "description": "the server's HITL_INGEST_TOKEN"}
 NEEDS_BEARER: dict[str, Any] = {"security": [{BEARER: []}]}
+
+
+class WebhookIgnored(BaseModel):
+    """A helpdesk webhook that needs no draft (solved, updated by an agent, no customer text, another topic)."""
+
+    status: Literal["ignored"]
+    reason: str
+
+
+def webhook_responses(*, unauthorized: str, invalid: str, not_configured: str) -> dict[int | str, Any]:
+    """The answers of a helpdesk webhook that drafts with the model (201 is the route's own response)."""
+    from handlers.http.ingest import ReviewCreated
+
+    return {
+        200: {
+            "description": "Already drafted for this ticket update, or ignored (`status: ignored`)",
+            "model": ReviewCreated | WebhookIgnored,
+        },
+        401: error(unauthorized),
+        413: error("Body over 256 KiB"),
+        422: error(invalid),
+        503: error(f"{not_configured}, the model is failing, or the database is unavailable"),
+        "4XX": OTHER_CLIENT_ERROR,
+    }
 
 
 def json_body(model: type[BaseModel], *, bearer: bool = False) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.app.runtime import Runtime
 from bot.reporting.outcomes import NoReview, OutcomeIn, Recorded, existing_outcome, record_outcome
 from handlers.http.ingest import ApiError, _check_token, _read_limited
+from handlers.http.openapi import OTHER_CLIENT_ERROR, UNAUTHORIZED, UNAVAILABLE, error, json_body
 from storage.db import session_scope
 
 
@@ -91,22 +92,18 @@ def build_router(runtime: Runtime) -> APIRouter:
             "of the same kind with another value replaces the earlier one (`status: updated`)."
         ),
         responses={
-            200: {"description": "Already received (same ticket and kind); `status` says if it changed"},
-            401: {"description": "Missing or wrong bearer token"},
-            404: {"description": "No draft of this ticket was received at or before `at`"},
-            413: {"description": "Body over 256 KiB"},
-            422: {"description": "Invalid JSON or fields; `fields` names each"},
+            200: {
+                "description": "Already received (same ticket and kind); `status` says if it changed",
+                "model": OutcomePublic,
+            },
+            401: UNAUTHORIZED,
+            404: error("No draft of this ticket was received at or before `at` (`unknown_ticket`)"),
+            413: error("Body over 256 KiB"),
+            422: error("Invalid JSON or fields (`invalid_json`, `invalid_fields`); `fields` names each"),
+            503: UNAVAILABLE,
+            "4XX": OTHER_CLIENT_ERROR,
         },
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {
-                    "application/json": {
-                        "schema": OutcomeIn.model_json_schema(ref_template="#/components/schemas/{model}")
-                    }
-                },
-            }
-        },
+        openapi_extra=json_body(OutcomeIn, bearer=True),
     )
     async def report_outcome(request: Request) -> JSONResponse:
         _check_token(request, runtime)

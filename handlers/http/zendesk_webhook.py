@@ -13,7 +13,7 @@ import hmac
 import json
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,7 +25,7 @@ from bot.ai.assist import AiOff, Ticket, draft_for_ticket, get_llm
 from bot.app.runtime import Runtime
 from bot.review.ingest import Assist, DraftIn, ingest_draft
 from handlers.http.ingest import ApiError, ReviewCreated, _read_limited, check_storable
-from handlers.http.openapi import OTHER_CLIENT_ERROR, error, json_body
+from handlers.http.openapi import json_body, webhook_responses
 from storage import repo
 from storage.db import session_scope
 from storage.models import Review
@@ -65,13 +65,6 @@ class ZendeskWebhookIn(_In):
     """The body the Zendesk trigger sends (see docs/ai-assist.md)."""
 
     ticket: ZendeskTicket
-
-
-class WebhookIgnored(BaseModel):
-    """A ticket update that needs no draft (solved, updated by an agent, no customer text)."""
-
-    status: Literal["ignored"]
-    reason: str
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -170,20 +163,11 @@ def build_router(runtime: Runtime) -> APIRouter:
         tags=["helpdesk webhooks"],
         summary="Zendesk ticket created or updated: draft a reply with the model and route it",
         response_description="Drafted and routed",
-        responses={
-            200: {
-                "description": "Already drafted for this ticket update, or ignored (`status: ignored`)",
-                "model": ReviewCreated | WebhookIgnored,
-            },
-            401: error("Missing, wrong or stale signature"),
-            413: error("Body over 256 KiB"),
-            422: error("Not the expected JSON (`invalid_payload`)"),
-            503: error(
-                "Webhook or model not configured (ZENDESK_WEBHOOK_SECRET, OPENAI_API_KEY), "
-                "the model is failing, or the database is unavailable"
-            ),
-            "4XX": OTHER_CLIENT_ERROR,
-        },
+        responses=webhook_responses(
+            unauthorized="Missing, wrong or stale signature",
+            invalid="Not the expected JSON (`invalid_payload`)",
+            not_configured="Webhook or model not configured (ZENDESK_WEBHOOK_SECRET, OPENAI_API_KEY)",
+        ),
         openapi_extra=json_body(ZendeskWebhookIn),
     )
     async def zendesk_webhook(request: Request) -> JSONResponse:

@@ -182,7 +182,8 @@ def test_the_openapi_spec_documents_the_webhook(svc: Service) -> None:
     spec = httpx.get(f"{svc.url}/openapi.json").json()
     op = spec["paths"]["/v1/webhooks/zendesk"]["post"]
     assert "401" in op["responses"] and "503" in op["responses"]
+    schemas = spec["components"]["schemas"]
     draft_schema = op["requestBody"]["content"]["application/json"]["schema"]
-    assert "ticket" in draft_schema["properties"]
+    assert "ticket" in schemas[draft_schema["$ref"].rsplit("/", 1)[1]]["properties"]
     drafts = spec["paths"]["/v1/drafts"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert "interaction_type" not in drafts.get("required", [])
+    assert "interaction_type" not in schemas[drafts["$ref"].rsplit("/", 1)[1]].get("required", [])

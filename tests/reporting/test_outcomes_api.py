@@ -100,7 +100,8 @@ def test_outcomes_need_the_ingest_token(svc: Service) -> None:
 def test_the_outcomes_route_is_in_the_openapi_document(svc: Service) -> None:
     doc = svc.api.get("/openapi.json").json()
     op = doc["paths"]["/v1/outcomes"]["post"]
-    schema = op["requestBody"]["content"]["application/json"]["schema"]
+    ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    schema = doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
     assert set(schema["required"]) == {"ticket_id", "kind", "at"}
     assert schema["properties"]["kind"]["enum"] == ["csat", "reopened", "resolved"]
     assert {"200", "201", "404", "422"} <= set(op["responses"])

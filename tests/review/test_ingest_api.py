@@ -156,7 +156,8 @@ def test_unknown_review_is_404_and_health_and_openapi_answer(svc: Service) -> No
     health = httpx.get(f"{svc.url}/healthz").json()
     assert health["status"] == "ok" and health["schema"]
     spec = httpx.get(f"{svc.url}/openapi.json").json()
-    body_schema = spec["paths"]["/v1/drafts"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body_ref = spec["paths"]["/v1/drafts"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    body_schema = spec["components"]["schemas"][body_ref["$ref"].rsplit("/", 1)[1]]
     assert {"ticket_id", "confidence", "draft"} <= set(body_schema["required"])
 
 
