@@ -207,15 +207,17 @@ def _find_channel(client: WebClient, channel: str) -> dict[str, Any] | None:
 
 
 def policy_people(policy: Policy | None) -> tuple[set[str], set[str]]:
-    """The user groups and users the policy names (approvers, supervisors, escalation)."""
+    """The user groups and users the policy names (approvers, supervisors, escalation, managers)."""
     groups: set[str] = set()
     users: set[str] = set()
     if policy is None:
         return groups, users
+    named = [policy.managers]
     for tier in policy.tiers.values():
-        for people in (tier.approvers, tier.supervisors, *(lv.notify for lv in tier.escalation.levels)):
-            groups.update(people.usergroups)
-            users.update(people.users)
+        named += [tier.approvers, tier.supervisors, *(lv.notify for lv in tier.escalation.levels)]
+    for people in named:
+        groups.update(people.usergroups)
+        users.update(people.users)
     return groups, users
 
 

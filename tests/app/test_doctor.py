@@ -224,3 +224,18 @@ def test_a_webhook_helpdesk_is_checked_for_an_answer(world: World) -> None:
 def test_the_scopes_doctor_asks_for_are_the_manifests() -> None:
     manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
     assert sorted(NEEDED_SCOPES) == sorted(manifest["oauth_config"]["scopes"]["bot"])
+
+
+def test_the_managers_user_group_is_checked_too(world: World) -> None:
+    policy = Path(world.env["HITL_POLICY_FILE"])
+    text = policy.read_text()
+    assert "  usergroups: []          # e.g." in text
+    policy.write_text(
+        text.replace("  usergroups: []          # e.g.", "  usergroups: [S0LEADS001]  # e.g.", 1)
+    )
+    code, lines = world.doctor()
+    assert code == 1
+    assert "no such user group" in _line(lines, "✗ Slack user group S0LEADS001:")
+    world.slack.add_usergroup("S0LEADS001", [USER])
+    code, lines = world.doctor()
+    assert code == 0 and _line(lines, "✓ Slack user group S0LEADS001:")
