@@ -359,7 +359,7 @@ def _payload_type(body: bytes) -> str | None:
     except (ValueError, KeyError, UnicodeDecodeError):
         return "invalid"
     kind = payload.get("type") if isinstance(payload, dict) else None
-    return str(kind) if kind in SLACK_PAYLOAD_TYPES else OTHER
+    return kind if isinstance(kind, str) and kind in SLACK_PAYLOAD_TYPES else OTHER
 
 
 SLACK_PAYLOAD_TYPES = frozenset(
