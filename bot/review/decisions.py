@@ -176,6 +176,67 @@ def may_decide(
 # ---------------------------------------------------------------- recording
 
 
+def _checked_pending(
+    session: Session, *, review_id: str, kind: DecisionKind, policy: Policy, is_supervisor: bool
+) -> Review:
+    """The review to decide, still pending, and the decision one this clicker may make."""
+    review = session.get(Review, review_id)
+    if review is None:
+        raise ReviewNotFound(review_id, "This review is no longer in the store.")
+    if review.status != ReviewStatus.PENDING:
+        raise AlreadyDecided.of(review)
+    if kind in supervisor_only(review, policy) and not is_supervisor:
+        raise NotAllowed(review_id, f"Only a supervisor may {kind.replace('_', ' ')} this review.")
+    return review
+
+
+def _outcome(
+    review: Review, kind: DecisionKind, final_text: str | None, reason: str | None, comment: str | None
+) -> tuple[str | None, float | None, dict[str, Any]]:
+    """(text sent, edit distance, the review's new extra) of a decision."""
+    final = {DecisionKind.APPROVE: review.draft, DecisionKind.EDIT: final_text}.get(kind)
+    distance = 0.0 if kind == DecisionKind.APPROVE else edit_distance(review.draft, final) if final else None
+    extra: dict[str, Any] = dict(review.extra or {})
+    if distance is not None:
+        extra["edit_distance"] = distance
+    if kind == DecisionKind.REJECT:
+        extra.update(
+            reject_category=DefectCategory(reason or DefectCategory.OTHER).value, reject_comment=comment
+        )
+    return final, distance, extra
+
+
+def _feedback_row(
+    review: Review, kind: DecisionKind, *, final: str | None, distance: float | None, now: datetime
+) -> Decision:
+    """The feedback store's row for a review decision (the review already holds the decider)."""
+    extra = review.extra or {}
+    return Decision(
+        review_id=review.id,
+        stage="review",
+        ticket_id=review.ticket_id,
+        interaction_type=review.interaction_type,
+        confidence=review.confidence,
+        route=review.route,
+        tier=review.tier,
+        reasons=review.reasons,
+        customer_message=review.customer_message,
+        ai_draft=review.draft,
+        final_text=final,
+        decision=kind,
+        actor_id=review.decided_by,
+        actor_name=review.decided_by_name,
+        decided_at=now,
+        seconds_to_decision=max(0.0, (now - review.created_at).total_seconds()),
+        edit_distance=distance,
+        defect_category=extra.get("reject_category"),
+        defect_comment=extra.get("reject_comment") if kind == DecisionKind.REJECT else None,
+        sla_breached=review.sla_due_at is not None and now > review.sla_due_at,
+        model=extra.get("model"),
+        prompt_version=extra.get("prompt_version"),
+    )
+
+
 def record_decision(
     *,
     session: Session,
@@ -197,27 +258,10 @@ def record_decision(
         raise ValueError(f"{decision!r} is not a review decision")
     if kind == DecisionKind.EDIT and not (final_text or "").strip():
         raise ValueError("an edit needs the final text")
-    review = session.get(Review, review_id)
-    if review is None:
-        raise ReviewNotFound(review_id, "This review is no longer in the store.")
-    if review.status != ReviewStatus.PENDING:
-        raise AlreadyDecided.of(review)
-    if kind in supervisor_only(review, policy) and not is_supervisor:
-        raise NotAllowed(review_id, f"Only a supervisor may {kind.replace('_', ' ')} this review.")
-
-    final = (
-        review.draft if kind == DecisionKind.APPROVE else final_text if kind == DecisionKind.EDIT else None
+    review = _checked_pending(
+        session, review_id=review_id, kind=kind, policy=policy, is_supervisor=is_supervisor
     )
-    distance = (
-        0.0 if kind == DecisionKind.APPROVE else edit_distance(review.draft, final or "") if final else None
-    )
-    extra: dict[str, Any] = dict(review.extra or {})
-    if distance is not None:
-        extra["edit_distance"] = distance
-    if kind == DecisionKind.REJECT:
-        extra.update(
-            reject_category=DefectCategory(reason or DefectCategory.OTHER).value, reject_comment=comment
-        )
+    final, distance, extra = _outcome(review, kind, final_text, reason, comment)
     values: dict[str, Any] = {
         "status": STATUS_AFTER[kind],
         "decision": kind,
@@ -239,31 +283,7 @@ def record_decision(
     session.refresh(review)
     if won != 1:
         raise AlreadyDecided.of(review)
-
-    row = Decision(
-        review_id=review.id,
-        stage="review",
-        ticket_id=review.ticket_id,
-        interaction_type=review.interaction_type,
-        confidence=review.confidence,
-        route=review.route,
-        tier=review.tier,
-        reasons=review.reasons,
-        customer_message=review.customer_message,
-        ai_draft=review.draft,
-        final_text=final,
-        decision=kind,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        decided_at=now,
-        seconds_to_decision=max(0.0, (now - review.created_at).total_seconds()),
-        edit_distance=distance,
-        defect_category=extra.get("reject_category"),
-        defect_comment=comment if kind == DecisionKind.REJECT else None,
-        sla_breached=review.sla_due_at is not None and now > review.sla_due_at,
-        model=extra.get("model"),
-        prompt_version=extra.get("prompt_version"),
-    )
+    row = _feedback_row(review, kind, final=final, distance=distance, now=now)
     session.add(row)
     _queue_after_decision(session=session, review=review, now=now, settings=settings)
     repo.audit(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class ActionId(StrEnum):
@@ -76,11 +76,11 @@ class ReviewRef(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    review_id: str
+    review_id: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")
 
 
 class ModalMeta(ReviewRef):
     """A modal's private_metadata: the review and the card it was opened from (view submissions have no channel)."""
 
-    channel: str
-    ts: str
+    channel: str = Field(max_length=255, pattern=r"^[^\x00-\x1f]*$")
+    ts: str = Field(max_length=64, pattern=r"^[0-9.]*$")

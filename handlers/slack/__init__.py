@@ -21,7 +21,6 @@ from slack_bolt.adapter.fastapi import SlackRequestHandler
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.starlette.handler import to_starlette_response
 from slack_bolt.authorization import AuthorizeResult
-from slack_sdk.signature import SignatureVerifier
 
 from bot.app.runtime import Runtime
 from bot.app.settings import secret
@@ -94,7 +93,7 @@ class ThreadedSlackRequestHandler(SlackRequestHandler):
 
     def __init__(self, app: App, signing_secret: str | None) -> None:
         super().__init__(app)
-        self.verifier = SignatureVerifier(signing_secret) if signing_secret else None
+        self.signing_secret = signing_secret or None
 
     async def handle(
         self, req: Request, addition_context_properties: dict[str, Any] | None = None
@@ -104,7 +103,9 @@ class ThreadedSlackRequestHandler(SlackRequestHandler):
         for name, value in req.headers.items():
             headers.setdefault(name.lower(), []).append(value)
         checked: edge.Headers = dict(headers)
-        resp = await run_in_threadpool(edge.dispatch, self.app, self.verifier, body, checked, req.url.query)
+        resp = await run_in_threadpool(
+            edge.dispatch, self.app, self.signing_secret, body, checked, req.url.query
+        )
         return to_starlette_response(resp)
 
 

@@ -10,13 +10,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from bot.review.decisions import Click, ClickRefused
 from bot.slack.ids import ModalMeta, ReviewRef
 
-Id = Annotated[StrictStr, Field(min_length=1, max_length=255)]
-Text = Annotated[StrictStr, Field(max_length=200_000)]
+
+def _no_surrogates(text: str) -> str:
+    """Refuse lone surrogates: they cannot be stored or sent on as UTF-8."""
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        raise ValueError("lone surrogate in text")
+    return text
+
+
+Str = Annotated[StrictStr, AfterValidator(_no_surrogates)]
+Id = Annotated[Str, Field(min_length=1, max_length=255)]
+Text = Annotated[Str, Field(max_length=200_000)]
 
 
 class _Shape(BaseModel):
@@ -29,22 +47,22 @@ class IdOnly(_Shape):
 
 class User(_Shape):
     id: Id
-    username: StrictStr | None = None
-    name: StrictStr | None = None
+    username: Str | None = None
+    name: Str | None = None
     team_id: Id | None = None
 
 
 class Action(_Shape):
     action_id: Id
-    block_id: StrictStr | None = None
+    block_id: Str | None = None
     value: Text | None = None
-    type: StrictStr | None = None
-    action_ts: StrictStr | None = None
+    type: Str | None = None
+    action_ts: Str | None = None
     selected_option: dict[str, Any] | None = None
 
 
 class Container(_Shape):
-    type: StrictStr | None = None
+    type: Str | None = None
     channel_id: Id | None = None
     message_ts: Id | None = None
     thread_ts: Id | None = None
@@ -62,10 +80,10 @@ class ViewState(_Shape):
 
 class View(_Shape):
     id: Id
-    type: StrictStr | None = None
-    callback_id: StrictStr = ""
+    type: Str | None = None
+    callback_id: Str = ""
     private_metadata: Text = ""
-    hash: StrictStr | None = None
+    hash: Str | None = None
     state: ViewState = Field(default_factory=ViewState)
     team_id: Id | None = None
     app_installed_team_id: Id | None = None
@@ -83,8 +101,8 @@ class Interaction(_Shape):
     message: Message | None = None
     view: View | None = None
     actions: list[Action] = Field(default_factory=list)
-    trigger_id: StrictStr | None = None
-    response_url: StrictStr | None = None
+    trigger_id: Str | None = None
+    response_url: Str | None = None
     is_enterprise_install: StrictBool | None = None
 
     @model_validator(mode="after")
@@ -105,18 +123,18 @@ class Authorization(_Shape):
 
 class Event(_Shape):
     type: Id
-    user: StrictStr | dict[str, Any] | None = None
-    channel: StrictStr | dict[str, Any] | None = None
-    team: StrictStr | None = None
-    user_team: StrictStr | None = None
+    user: Str | dict[str, Any] | None = None
+    channel: Str | dict[str, Any] | None = None
+    team: Str | None = None
+    user_team: Str | None = None
 
 
 class Envelope(_Shape):
     """An Events API request: url_verification, event_callback, app_rate_limited."""
 
     type: Id
-    token: StrictStr | None = None
-    challenge: StrictStr | None = None
+    token: Str | None = None
+    challenge: Str | None = None
     team_id: Id | None = None
     enterprise_id: Id | None = None
     api_app_id: Id | None = None
@@ -139,7 +157,7 @@ class SlashCommand(_Shape):
     user_id: Id
     channel_id: Id
     team_id: Id | None = None
-    text: StrictStr = ""
+    text: Str = ""
 
 
 def envelope_problem(body: Any, *, interactive: bool) -> str | None:
@@ -181,14 +199,17 @@ def _ref(value: str | None) -> ReviewRef:
         raise ClickRefused(None, "This button is not one of this app's review buttons.") from exc
 
 
-def modal_meta_of(view: View | None) -> ModalMeta | None:
-    """The review and card a modal names in its private_metadata (None when it names none)."""
-    if view is None or not view.private_metadata:
-        return None
+def meta_from(private_metadata: str) -> ModalMeta | None:
+    """The review and card a modal's private_metadata names (None when it names none)."""
     try:
-        return ModalMeta.model_validate_json(view.private_metadata)
+        return ModalMeta.model_validate_json(private_metadata) if private_metadata else None
     except ValidationError:
         return None
+
+
+def modal_meta_of(view: View | None) -> ModalMeta | None:
+    """The review and card a modal names in its private_metadata (None when it names none)."""
+    return meta_from(view.private_metadata) if view is not None else None
 
 
 def _team(payload: Interaction) -> str | None:
@@ -197,29 +218,53 @@ def _team(payload: Interaction) -> str | None:
     return payload.user.team_id or (payload.view.team_id if payload.view else None)
 
 
+def _message_origin(payload: Interaction) -> tuple[str, str, str | None]:
+    """(channel, message ts, thread ts) of a click in a message ("" when Slack did not say)."""
+    container = payload.container or Container()
+    message = payload.message
+    channel = container.channel_id or (payload.channel.id if payload.channel else "")
+    ts = container.message_ts or (message.ts if message else "")
+    return channel, ts, container.thread_ts or (message.thread_ts if message else None)
+
+
+def _in_view(payload: Interaction) -> bool:
+    container = payload.container
+    if container is not None and container.type:
+        return container.type == "view"
+    return payload.view is not None and payload.message is None
+
+
 def click_from_action(body: dict[str, Any]) -> Click:
     """A button click on a review card or in a modal; keyed so a redelivered payload acts once."""
     payload = _interaction(body)
     action = payload.actions[0]
     ref = _ref(action.value)
-    container = payload.container or Container()
-    in_view = container.type == "view" or (payload.view is not None and payload.message is None)
-    meta = modal_meta_of(payload.view) if in_view else None
-    channel = container.channel_id or (payload.channel.id if payload.channel else None)
-    ts = container.message_ts or (payload.message.ts if payload.message else None)
-    thread_ts = container.thread_ts or (payload.message.thread_ts if payload.message else None)
-    where = f"{channel}:{ts}" if not in_view else f"view:{payload.view.id if payload.view else ''}"
+    user = payload.user
+    common: dict[str, Any] = {
+        "review_id": ref.review_id,
+        "user_id": user.id,
+        "user_name": user.username or user.name,
+        "team_id": _team(payload),
+    }
+    key = f"{action.action_id}:{user.id}:{action.action_ts or ''}"
+    if _in_view(payload):
+        view_id = payload.view.id if payload.view else ""
+        meta = modal_meta_of(payload.view) or ModalMeta(review_id="", channel="", ts="")
+        return Click(
+            **common,
+            channel=meta.channel,
+            message_ts=meta.ts,
+            delivery_key=f"action:view:{view_id}:{key}",
+            surface="view",
+            view_review_id=meta.review_id or None,
+        )
+    channel, ts, thread_ts = _message_origin(payload)
     return Click(
-        review_id=ref.review_id,
-        user_id=payload.user.id,
-        user_name=payload.user.username or payload.user.name,
-        channel=(meta.channel if meta else channel) or "",
-        message_ts=(meta.ts if meta else ts) or "",
-        delivery_key=f"action:{where}:{action.action_id}:{payload.user.id}:{action.action_ts or ''}",
-        team_id=_team(payload),
-        thread_ts=None if in_view else thread_ts,
-        surface="view" if in_view else "message",
-        view_review_id=meta.review_id if meta else None,
+        **common,
+        channel=channel,
+        message_ts=ts,
+        thread_ts=thread_ts,
+        delivery_key=f"action:{channel}:{ts}:{key}",
     )
 
 
@@ -247,21 +292,23 @@ def modal_meta(click: Click) -> ModalMeta:
     return ModalMeta(review_id=click.review_id, channel=click.channel, ts=click.message_ts)
 
 
+def _channel_in(body: dict[str, Any]) -> str | None:
+    for holder, key in (("container", "channel_id"), ("channel", "id")):
+        part = body.get(holder)
+        if isinstance(part, dict) and isinstance(part.get(key), str):
+            return str(part[key])
+    view = body.get("view")
+    if isinstance(view, dict) and isinstance(view.get("private_metadata"), str):
+        meta = meta_from(view["private_metadata"])
+        return meta.channel if meta and meta.channel else None
+    return body["channel_id"] if isinstance(body.get("channel_id"), str) else None
+
+
 def where(body: dict[str, Any]) -> tuple[str | None, str | None]:
     """(user id, channel) of an interaction, to answer it ephemerally; channel None for a modal or App Home."""
     user = body.get("user")
     user_id = user.get("id") if isinstance(user, dict) else body.get("user_id")
-    container = body.get("container")
-    channel = container.get("channel_id") if isinstance(container, dict) else None
-    if channel is None and isinstance(body.get("channel"), dict):
-        channel = body["channel"].get("id")
-    if channel is None and isinstance(body.get("view"), dict):
-        meta = body["view"].get("private_metadata")
-        parsed = modal_meta_of(View(id="v", private_metadata=meta)) if isinstance(meta, str) else None
-        channel = parsed.channel if parsed else None
-    if channel is None and isinstance(body.get("channel_id"), str):
-        channel = body["channel_id"]
-    return (user_id if isinstance(user_id, str) else None), (channel if isinstance(channel, str) else None)
+    return (user_id if isinstance(user_id, str) else None), _channel_in(body)
 
 
 def review_id_of(body: dict[str, Any]) -> str | None:

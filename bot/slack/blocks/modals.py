@@ -132,7 +132,7 @@ def _value(values: dict[str, dict[str, dict[str, Any]]], block_id: str, action_i
 
 def _typed(element: dict[str, Any]) -> str:
     value = element.get("value")
-    return value if isinstance(value, str) else ""
+    return limits.clean(value) if isinstance(value, str) else ""
 
 
 def _edit_part(block_id: str) -> int:
