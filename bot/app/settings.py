@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     instance_id: str | None = Field(None, alias="HITL_INSTANCE_ID")
     ops_channel: str | None = Field(None, alias="HITL_OPS_CHANNEL")
     managers_channel: str | None = Field(None, alias="HITL_MANAGERS_CHANNEL")
-    callback_hosts: str = Field("", alias="HITL_CALLBACK_HOSTS")  # comma-separated hosts callback_url may name
+    callback_hosts: str = Field("", alias="HITL_CALLBACK_HOSTS")  # comma-separated hosts for callback_url
     callback_secret: SecretStr | None = Field(None, alias="HITL_CALLBACK_SECRET")  # signs decision callbacks
 
     slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")

@@ -28,6 +28,7 @@ from bot.outbox.kinds import (
 from bot.review.policy import ROUTE_ORDER, DraftFacts, History, Policy, Reason, RouteDecision, route_draft
 from bot.sla.clock import sla_times
 from storage import repo
+from storage.fastpath import add_once
 from storage.models import Decision, DecisionKind, Review, ReviewStatus, Route
 
 MAX_BODY_BYTES = 256 * 1024
@@ -153,55 +154,24 @@ def ingest_draft(
     actor: str = "api",
     assist: Assist | None = None,
     settings: Settings | None = None,
+    reads: Session | None = None,
 ) -> IngestResult:
     """Store a draft once, routed; queue its Slack post or its helpdesk write in the same transaction.
+
+    `reads` (default `session`) runs the dedupe lookup and the history, outside SQLite's write lock.
 
     A `callback_url` is refused (CallbackNotAllowed) unless `settings` allow its host."""
     check_callback_url(draft.callback_url, settings)
     key = draft.key()
-    existing = repo.review_by_key(session=session, idempotency_key=key)
+    existing = repo.review_by_key(session=reads or session, idempotency_key=key)
     if existing is not None:
         return IngestResult(existing, created=False)
 
     ckey = draft.customer_key()
-    history = History()
-    if policy.triggers.repeat_contact is not None:
-        since = now - policy.triggers.repeat_contact.window
-        history = History(
-            prior_contacts=repo.prior_contacts(session=session, customer_key=ckey, since=since, before=now)
-        )
+    history = _history(reads or session, policy, ckey, now)
     c = draft.customer or CustomerIn()
-    decision = route_draft(
-        DraftFacts(
-            interaction_type=draft.interaction_type or UNCLASSIFIED,
-            confidence=draft.confidence,
-            customer_message=draft.customer_message,
-            subject=draft.subject,
-            customer_tier=c.tier,
-            account_value=c.account_value,
-            refund_amount=draft.refund_amount,
-            sentiment=draft.sentiment,
-            policy_exception=draft.policy_exception,
-        ),
-        policy,
-        history,
-    )
-    if assist is not None:
-        decision = assist.apply(decision)
+    decision = _route(draft, c, policy, history, assist)
     review_id = uuid.uuid4().hex
-    extra: dict[str, Any] = {
-        k: v
-        for k, v in {
-            "ticket_updated_at": draft.ticket_updated_at,
-            "model": draft.model,
-            "prompt_version": draft.prompt_version,
-            "prior_contacts": history.prior_contacts,
-            "callback_url": draft.callback_url,
-        }.items()
-        if v is not None
-    }
-    if assist is not None:
-        extra.update(assist.extra)
     review = Review(
         id=review_id,
         idempotency_key=key,
@@ -218,7 +188,7 @@ def ingest_draft(
         policy_exception=draft.policy_exception,
         ticket_url=draft.ticket_url,
         kb_sources=draft.kb_sources,
-        extra=extra,
+        extra=_extra(draft, history, assist),
         route=decision.route,
         tier=decision.tier,
         reasons=[r.as_dict() for r in decision.reasons],
@@ -229,16 +199,13 @@ def ingest_draft(
     if decision.route == Route.AUTO_SEND:
         _auto_send(session=session, review=review, policy=policy, now=now)
     else:
-        review.sla_warn_at, review.sla_due_at = sla_times(policy, decision.tier, now)
-        session.add(review)
-        session.flush()
-        enqueue_review_card(
-            session, now=now, card=ReviewCard(review_id=review_id), dedupe_key=f"post:{review_id}"
+        _to_humans(
+            session=session,
+            review=review,
+            policy=policy,
+            now=now,
+            summarize=bool(assist and assist.summarize),
         )
-        if assist is not None and assist.summarize:
-            enqueue_summarize(
-                session, now=now, job=Summarize(review_id=review_id), dedupe_key=f"summary:{review_id}"
-            )
     repo.audit(
         session=session,
         at=now,
@@ -253,6 +220,71 @@ def ingest_draft(
     return IngestResult(review, created=True)
 
 
+def _history(session: Session, policy: Policy, customer_key: str | None, now: datetime) -> History:
+    """The customer's recent contacts, when the policy has a repeat-contact trigger."""
+    if policy.triggers.repeat_contact is None:
+        return History()
+    since = now - policy.triggers.repeat_contact.window
+    return History(
+        prior_contacts=repo.prior_contacts(
+            session=session, customer_key=customer_key, since=since, before=now
+        )
+    )
+
+
+def _route(
+    draft: DraftIn, c: CustomerIn, policy: Policy, history: History, assist: Assist | None
+) -> RouteDecision:
+    """The policy's route for the draft, moved toward humans by AI assist when it says so."""
+    decision = route_draft(
+        DraftFacts(
+            interaction_type=draft.interaction_type or UNCLASSIFIED,
+            confidence=draft.confidence,
+            customer_message=draft.customer_message,
+            subject=draft.subject,
+            customer_tier=c.tier,
+            account_value=c.account_value,
+            refund_amount=draft.refund_amount,
+            sentiment=draft.sentiment,
+            policy_exception=draft.policy_exception,
+        ),
+        policy,
+        history,
+    )
+    return assist.apply(decision) if assist is not None else decision
+
+
+def _extra(draft: DraftIn, history: History, assist: Assist | None) -> dict[str, Any]:
+    """What the review keeps beside its columns (model, prompt version, callback URL, assist facts)."""
+    extra: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "ticket_updated_at": draft.ticket_updated_at,
+            "model": draft.model,
+            "prompt_version": draft.prompt_version,
+            "prior_contacts": history.prior_contacts,
+            "callback_url": draft.callback_url,
+        }.items()
+        if v is not None
+    }
+    if assist is not None:
+        extra.update(assist.extra)
+    return extra
+
+
+def _to_humans(*, session: Session, review: Review, policy: Policy, now: datetime, summarize: bool) -> None:
+    """Human-in/as-the-loop: the SLA clock starts and the card is queued for the tier's channel."""
+    review.sla_warn_at, review.sla_due_at = sla_times(policy, review.tier, now)
+    add_once(session, review, unique="idempotency_key")
+    enqueue_review_card(
+        session, now=now, card=ReviewCard(review_id=review.id), dedupe_key=f"post:{review.id}"
+    )
+    if summarize:
+        enqueue_summarize(
+            session, now=now, job=Summarize(review_id=review.id), dedupe_key=f"summary:{review.id}"
+        )
+
+
 def _auto_send(*, session: Session, review: Review, policy: Policy, now: datetime) -> None:
     """Human-on-the-loop: the reply goes to the helpdesk now; a sampled share is QA-rated later."""
     review.status = ReviewStatus.AUTO_SENT
@@ -262,8 +294,7 @@ def _auto_send(*, session: Session, review: Review, policy: Policy, now: datetim
     review.final_text = review.draft
     sampled = policy.qa.channel is not None and qa_sampled(review.id, policy.qa.sample_rate)
     review.extra = {**review.extra, "qa_sampled": sampled}
-    session.add(review)
-    session.flush()
+    add_once(session, review, unique="idempotency_key")
     session.add(
         Decision(
             review_id=review.id,

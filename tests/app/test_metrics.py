@@ -16,7 +16,7 @@ from tests.conftest import Service, sample_draft, wait_for
 from tests.slack import conftest as slack_fixtures
 from tests.slack.conftest import Loop
 
-make_loop, loop = slack_fixtures.make_loop, slack_fixtures.loop  # the review loop's fixtures
+make_loop = slack_fixtures.make_loop  # the review loop's fixture
 
 FAST_POLICY = Path(__file__).parent.parent / "sla" / "policy_fast.yml"
 Samples = list[tuple[str, dict[str, str], float]]
@@ -46,7 +46,10 @@ def post(svc: Service, **draft: Any) -> str:
     return str(resp.json()["id"])
 
 
-def test_metrics_count_drafts_a_click_and_the_slack_deliveries_it_caused(loop: Loop) -> None:
+def test_metrics_count_drafts_a_click_and_the_slack_deliveries_it_caused(
+    make_loop: Callable[..., Loop], db_url: str
+) -> None:
+    loop = make_loop(HITL_DATABASE_URL=db_url)
     first = loop.post_draft()
     loop.post_draft(interaction_type="refund", confidence=0.8, refund_amount=20.0)
     loop.post_draft(confidence=0.97)  # order_status at 0.97: auto-sent
@@ -76,10 +79,10 @@ def test_metrics_count_drafts_a_click_and_the_slack_deliveries_it_caused(loop: L
 
 
 def test_queue_gauges_come_from_the_database_so_replicas_agree_while_counters_stay_their_own(
-    start_service: Callable[..., Service], make_settings: Callable[..., Any], sqlite_url: str
+    start_service: Callable[..., Service], make_settings: Callable[..., Any], db_url: str
 ) -> None:
     # No outbox worker anywhere: the cards wait in the outbox, as in a backlog.
-    settings = make_settings(HITL_DATABASE_URL=sqlite_url, HITL_OUTBOX_WORKER="false")
+    settings = make_settings(HITL_DATABASE_URL=db_url, HITL_OUTBOX_WORKER="false")
     a, b = start_service(settings), start_service(settings)
     for _ in range(3):
         post(a)
@@ -96,9 +99,9 @@ def test_queue_gauges_come_from_the_database_so_replicas_agree_while_counters_st
 
 
 def test_drafts_from_many_threads_at_once_are_each_counted_once(
-    start_service: Callable[..., Service], make_settings: Callable[..., Any], sqlite_url: str
+    start_service: Callable[..., Service], make_settings: Callable[..., Any], db_url: str
 ) -> None:
-    svc = start_service(make_settings(HITL_DATABASE_URL=sqlite_url, HITL_OUTBOX_WORKER="false"))
+    svc = start_service(make_settings(HITL_DATABASE_URL=db_url, HITL_OUTBOX_WORKER="false"))
     errors: list[BaseException] = []
 
     def send(n: int) -> None:

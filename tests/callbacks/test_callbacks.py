@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request, Response
 from sqlalchemy import select
+from sqlmodel import col
 
 from bot.review.decisions import record_decision
 from bot.slack.ids import ActionId, BlockId
@@ -87,19 +88,19 @@ def readme_verify() -> Callable[..., bool]:
 class Headers(dict[str, str]):
     """Case-insensitive like every web framework's request headers."""
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
 
 def outbox_rows(svc: Service, kind: str = "decision_callback") -> list[OutboxItem]:
     with session_scope(svc.runtime.engine, readonly=True) as session:
-        return list(session.execute(select(OutboxItem).where(OutboxItem.kind == kind)).scalars())
+        return list(session.execute(select(OutboxItem).where(col(OutboxItem.kind) == kind)).scalars())
 
 
 def test_an_approval_is_called_back_signed_and_the_readme_snippet_verifies_it(
-    make_loop: Callable[..., Loop], receiver: Receiver
+    make_loop: Callable[..., Loop], receiver: Receiver, db_url: str
 ) -> None:
-    loop = make_loop(**callback_env())
+    loop = make_loop(HITL_DATABASE_URL=db_url, **callback_env())
     review_id = loop.post_draft(callback_url=receiver.url)
     card = loop.card(review_id)
     assert loop.click(card, ActionId.APPROVE, "U0ALEX0001", "alex").status_code == 200
@@ -131,7 +132,7 @@ def test_a_rejection_carries_its_reason_and_comment(
     card = loop.card(review_id)
     loop.click(card, ActionId.REJECT, modal=True)
     view = wait_for(lambda: loop.standin.views(), 5, "the reject modal")[-1]
-    values = {
+    values: dict[str, Any] = {
         BlockId.REJECT_CATEGORY: {
             ActionId.REJECT_CATEGORY: {"type": "static_select", "selected_option": {"value": "hallucination"}}
         },
@@ -149,10 +150,10 @@ def test_a_rejection_carries_its_reason_and_comment(
 def test_an_auto_sent_draft_is_called_back_at_once(
     start_service: Callable[..., Service],
     make_settings: Callable[..., Any],
-    sqlite_url: str,
+    db_url: str,
     receiver: Receiver,
 ) -> None:
-    svc = start_service(make_settings(HITL_DATABASE_URL=sqlite_url, **callback_env()))
+    svc = start_service(make_settings(HITL_DATABASE_URL=db_url, **callback_env()))
     draft = sample_draft(confidence=0.97, callback_url=receiver.url)
     assert svc.api.post("/v1/drafts", json=draft).json()["route"] == "auto_send"
     receiver.wait(1)
@@ -207,23 +208,26 @@ def test_a_server_error_and_a_429_are_retried_and_delivered_once(
     assert len({h["x-hitl-signature"] for h, _ in received}) >= 1
     row = wait_for(lambda: (r := outbox_rows(svc)) and r[0].status == OutboxStatus.DONE and r[0], 10, "done")
     assert row.attempts == 3
-    svc.runtime.services.outbox.drain(10)
+    outbox = svc.runtime.services.outbox
+    assert outbox is not None and outbox.drain(10)
     assert len(receiver.received) == 3, "nothing sent after the 200"
 
 
 def test_a_404_dead_letters_the_callback_without_retrying(
     start_service: Callable[..., Service],
     make_settings: Callable[..., Any],
-    sqlite_url: str,
+    db_url: str,
     receiver: Receiver,
 ) -> None:
     receiver.answers = [404]
-    svc = start_service(make_settings(HITL_DATABASE_URL=sqlite_url, **callback_env()))
+    svc = start_service(make_settings(HITL_DATABASE_URL=db_url, **callback_env()))
     svc.api.post("/v1/drafts", json=sample_draft(confidence=0.97, callback_url=receiver.url))
     row = wait_for(lambda: (r := outbox_rows(svc)) and r[0].status == OutboxStatus.DEAD and r[0], 20, "dead")
     assert "HTTP 404" in (row.last_error or "")
     with session_scope(svc.runtime.engine, readonly=True) as session:
-        dead = session.execute(select(AuditEvent).where(AuditEvent.action == "outbox_dead")).scalars().all()
+        dead = (
+            session.execute(select(AuditEvent).where(col(AuditEvent.action) == "outbox_dead")).scalars().all()
+        )
     assert [d.detail["kind"] for d in dead] == ["decision_callback"]
     assert len(receiver.received) == 1
 
