@@ -20,7 +20,7 @@ from bot.ai.assist import Ticket
 from bot.app.runtime import Runtime
 from bot.helpdesk.base import html_to_text
 from handlers.http.helpdesk_drafting import draft_response
-from handlers.http.ingest import ApiError, ReviewCreated, _read_limited
+from handlers.http.ingest import ApiError, ReviewCreated, _read_limited, check_storable
 from handlers.http.openapi import json_body, webhook_responses
 
 SECRET_HEADER = "X-Hitl-Secret"
@@ -94,7 +94,9 @@ def _ticket(t: FreshdeskTicket, message: str) -> Ticket:
 
 def _parse(body: bytes) -> FreshdeskTicket:
     try:
-        return FreshdeskWebhookIn.model_validate(json.loads(body)).ticket
+        data = json.loads(body)
+        check_storable(data)
+        return FreshdeskWebhookIn.model_validate(data).ticket
     except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
         raise ApiError(
             422, "invalid_payload", f"not the expected Freshdesk webhook JSON: {str(exc)[:500]}"

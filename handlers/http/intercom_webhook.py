@@ -19,7 +19,7 @@ from bot.ai.assist import Ticket
 from bot.app.runtime import Runtime
 from bot.helpdesk.base import html_to_text
 from handlers.http.helpdesk_drafting import draft_response
-from handlers.http.ingest import ApiError, ReviewCreated, _read_limited
+from handlers.http.ingest import ApiError, ReviewCreated, _read_limited, check_storable
 from handlers.http.openapi import webhook_responses
 
 SIGNATURE_HEADER = "X-Hub-Signature"
@@ -132,6 +132,7 @@ def _parse(body: bytes) -> IntercomNotification | None:
         raise ApiError(422, "invalid_payload", "expected an Intercom notification object")
     if raw.get("topic") not in TOPICS:
         return None
+    check_storable(raw)
     try:
         return IntercomNotification.model_validate(raw)
     except ValidationError as exc:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.app.runtime import Runtime
 from bot.reporting.outcomes import NoReview, OutcomeIn, Recorded, existing_outcome, record_outcome
-from handlers.http.ingest import ApiError, _check_token, _read_limited
+from handlers.http.ingest import ApiError, _check_token, _read_limited, check_storable
 from handlers.http.openapi import OTHER_CLIENT_ERROR, UNAUTHORIZED, UNAVAILABLE, error, json_body
 from storage.db import session_scope
 
@@ -43,6 +43,7 @@ def _parse(body: bytes) -> OutcomeIn:
         raise ApiError(422, "invalid_json", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise ApiError(422, "invalid_json", "the body must be a JSON object")
+    check_storable(data)
     try:
         return OutcomeIn.model_validate(data)
     except ValidationError as exc:

@@ -3,6 +3,8 @@ and the running service answers only what it documents (schemathesis over real H
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from handlers.http.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from sandbox.openai_standin import OpenAIStandin
 from tests.conftest import INGEST_TOKEN, Service, sample_draft
 
@@ -140,11 +143,6 @@ def test_the_webhook_answers_503_in_the_error_shape_when_no_model_is_configured(
     svc_without_model: Service,
 ) -> None:
     svc = svc_without_model
-    import json
-    import time
-
-    from handlers.http.zendesk_webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
-
     body = json.dumps(
         {"ticket": {"id": "42", "status": "new", "updated_at": "2026-11-16T10:00:00Z", "description": "Hi"}}
     ).encode()
@@ -159,6 +157,31 @@ def test_the_webhook_answers_503_in_the_error_shape_when_no_model_is_configured(
         },
     )
     assert resp.status_code == 503 and resp.json()["error"] == "ai_unavailable"
+
+
+@pytest.mark.parametrize(
+    "path, body, field",
+    [
+        ("/v1/drafts", sample_draft(ticket_id="T\u0000"), "ticket_id"),
+        ("/v1/drafts", sample_draft(customer={"name": "Ma\ud800ya"}), "customer.name"),
+        (
+            "/v1/outcomes",
+            {"ticket_id": "T1", "kind": "csat", "at": "2026-11-16T10:00:00Z", "value": "\u0000"},
+            "value",
+        ),
+    ],
+)
+def test_a_nul_or_lone_surrogate_is_a_422_naming_the_field(
+    svc: Service, path: str, body: dict[str, Any], field: str
+) -> None:
+    # Found by schemathesis: PostgreSQL cannot store a NUL, which used to answer 500.
+    raw = json.dumps(body)  # ensure_ascii: the NUL and the surrogate travel as \u escapes, as JSON allows
+    resp = svc.api.post(path, content=raw, headers={"Content-Type": "application/json"})
+    if resp.status_code == 404 and path not in httpx.get(f"{svc.url}/openapi.json").json()["paths"]:
+        pytest.skip(f"{path} is not served yet")
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"] == "invalid_fields"
+    assert [f["field"] for f in resp.json()["fields"]] == [field]
 
 
 def _fuzz(svc: Service, operation: Any, mode: GenerationMode) -> list[int]:
