@@ -211,12 +211,10 @@ def _load_facts(runtime: Runtime, write: HelpdeskWrite) -> DecisionFacts:
         )
     if review is None:
         raise Permanent(f"review {review_id} does not exist")
-    decision = str(row.decision if row else write.decision or review.decision)
     return DecisionFacts(
         key=f"{review_id}:{stage}",
         review_id=review_id,
         stage=stage,
-        decision=decision,
         ticket_id=review.ticket_id,
         ticket_url=review.ticket_url,
         ticket_updated_at=review.extra.get("ticket_updated_at"),
@@ -225,15 +223,38 @@ def _load_facts(runtime: Runtime, write: HelpdeskWrite) -> DecisionFacts:
         route=review.route,
         tier=review.tier,
         ai_draft=review.draft,
-        final_text=(row.final_text if row else None) or review.final_text,
-        actor_id=row.actor_id if row else review.decided_by,
-        actor_name=(row.actor_name if row else None) or review.decided_by_name,
-        decided_at=row.decided_at if row else review.decided_at,
-        reason_category=row.defect_category if row else None,
-        reason_comment=row.defect_comment if row else None,
-        model=row.model if row else review.extra.get("model"),
-        prompt_version=row.prompt_version if row else review.extra.get("prompt_version"),
+        **(_decided(row, review) if row is not None else _decided_on_review(review, write)),
     )
+
+
+def _decided(row: Decision, review: Review) -> dict[str, Any]:
+    """Who decided what, from the stage's feedback row."""
+    return {
+        "decision": str(row.decision),
+        "final_text": row.final_text or review.final_text,
+        "actor_id": row.actor_id,
+        "actor_name": row.actor_name or review.decided_by_name,
+        "decided_at": row.decided_at,
+        "reason_category": row.defect_category,
+        "reason_comment": row.defect_comment,
+        "model": row.model,
+        "prompt_version": row.prompt_version,
+    }
+
+
+def _decided_on_review(review: Review, write: HelpdeskWrite) -> dict[str, Any]:
+    """Who decided what, from the review itself (no feedback row for the stage)."""
+    return {
+        "decision": str(write.decision or review.decision),
+        "final_text": review.final_text,
+        "actor_id": review.decided_by,
+        "actor_name": review.decided_by_name,
+        "decided_at": review.decided_at,
+        "reason_category": None,
+        "reason_comment": None,
+        "model": review.extra.get("model"),
+        "prompt_version": review.extra.get("prompt_version"),
+    }
 
 
 def _action(decision: str) -> str:
@@ -539,12 +560,9 @@ def _once(
     """Make `call` take effect once per ledger key, whatever crashes or retries happen around it."""
     with session_scope(runtime.engine, readonly=True) as session:
         led = session.get(DeliveryLedger, key)
-    if led is not None and led.state in FINAL:
-        return dict(led.outcome)
-    if led is not None and led.state == STARTED and check is not None:
-        found = check(dict(led.outcome))
-        if found is not None:
-            return _settle(runtime, facts, key, DONE, {**led.outcome, **found}, state_after)
+    settled = _settled_before(runtime, facts, key, led, check, state_after)
+    if settled is not None:
+        return settled
     info = dict(led.outcome) if led is not None else prepare()
     if not _claim_start(runtime, key, led, info):
         # Another worker started this very write a moment ago (it may still be waiting for the helpdesk):
@@ -552,6 +570,38 @@ def _once(
         raise Retry(
             f"write {key} was started by another worker just now", retry_after=IN_FLIGHT.total_seconds()
         )
+    return _call_once(runtime, facts, key, info, call, state_after=state_after, helpdesk_name=helpdesk_name)
+
+
+def _settled_before(
+    runtime: Runtime,
+    facts: DecisionFacts,
+    key: str,
+    led: DeliveryLedger | None,
+    check: Callable[[dict[str, Any]], dict[str, Any] | None] | None,
+    state_after: str | None,
+) -> dict[str, Any] | None:
+    """The outcome when this write is already final, or was found in the helpdesk after an unknown outcome."""
+    if led is not None and led.state in FINAL:
+        return dict(led.outcome)
+    if led is not None and led.state == STARTED and check is not None:
+        found = check(dict(led.outcome))
+        if found is not None:
+            return _settle(runtime, facts, key, DONE, {**led.outcome, **found}, state_after)
+    return None
+
+
+def _call_once(
+    runtime: Runtime,
+    facts: DecisionFacts,
+    key: str,
+    info: dict[str, Any],
+    call: Callable[[dict[str, Any]], dict[str, Any]],
+    *,
+    state_after: str | None,
+    helpdesk_name: str,
+) -> dict[str, Any]:
+    """Make the claimed call and record how it ended (a maybe-applied failure stays `started`)."""
     try:
         result = call(info)
     except Conflict as exc:
