@@ -20,7 +20,7 @@ SECRET = "fd-webhook-secret"
 
 
 def payload(
-    ticket_id: int = 3101, updated_at: str | None = "2026-11-16T09:58:00Z", **ticket: Any
+    ticket_id: int | str = 3101, updated_at: str | None = "2026-11-16T09:58:00Z", **ticket: Any
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": ticket_id,

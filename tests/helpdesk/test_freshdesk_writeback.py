@@ -237,7 +237,8 @@ def test_a_lost_answer_after_the_reply_is_found_not_sent_twice_and_the_status_st
     review_id = desk.decide(310)
     fd.fail_after_write(1, drop=drop)  # Freshdesk stores the reply, the answer never arrives
     desk.worker.run_once()
-    assert desk.ledger(f"{review_id}:review").state == "started"  # outcome unknown
+    started = desk.ledger(f"{review_id}:review")
+    assert started is not None and started.state == "started"  # outcome unknown
     assert fd.ticket(310)["status"] == OPEN  # the status call never happened
     clock.advance(minutes=5)
     desk.deliver()

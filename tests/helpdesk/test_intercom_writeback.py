@@ -221,7 +221,8 @@ def test_a_lost_answer_after_the_reply_is_found_not_sent_twice(
     review_id = desk.decide(509)
     ic.fail_after_write(1, drop=drop)
     desk.worker.run_once()
-    assert desk.ledger(f"{review_id}:review").state == "started"
+    started = desk.ledger(f"{review_id}:review")
+    assert started is not None and started.state == "started"
     clock.advance(minutes=5)
     desk.deliver()
     assert len(ic.admin_replies("509")) == 1 and len(ic.requests("POST", "/reply")) == 1
