@@ -249,14 +249,14 @@ def click_from_action(body: dict[str, Any]) -> Click:
     key = f"{action.action_id}:{user.id}:{action.action_ts or ''}"
     if _in_view(payload):
         view_id = payload.view.id if payload.view else ""
-        meta = modal_meta_of(payload.view) or ModalMeta(review_id="", channel="", ts="")
+        meta = modal_meta_of(payload.view)
         return Click(
             **common,
-            channel=meta.channel,
-            message_ts=meta.ts,
+            channel=meta.channel if meta else "",
+            message_ts=meta.ts if meta else "",
             delivery_key=f"action:view:{view_id}:{key}",
             surface="view",
-            view_review_id=meta.review_id or None,
+            view_review_id=meta.review_id if meta else None,
         )
     channel, ts, thread_ts = _message_origin(payload)
     return Click(

@@ -12,13 +12,20 @@ import logging
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import pytest
 
 from bot.slack.ids import ActionId, CallbackId, ModalMeta
-from sandbox.slack_sim import FORM_CONTENT_TYPE, JSON_CONTENT_TYPE, block_action_payload, signed_headers
-from sandbox.slack_sim import event_callback, slash_command_form, view_submission_payload
+from sandbox.slack_sim import (
+    FORM_CONTENT_TYPE,
+    JSON_CONTENT_TYPE,
+    block_action_payload,
+    event_callback,
+    signed_headers,
+    slash_command_form,
+    view_submission_payload,
+)
 from tests.conftest import SIGNING_SECRET
 from tests.slack.conftest import Loop
 
@@ -211,9 +218,12 @@ def test_unsigned_garbage_is_refused_with_401_before_parsing_and_signed_garbage_
     assert (unsigned.status_code, forged.status_code, signed.status_code) == (401, 401, 400)
 
 
-def test_a_button_this_app_does_not_have_is_acked_quietly(loop: Loop) -> None:
+def test_a_button_this_app_does_not_have_is_acked_quietly_and_changes_nothing(loop: Loop) -> None:
     payload = click_payload(loop)
+    review_id = json.loads(payload["actions"][0]["value"])["review_id"]
     payload["actions"][0]["action_id"] = "someone_elses_button"
     resp = loop.sim.post_action(payload)
-    assert resp.status_code == 200
-    assert quote("someone_elses_button")  # nothing to answer: Slack just must not show an error
+    assert resp.status_code == 200  # Slack shows no error, and does not retry
+    loop.settled()
+    assert loop.review(review_id).status == "pending"
+    assert not loop.standin.ephemerals("U0ALEX0001")
