@@ -16,19 +16,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy.exc import IntegrityError
 
-from bot.ai.assist import AiOff, Ticket, draft_for_ticket, get_llm
+from bot.ai.assist import Ticket
 from bot.app.runtime import Runtime
-from bot.review.ingest import Assist, DraftIn, ingest_draft
+from handlers.http.helpdesk_drafting import draft_response
 from handlers.http.ingest import ApiError, ReviewCreated, _read_limited, check_storable
 from handlers.http.openapi import json_body, webhook_responses
-from storage import repo
-from storage.db import session_scope
-from storage.models import Review
 
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Zendesk-Webhook-Signature-Timestamp"
@@ -116,45 +111,8 @@ def _ticket_url(url: str | None) -> str | None:
     return url if re.match(r"^https?://", url) else f"https://{url}"
 
 
-def _public(review: Review) -> dict[str, Any]:
-    data = {name: getattr(review, name) for name in ReviewCreated.model_fields}
-    return ReviewCreated.model_validate(data).model_dump(mode="json")
-
-
 def build_router(runtime: Runtime) -> APIRouter:
     router = APIRouter()
-
-    def existing(key: str) -> dict[str, Any] | None:
-        with session_scope(runtime.engine, readonly=True) as session:
-            review = repo.review_by_key(session=session, idempotency_key=key)
-            return _public(review) if review is not None else None
-
-    def draft_and_store(ticket: Ticket) -> tuple[dict[str, Any], bool]:
-        key = f"zendesk:{ticket.ticket_id}:{ticket.updated_at}"
-        found = existing(key)
-        if found is not None:
-            return found, False
-        draft, assist = draft_for_ticket(runtime, ticket)
-        return store(draft, assist)
-
-    def store(draft: DraftIn, assist: Assist) -> tuple[dict[str, Any], bool]:
-        try:
-            with session_scope(runtime.engine) as session:
-                result = ingest_draft(
-                    session=session,
-                    draft=draft,
-                    policy=runtime.policy,
-                    now=runtime.clock.now(),
-                    actor="zendesk",
-                    assist=assist,
-                )
-                return _public(result.review), result.created
-        except IntegrityError:
-            # Zendesk retried while the first delivery was still drafting: answer with the stored review.
-            found = existing(draft.key())
-            if found is None:
-                raise
-            return found, False
 
     @router.post(
         "/v1/webhooks/zendesk",
@@ -195,10 +153,6 @@ def build_router(runtime: Runtime) -> APIRouter:
         message = comment_text(t)
         if not message:
             return JSONResponse({"status": "ignored", "reason": "no customer text in the ticket"})
-        if get_llm(runtime) is None:
-            raise ApiError(
-                503, "ai_unavailable", "drafting needs a model: OPENAI_API_KEY is not set on the server"
-            )
         ticket = Ticket(
             ticket_id=t.id,
             message=message,
@@ -209,14 +163,7 @@ def build_router(runtime: Runtime) -> APIRouter:
             requester_id=requester_id,
             url=_ticket_url(t.url),
         )
-        try:
-            result, created = await run_in_threadpool(draft_and_store, ticket)
-        except AiOff as exc:
-            raise ApiError(503, "ai_unavailable", str(exc)) from exc
-        except ValidationError as exc:
-            raise ApiError(
-                422, "invalid_payload", f"the ticket cannot become a draft: {str(exc)[:500]}"
-            ) from exc
-        return JSONResponse(result, status_code=201 if created else 200)
+        # The drafting path every helpdesk webhook shares (handlers/http/helpdesk_drafting.py).
+        return await draft_response(runtime, ticket, source="zendesk", stamp=t.updated_at)
 
     return router
