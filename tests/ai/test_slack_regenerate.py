@@ -15,7 +15,7 @@ from bot.app.settings import Settings
 from bot.slack.ids import ActionId, BlockId
 from sandbox.openai_standin import OpenAIStandin
 from sandbox.slack_sim import SlackSim, block_action_payload, view_submission_payload
-from sandbox.slack_standin import SlackStandin
+from sandbox.slack_standin import TEAM_ID, SlackStandin
 from storage.models import ReviewStatus
 from tests.conftest import SIGNING_SECRET, Service, sample_draft, wait_for
 
@@ -64,11 +64,11 @@ class Modal:
         button = next(e for b in view["blocks"] if b["block_id"] == BlockId.AI_ACTIONS for e in b["elements"])
         payload = {
             "type": "block_actions",
-            "user": {"id": USER, "username": "alex", "name": "alex", "team_id": "T0HITL"},
+            "user": {"id": USER, "username": "alex", "name": "alex", "team_id": TEAM_ID},
             "api_app_id": "A0HITL",
             "token": "legacy",
             "trigger_id": f"{secrets.randbelow(10**9)}.1.x",
-            "team": {"id": "T0HITL", "domain": "northwind"},
+            "team": {"id": TEAM_ID, "domain": "northwind"},
             "container": {"type": "view", "view_id": view["id"]},
             "view": {**view, "state": {"values": values}},
             "actions": [

@@ -12,7 +12,8 @@ from typing import Any
 from bot.slack.ids import ActionId, ModalMeta, ReviewRef
 from sandbox.slack_sim import block_action_payload
 from storage.models import Decision, OutboxItem, ReviewStatus
-from tests.slack.conftest import Loop, wait_for
+from tests.conftest import wait_for
+from tests.slack.conftest import Loop
 
 ALEX = "U0ALEX0001"
 
