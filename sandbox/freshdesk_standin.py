@@ -112,6 +112,12 @@ class FreshdeskStandin(HttpStandin):
             self._save()
             return added
 
+    def require_field_for_status(self, status: int, field: str) -> None:
+        """Refuse (400) setting `status` while the ticket's custom field `field` is empty, as an admin can
+        make a field mandatory before a ticket moves on."""
+        with self._lock:
+            self._state.setdefault("required", {})[str(status)] = field
+
     def deactivate_agent(self, id: int) -> None:
         """The agent is still listed, but no longer allowed to write (their contact is inactive)."""
         with self._lock:
@@ -227,6 +233,13 @@ class FreshdeskStandin(HttpStandin):
             and str(data["responder_id"]) not in self._state["agents"]
         ):
             raise _invalid("responder_id", "There is no agent matching the given responder_id")
+        required = self._state.get("required", {}).get(str(data.get("status")))
+        if required and not (ticket.get("custom_fields") or {}).get(required):
+            raise _invalid(
+                f"custom_fields.{required}",
+                "It should not be blank as this is a mandatory field",
+                "missing_field",
+            )
         for field in ("status", "responder_id", "group_id", "priority"):
             if field in data:
                 ticket[field] = data[field]

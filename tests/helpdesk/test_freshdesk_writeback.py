@@ -263,6 +263,42 @@ def test_a_take_over_cut_off_after_the_note_assigns_without_a_second_note(
     assert len(fd.notes(311)) == 1 and fd.ticket(311)["responder_id"] == AGENT_FD_ID
 
 
+def test_a_refused_status_keeps_the_reply_and_asks_the_reviewer_to_set_it(
+    fd_desk: Callable[..., tuple[Desk, FreshdeskStandin]], sqlite_url: str
+) -> None:
+    desk, fd = fd_desk(sqlite_url)
+    fd.add_ticket(312)
+    fd.require_field_for_status(PENDING, "cf_order_number")
+    review_id = desk.decide(312)
+    desk.deliver()
+
+    assert len(fd.public_replies(312)) == 1 and fd.ticket(312)["status"] == OPEN
+    assert (
+        desk.rows("helpdesk_write")[0].status == OutboxStatus.DONE
+    )  # the customer got the reply: not retried
+    assert desk.review(review_id).helpdesk_state == "sent"
+    [told] = thread_texts(desk)
+    assert "Written to Freshdesk, but the ticket's status/assignee were not changed" in told
+    assert "cf_order_number" in told and "set it by hand" in told
+
+
+def test_hitl_doctor_checks_the_freshdesk_key(freshdesk: FreshdeskStandin) -> None:
+    from bot.app.doctor import check_helpdesk
+
+    def settings(key: str) -> Settings:
+        return Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            HITL_HELPDESK="freshdesk",
+            FRESHDESK_DOMAIN=freshdesk.base_url,
+            FRESHDESK_API_KEY=key,
+        )
+
+    [ok] = list(check_helpdesk(settings(FD_KEY)))
+    [bad] = list(check_helpdesk(settings("wrong")))
+    assert ok.ok and "API Agent" in ok.detail
+    assert not bad.ok and "FRESHDESK_API_KEY" in bad.detail
+
+
 def test_credentials_check_names_the_agent_or_says_which_setting_is_wrong(
     freshdesk: FreshdeskStandin,
 ) -> None:

@@ -244,6 +244,23 @@ def test_a_take_over_cut_off_after_the_note_assigns_without_a_second_note(
     assert len(ic.parts("510", "note")) == 1 and len(ic.parts("510", "assignment")) == 1
 
 
+def test_hitl_doctor_checks_the_intercom_token(intercom: IntercomStandin) -> None:
+    from bot.app.doctor import check_helpdesk
+
+    def settings(token: str) -> Settings:
+        return Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            HITL_HELPDESK="intercom",
+            INTERCOM_ACCESS_TOKEN=token,
+            INTERCOM_API_URL=intercom.base_url,
+        )
+
+    [ok] = list(check_helpdesk(settings(IC_TOKEN)))
+    [bad] = list(check_helpdesk(settings("wrong")))
+    assert ok.ok and "Support Bot" in ok.detail
+    assert not bad.ok and "INTERCOM_ACCESS_TOKEN" in bad.detail
+
+
 def test_credentials_check_names_the_admin_or_says_which_setting_is_wrong(intercom: IntercomStandin) -> None:
     good = IntercomHelpdesk(access_token=IC_TOKEN, base_url=intercom.base_url)
     assert "Support Bot" in good.check() and "Northwind" in good.check()
