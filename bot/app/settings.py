@@ -118,6 +118,10 @@ class Settings(BaseSettings):
             self.require("SLACK_SIGNING_SECRET", why="/slack/events must verify Slack's signatures")
         if self.helpdesk is HelpdeskKind.ZENDESK:
             self.require("ZENDESK_URL", "ZENDESK_EMAIL", "ZENDESK_API_TOKEN", why="HITL_HELPDESK=zendesk")
+        if self.helpdesk is HelpdeskKind.FRESHDESK:
+            self.require("FRESHDESK_DOMAIN", "FRESHDESK_API_KEY", why="HITL_HELPDESK=freshdesk")
+        if self.helpdesk is HelpdeskKind.INTERCOM:
+            self.require("INTERCOM_ACCESS_TOKEN", why="HITL_HELPDESK=intercom")
         if self.helpdesk is HelpdeskKind.WEBHOOK:
             self.require("HELPDESK_WEBHOOK_URL", "HELPDESK_WEBHOOK_SECRET", why="HITL_HELPDESK=webhook")
         self.refuse_placeholders()
