@@ -1,9 +1,11 @@
-"""Benchmark: how long `/hitl stats 30d` takes over 1,000,000 stored decisions, on SQLite and PostgreSQL.
+"""Benchmark: how long `/hitl stats 30d` and `/hitl review 30d` take over 1,000,000 stored decisions and
+200,000 outcomes, on SQLite and PostgreSQL.
 
     .venv/bin/python bench/stats.py                       # 1,000,000 decisions; PG from HITL_TEST_POSTGRES_URL
     .venv/bin/python bench/stats.py --rows 200000 --pg-url postgresql://postgres@127.0.0.1:5432/test
 
-Loads synthetic reviews and their decisions (about 3% of them QA ratings of auto-sent replies)
+Loads synthetic reviews (customers drawn from a pool, so some come back), their decisions (about 3% of
+them QA ratings of auto-sent replies) and outcomes (one for a fifth of the decided reviews)
 spread over `--days` (default 30, so a 30-day window covers every row: the worst case), with
 SQLAlchemy core executemany in large batches on SQLite and COPY on PostgreSQL, then times
 `compute_stats` exactly as the slash command calls it. The PostgreSQL database is created for the
@@ -37,7 +39,7 @@ from bot.reporting.oversight.review import build_review
 from bot.reporting.stats.query import compute_stats
 from bot.review.policy import load_policy
 from storage.db import make_engine, normalise_url, session_scope, upgrade
-from storage.models import Decision, Review
+from storage.models import Decision, Outcome, Review
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 TYPES = [
@@ -54,13 +56,38 @@ TYPES = [
 ]
 DEFECTS = ["hallucination", "tone_mismatch", "policy_misapplication", "incomplete_resolution", "other"]
 QA_SHARE = 0.03
+OUTCOME_SHARE = 0.2  # outcomes per decision: 200,000 for 1,000,000 decisions
+CUSTOMERS_PER_REVIEW = 0.35  # a pool of customers, so some come back within the window
 BATCH = 20_000
 POLICY = load_policy(BUNDLED_POLICY)
 
 
-def generate(rows: int, days: float, seed: int = 7) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
-    """(review, [decisions]) in time order until `rows` decisions; ~2% of reviews stay pending."""
+Generated = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def _outcome(rnd: random.Random, review: dict[str, Any], decision: dict[str, Any]) -> dict[str, Any]:
+    """A CSAT (70%), reopen or resolve of the ticket, a few hours after the decision (before NOW)."""
+    kind = rnd.choices(["csat", "reopened", "resolved"], [70, 15, 15])[0]
+    score = rnd.choices([1, 2, 3, 4, 5], [8, 5, 10, 30, 47])[0] if kind == "csat" else None
+    at = min(decision["decided_at"] + timedelta(hours=rnd.uniform(1, 48)), NOW - timedelta(minutes=1))
+    return {
+        "ticket_id": review["ticket_id"],
+        "kind": kind,
+        "value": str(score) if score else "true",
+        "score": score,
+        "satisfied": score >= 4 if score else True,
+        "at": at,
+        "received_at": at,
+        "review_id": review["id"],
+        "interaction_type": review["interaction_type"],
+        "decision": decision["decision"],
+    }
+
+
+def generate(rows: int, days: float, seed: int = 7) -> Iterator[Generated]:
+    """(review, [decisions], [outcomes]) in time order until `rows` decisions; ~2% of reviews stay pending."""
     rnd = random.Random(seed)
+    customers = max(1, int(rows * CUSTOMERS_PER_REVIEW))
     names = [t for t, _, _ in TYPES]
     weights = [w for _, w, _ in TYPES]
     tiers = {t: tier for t, _, tier in TYPES}
@@ -106,6 +133,7 @@ def generate(rows: int, days: float, seed: int = 7) -> Iterator[tuple[dict[str, 
             "status": "pending",
             "created_at": created,
             "sla_due_at": created + timedelta(minutes=30),
+            "customer_key": f"id:cus_{rnd.randrange(customers)}",
         }
         decisions: list[dict[str, Any]] = []
         pending = rnd.random() < 0.02 and route != "auto_send"
@@ -181,36 +209,41 @@ def generate(rows: int, days: float, seed: int = 7) -> Iterator[tuple[dict[str, 
                     }
                 )
         made += len(decisions)
-        yield review, decisions
+        outcomes = [_outcome(rnd, review, decisions[0])] if decisions and rnd.random() < OUTCOME_SHARE else []
+        yield review, decisions, outcomes
 
 
-def load(engine: Engine, rows: int, days: float) -> tuple[int, int]:
-    """Bulk-load; returns (reviews, decisions)."""
-    n_reviews = n_decisions = 0
+def load(engine: Engine, rows: int, days: float) -> tuple[int, int, int]:
+    """Bulk-load; returns (reviews, decisions, outcomes)."""
+    n_reviews = n_decisions = n_outcomes = 0
     reviews: list[dict[str, Any]] = []
     decisions: list[dict[str, Any]] = []
+    outcomes: list[dict[str, Any]] = []
     pg = engine.dialect.name == "postgresql"
     raw = engine.raw_connection() if pg else None
 
     def push() -> None:
         if raw is not None:
-            _copy_pg(raw, reviews, decisions)
+            _copy_pg(raw, reviews, decisions, outcomes)
         else:
-            _insert_core(engine, reviews, decisions)
+            _insert_core(engine, reviews, decisions, outcomes)
         reviews.clear()
         decisions.clear()
+        outcomes.clear()
 
-    for review, decs in generate(rows, days):
+    for review, decs, outs in generate(rows, days):
         reviews.append(review)
         decisions.extend(decs)
+        outcomes.extend(outs)
         n_reviews += 1
         n_decisions += len(decs)
+        n_outcomes += len(outs)
         if len(reviews) >= BATCH:
             push()
     push()
     if raw is not None:
         raw.close()
-    return n_reviews, n_decisions
+    return n_reviews, n_decisions, n_outcomes
 
 
 REVIEW_COLS = [
@@ -232,6 +265,19 @@ REVIEW_COLS = [
     "status",
     "created_at",
     "sla_due_at",
+    "customer_key",
+]
+OUTCOME_COLS = [
+    "ticket_id",
+    "kind",
+    "value",
+    "score",
+    "satisfied",
+    "at",
+    "received_at",
+    "review_id",
+    "interaction_type",
+    "decision",
 ]
 DECISION_COLS = [
     "review_id",
@@ -255,15 +301,20 @@ DECISION_COLS = [
 ]
 
 
-def _insert_core(engine: Engine, reviews: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> None:
+Rows = list[dict[str, Any]]
+
+
+def _insert_core(engine: Engine, reviews: Rows, decisions: Rows, outcomes: Rows) -> None:
     with engine.begin() as conn:
         if reviews:
             conn.execute(insert(Review.__table__), reviews)  # type: ignore[attr-defined]
         if decisions:
             conn.execute(insert(Decision.__table__), decisions)  # type: ignore[attr-defined]
+        if outcomes:
+            conn.execute(insert(Outcome.__table__), outcomes)  # type: ignore[attr-defined]
 
 
-def _copy_pg(raw: Any, reviews: list[dict[str, Any]], decisions: list[dict[str, Any]]) -> None:
+def _copy_pg(raw: Any, reviews: Rows, decisions: Rows, outcomes: Rows) -> None:
     json_cols = {"customer", "kb_sources", "extra", "reasons", "supervisor_decisions"}
 
     def cell(col: str, value: Any) -> Any:
@@ -276,6 +327,9 @@ def _copy_pg(raw: Any, reviews: list[dict[str, Any]], decisions: list[dict[str, 
     with cur.copy(f"COPY decisions ({', '.join(DECISION_COLS)}) FROM STDIN") as copy:
         for d in decisions:
             copy.write_row([cell(c, d.get(c)) for c in DECISION_COLS])
+    with cur.copy(f"COPY outcomes ({', '.join(OUTCOME_COLS)}) FROM STDIN") as copy:
+        for o in outcomes:
+            copy.write_row([o.get(c) for c in OUTCOME_COLS])
     raw.commit()
 
 
@@ -318,10 +372,10 @@ def run_backend(name: str, url: str, rows: int, days: float, repeat: int) -> dic
     upgrade(url)
     engine = make_engine(url)
     t0 = time.perf_counter()
-    n_reviews, n_decisions = load(engine, rows, days)
+    n_reviews, n_decisions, n_outcomes = load(engine, rows, days)
     load_s = time.perf_counter() - t0
     print(
-        f"loaded {n_decisions:,} decisions for {n_reviews:,} reviews in {load_s:.1f} s "
+        f"loaded {n_decisions:,} decisions and {n_outcomes:,} outcomes for {n_reviews:,} reviews in {load_s:.1f} s "
         f"({n_decisions / load_s:,.0f} decisions/s)",
         flush=True,
     )
@@ -330,6 +384,7 @@ def run_backend(name: str, url: str, rows: int, days: float, repeat: int) -> dic
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE reviews"))
             conn.execute(text("VACUUM ANALYZE decisions"))
+            conn.execute(text("VACUUM ANALYZE outcomes"))
     else:
         with engine.connect() as conn:
             conn.exec_driver_sql("ANALYZE")
@@ -350,7 +405,7 @@ def run_backend(name: str, url: str, rows: int, days: float, repeat: int) -> dic
         )
     print(
         f"{'/hitl review 30d':<24} {fmt(time_review(engine, timedelta(days=30), max(1, repeat // 2)))}   "
-        "(two periods + what-if + warning signs)",
+        "(two periods + what-if + warning signs + outcomes and came back)",
         flush=True,
     )
     engine.dispose()

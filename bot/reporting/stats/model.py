@@ -19,7 +19,7 @@ BAND_EDGES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 ROUTES = ("auto_send", "review", "take_over")
 MAX_PERIOD = timedelta(days=731)
 # Time-to-first-reply buckets (seconds, upper edges): percentiles are read as "≤ edge" from these counts.
-REPLY_EDGES = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
+REPLY_EDGES = (10, 60, 120, 300, 900, 1800, 3600, 14400, 86400)
 _PERIOD = re.compile(r"^\d+[hdw]$")
 
 
