@@ -225,6 +225,15 @@ class FreshdeskStandin(HttpStandin):
     def _update(self, ticket_id: int, payload: object) -> tuple[int, JSONDict]:
         ticket = self._ticket(ticket_id)
         data = payload if isinstance(payload, dict) else {}
+        self._check_update(ticket, data)
+        for field in ("status", "responder_id", "group_id", "priority"):
+            if field in data:
+                ticket[field] = data[field]
+        ticket["updated_at"] = _iso(self._tick())
+        return 200, copy.deepcopy(ticket)
+
+    def _check_update(self, ticket: JSONDict, data: JSONDict) -> None:
+        """400 "Validation failed" as Freshdesk answers a bad status, responder or missing mandatory field."""
         if "status" in data and data["status"] not in STATUSES:
             raise _invalid("status", "It should be one of these values: '2,3,4,5'", "invalid_value")
         if (
@@ -240,11 +249,6 @@ class FreshdeskStandin(HttpStandin):
                 "It should not be blank as this is a mandatory field",
                 "missing_field",
             )
-        for field in ("status", "responder_id", "group_id", "priority"):
-            if field in data:
-                ticket[field] = data[field]
-        ticket["updated_at"] = _iso(self._tick())
-        return 200, copy.deepcopy(ticket)
 
     # ----- HTTP
     def _routes(self, app: FastAPI) -> None:

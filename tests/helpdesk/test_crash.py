@@ -166,32 +166,12 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing_and_duplicates_nothing(
     db_url = f"sqlite:///{tmp_path / 'crash.db'}"
     upgrade(db_url)
     engine = make_engine(db_url)
-    with session_scope(engine) as session:
-        for n in range(DECISIONS):  # half approved by an agent in Slack, half auto-sent
-            decision = DecisionKind.APPROVE if n % 2 else DecisionKind.AUTO_SEND
-            add_decision(session, datetime.now(UTC), str(FIRST_TICKET + n), decision, draft=reply_text(n))
+    _seed_decisions(engine)
 
-    with SlackStandin(token="xoxb-test") as slack:
-        slack.add_user(AGENT_SLACK_ID, "Ana Agent", AGENT_EMAIL)
-        started = time.monotonic()
-        first = _worker(db_url, served, slack.base_url)
-        # Kill once a third is delivered, at a moment a write is on the wire (ledger `started`).
-        while _done(engine) < DECISIONS // 3 or not _ledger_started(engine):
-            assert first.poll() is None, first.communicate()
-            time.sleep(0.005)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(timeout=10)
-        done_at_kill = _done(engine)
-        in_flight = _ledger_started(engine)
-
-        second = _worker(db_url, served, slack.base_url)
-        out, err = second.communicate(timeout=120)
-        assert second.returncode == 0 and "DONE" in out, err[-2000:]
-        elapsed = time.monotonic() - started
+    done_at_kill, in_flight, elapsed = _kill_mid_delivery_then_restart(db_url, served, engine)
 
     sent = served.replies(json.loads(served.state.read_text()))
-    lost = [n for n in range(DECISIONS) if not sent.get(FIRST_TICKET + n)]
-    duplicated = [t for t, bodies in sent.items() if len(bodies) > 1]
+    lost, duplicated = _lost_and_duplicated(sent)
     print(
         f"\ncrash test ({served.kind}): killed after {done_at_kill}/{DECISIONS} rows done, {in_flight} in flight; "
         f"all delivered in {elapsed:.1f}s; lost={len(lost)} duplicated={len(duplicated)}"
@@ -204,6 +184,38 @@ def test_sigkill_mid_delivery_then_restart_loses_nothing_and_duplicates_nothing(
         outbox = Counter(session.execute(select(col(OutboxItem.status))).scalars())
     assert states == {"done": DECISIONS} and outbox == {OutboxStatus.DONE: DECISIONS}
     engine.dispose()
+
+
+def _seed_decisions(engine: Engine) -> None:
+    with session_scope(engine) as session:
+        for n in range(DECISIONS):  # half approved by an agent in Slack, half auto-sent
+            decision = DecisionKind.APPROVE if n % 2 else DecisionKind.AUTO_SEND
+            add_decision(session, datetime.now(UTC), str(FIRST_TICKET + n), decision, draft=reply_text(n))
+
+
+def _lost_and_duplicated(sent: dict[int, list[str]]) -> tuple[list[int], list[int]]:
+    lost = [n for n in range(DECISIONS) if not sent.get(FIRST_TICKET + n)]
+    return lost, [t for t, bodies in sent.items() if len(bodies) > 1]
+
+
+def _kill_mid_delivery_then_restart(db_url: str, served: Served, engine: Engine) -> tuple[int, int, float]:
+    """SIGKILL a worker once a third is delivered and a write is on the wire; a second one finishes.
+
+    Returns the rows done at the kill, the writes in flight (ledger `started`) then, and the seconds taken."""
+    with SlackStandin(token="xoxb-test") as slack:
+        slack.add_user(AGENT_SLACK_ID, "Ana Agent", AGENT_EMAIL)
+        started = time.monotonic()
+        first = _worker(db_url, served, slack.base_url)
+        while _done(engine) < DECISIONS // 3 or not _ledger_started(engine):
+            assert first.poll() is None, first.communicate()
+            time.sleep(0.005)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        done_at_kill, in_flight = _done(engine), _ledger_started(engine)
+        second = _worker(db_url, served, slack.base_url)
+        out, err = second.communicate(timeout=120)
+        assert second.returncode == 0 and "DONE" in out, err[-2000:]
+        return done_at_kill, in_flight, time.monotonic() - started
 
 
 def _done(engine: Engine) -> int:
