@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -30,13 +28,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 from sqlmodel import col
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.app.runtime import Runtime
+from bot.app.settings import MissingSetting
 from bot.outbox.kinds import OutboxKind
 from storage.db import session_scope
 from storage.models import AuditEvent, Decision, DecisionKind, OutboxItem, OutboxStatus, Review, ReviewStatus
@@ -47,7 +45,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DECISION_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 OTHER = "other"  # the label of an interaction type the policy does not name (keeps label sets small)
-_FACTS = "hitl_metrics_facts"
+_COUNTS = "hitl_metrics_counts"  # session.info key: counts waiting for the commit
 
 
 class HitlMetrics:
@@ -107,99 +105,86 @@ class HitlMetrics:
     def interaction_label(self, interaction_type: str) -> str:
         return interaction_type if interaction_type in self._types else OTHER
 
-    def count(self, facts: Iterable[Fact]) -> None:
-        """Apply the facts of one committed transaction."""
-        for fact in facts:
-            fact.apply(self)
+    def count(self, counts: Iterable[Count]) -> None:
+        """Apply the counts of one committed transaction."""
+        for count in counts:
+            count(self)
 
 
 # ---------------------------------------------------------------- committed rows -> counters
 
-
-@dataclass(frozen=True)
-class Fact:
-    """Something a committed row says happened: `what` names the counter, the rest are its labels."""
-
-    what: str
-    label: str = ""
-    seconds: float | None = None
-
-    def apply(self, m: HitlMetrics) -> None:
-        simple = {"warning": m.sla_warnings, "breach": m.sla_breaches, "escalation": m.sla_escalations}
-        if self.what in simple:
-            simple[self.what].inc()
-        elif self.what == "draft":
-            route, interaction_type = self.label.split("\0", 1)
-            m.drafts.labels(route, interaction_type).inc()
-        elif self.what == "delivered":
-            m.delivered.labels(self.label).inc()
-        elif self.what == "dead":
-            m.dead_letters.labels(self.label).inc()
-        elif self.what == "decision":
-            m.decisions.labels(self.label).inc()
-            if self.seconds is not None:
-                m.time_to_decision.labels(self.label).observe(self.seconds)
+Count = Callable[[HitlMetrics], None]  # one committed row's effect on the metrics
+Row = dict[str, Any]
 
 
-def _draft_fact(m: HitlMetrics, review: Review) -> Iterator[Fact]:
-    yield Fact("draft", f"{review.route}\0{m.interaction_label(review.interaction_type)}")
+def _draft_count(m: HitlMetrics, row: Row) -> Count | None:
+    labels = (str(row.get("route")), m.interaction_label(str(row.get("interaction_type"))))
+    return lambda metrics: metrics.drafts.labels(*labels).inc()
 
 
-def _decision_fact(row: Decision) -> Iterator[Fact]:
-    human = row.stage == "review" and row.decision != DecisionKind.AUTO_SEND
-    yield Fact("decision", str(row.decision), row.seconds_to_decision if human else None)
+def _decision_count(_m: HitlMetrics, row: Row) -> Count | None:
+    kind = str(row.get("decision"))
+    human = row.get("stage") == "review" and kind != DecisionKind.AUTO_SEND
+    waited = row.get("seconds_to_decision") if human else None
+
+    def count(m: HitlMetrics) -> None:
+        m.decisions.labels(kind).inc()
+        if waited is not None:
+            m.time_to_decision.labels(kind).observe(float(waited))
+
+    return count
 
 
-AUDIT_FACTS: dict[str, Callable[[dict[str, Any]], Fact | None]] = {
-    "sla_warning": lambda d: Fact("warning"),
-    "sla_breach_ping": lambda d: Fact("breach") if not d.get("repeat") else None,
-    "sla_escalation": lambda d: Fact("escalation") if not d.get("repeat") else None,
-    "delivered": lambda d: Fact("delivered", str(d.get("kind"))),
-    "outbox_dead": lambda d: Fact("dead", str(d.get("kind"))),
+def _audit_count(_m: HitlMetrics, row: Row) -> Count | None:
+    """SLA steps and outbox outcomes, from the audit rows that record them."""
+    detail = row.get("detail") or {}
+    kind, first = str(detail.get("kind")), not detail.get("repeat")
+    counts: dict[str, Count | None] = {
+        "sla_warning": lambda m: m.sla_warnings.inc(),
+        "sla_breach_ping": (lambda m: m.sla_breaches.inc()) if first else None,
+        "sla_escalation": (lambda m: m.sla_escalations.inc()) if first else None,
+        "delivered": lambda m: m.delivered.labels(kind).inc(),
+        "outbox_dead": lambda m: m.dead_letters.labels(kind).inc(),
+    }
+    return counts.get(str(row.get("action")))
+
+
+# Which inserted rows count, by table: whether the ORM, a core INSERT or an executemany wrote them.
+ROW_COUNTS: dict[str, Callable[[HitlMetrics, Row], Count | None]] = {
+    Review.__tablename__: _draft_count,
+    Decision.__tablename__: _decision_count,
+    AuditEvent.__tablename__: _audit_count,
 }
 
 
-def facts_of(m: HitlMetrics, objects: Iterable[object]) -> list[Fact]:
-    """What the rows being inserted say happened."""
-    out: list[Fact] = []
-    for obj in objects:
-        if isinstance(obj, Review):
-            out.extend(_draft_fact(m, obj))
-        elif isinstance(obj, Decision):
-            out.extend(_decision_fact(obj))
-        elif isinstance(obj, AuditEvent) and obj.action in AUDIT_FACTS:
-            fact = AUDIT_FACTS[obj.action](obj.detail or {})
-            if fact is not None:
-                out.append(fact)
-    return out
+def counts_of(m: HitlMetrics, statement: object, rows: Iterable[Row]) -> list[Count]:
+    """What an executed INSERT will count once its transaction commits."""
+    table = getattr(statement, "table", None) if getattr(statement, "is_insert", False) else None
+    to_count = ROW_COUNTS.get(getattr(table, "name", ""))
+    if to_count is None:
+        return []
+    return [c for c in (to_count(m, row) for row in rows) if c is not None]
 
 
-_BY_ENGINE: weakref.WeakKeyDictionary[Engine, HitlMetrics] = weakref.WeakKeyDictionary()
+def watch(engine: Engine, m: HitlMetrics) -> None:
+    """Count the rows inserted through `engine` when, and only when, their transaction commits."""
 
+    @event.listens_for(engine, "after_execute")
+    def _inserted(
+        conn: Connection, statement: object, _multi: Any, _params: Any, _opts: Any, result: Any
+    ) -> None:
+        context = getattr(result, "context", None)
+        counts = counts_of(m, statement, getattr(context, "compiled_parameters", None) or [])
+        if counts:
+            conn.info.setdefault(_COUNTS, []).extend(counts)
 
-def _metrics_of_session(session: Session) -> HitlMetrics | None:
-    bind = session.bind
-    return _BY_ENGINE.get(bind) if isinstance(bind, Engine) else None
+    @event.listens_for(engine, "commit")
+    def _committed(conn: Connection) -> None:
+        m.count(conn.info.pop(_COUNTS, []))
 
-
-@event.listens_for(Session, "after_flush")
-def _collect_flushed(session: Session, _context: Any) -> None:
-    m = _metrics_of_session(session)
-    if m is not None:
-        session.info.setdefault(_FACTS, []).extend(facts_of(m, session.new))
-
-
-@event.listens_for(Session, "after_commit")
-def _count_committed(session: Session) -> None:
-    facts: list[Fact] = session.info.pop(_FACTS, [])
-    m = _metrics_of_session(session) if facts else None
-    if m is not None:
-        m.count(facts)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_rolled_back(session: Session) -> None:
-    session.info.pop(_FACTS, None)
+    @event.listens_for(engine, "rollback")
+    def _rolled_back(conn: Connection) -> None:
+        conn.info.pop(_COUNTS, None)
 
 
 # ---------------------------------------------------------------- queue gauges, from the database
@@ -285,7 +270,7 @@ def _age(now: datetime, first: datetime | None) -> float:
 
 def of(runtime: Runtime) -> HitlMetrics | None:
     """The metrics of this runtime (None before `install`)."""
-    return _BY_ENGINE.get(runtime.engine)
+    return runtime.services.metrics
 
 
 def callback_call(runtime: Runtime, status: str) -> None:
@@ -328,8 +313,7 @@ def _instrument_helpdesk(runtime: Runtime, m: HitlMetrics) -> None:
 
     try:
         helpdesk = helpdesk_of(runtime)
-    except Exception:  # a missing helpdesk setting: the write-back itself reports it when it runs
-        log.debug("metrics: no helpdesk client to count calls of", exc_info=True)
+    except MissingSetting:  # the write-back reports it when it runs; nothing to count until then
         return
     http = getattr(helpdesk, "http", None)
     if isinstance(http, httpx.Client):
@@ -341,7 +325,8 @@ def install(runtime: Runtime) -> None:
     if of(runtime) is not None:
         return
     m = HitlMetrics(runtime)
-    _BY_ENGINE[runtime.engine] = m
+    runtime.services.metrics = m
+    watch(runtime.engine, m)
     for client in {id(c): c for c in (runtime.services.slack, runtime.services.slack_outbox) if c}.values():
         count_slack_calls(client, m)
     _instrument_helpdesk(runtime, m)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from bot.ai.kb import KbCache
     from bot.ai.llm import LLM
+    from bot.app.metrics import HitlMetrics
     from bot.helpdesk.base import Helpdesk
     from bot.helpdesk.webhook import WebhookSender
     from bot.outbox.worker import OutboxWorker
@@ -53,6 +54,7 @@ class Services:
     llm: LLM | None = None
     kb: KbCache | None = None
     bolt: App | None = None
+    metrics: HitlMetrics | None = None  # bot.app.metrics.install: the registry GET /metrics renders
     socket_mode: bool = False
 
     def wake_outbox(self) -> None:
