@@ -57,6 +57,7 @@ class SlackPacer:
         self.engine = engine
         self.wall = wall
         self.channel_ids: dict[str, str] = {}
+        self.list_after = 0.0  # conversations.list failed: not again before this epoch second
 
     def reserve(self, key: str, pace: Pace, *, max_wait: float) -> Slot:
         """Take the next slot of `key` if it is at most `max_wait` s away; otherwise say how far it is."""

@@ -82,6 +82,7 @@ METHOD_PACE: dict[str, Pace] = {
 MAX_SLEEP = 3.0
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{6,}")
 CHANNEL_STATE = "slack_channel:"
+LIST_BACKOFF = 60.0
 
 
 class NoAnswer(Retry):
@@ -162,8 +163,9 @@ def channel_id(runtime: Runtime, channel: str) -> str:
     name = channel.lstrip("#")
     known = pacer.channel_ids.get(name) or _stored_channel(runtime, name)
     if known is None:
-        listed = _list_channels(runtime)
-        pacer.channel_ids.update(listed)
+        listed = _listed_channels(runtime, pacer)
+        if listed is None:
+            return channel  # Slack is not answering: post by name for now, list again later
         known = listed.get(name)
         if known is not None:
             learn_channel(runtime, channel, known)
@@ -172,12 +174,28 @@ def channel_id(runtime: Runtime, channel: str) -> str:
     return pacer.channel_ids[name]
 
 
+def _listed_channels(runtime: Runtime, pacer: SlackPacer) -> dict[str, str] | None:
+    """conversations.list once; None while it fails (then not again for LIST_BACKOFF seconds)."""
+    if pacer.wall() < pacer.list_after:
+        return None
+    try:
+        listed = _list_channels(runtime)
+    except (Retry, Defer) as exc:
+        log.warning("cannot list Slack channels yet (%s)", exc)
+        pacer.list_after = pacer.wall() + LIST_BACKOFF
+        return None
+    pacer.channel_ids.update(listed)
+    return listed
+
+
 def learn_channel(runtime: Runtime, channel: str, resolved: str) -> None:
     """Remember that `channel` (a name) is `resolved` (an id), for this process and the other replicas."""
     if CHANNEL_ID.fullmatch(channel) or not CHANNEL_ID.fullmatch(resolved):
         return
-    name = channel.lstrip("#")
-    _pacer(runtime).channel_ids[name] = resolved
+    name, pacer = channel.lstrip("#"), _pacer(runtime)
+    if pacer.channel_ids.get(name) == resolved:
+        return
+    pacer.channel_ids[name] = resolved
     with session_scope(runtime.engine) as session:
         session.merge(
             SchedulerState(key=CHANNEL_STATE + name, value={"id": resolved}, updated_at=runtime.clock.now())
