@@ -1,11 +1,13 @@
 """Prometheus metrics of one service instance: `GET /metrics`, from one CollectorRegistry per runtime.
 
 Counters count what this replica did, and only what was committed: drafts, decisions and their time
-to decision, SLA warnings and breaches, outbox deliveries and dead letters are read off the rows a
-session flushed (Review, Decision, AuditEvent) and counted when its transaction commits, so every
-code path (API, Slack, scheduler, CLI) is counted once, and a rolled-back transaction not at all.
-Outside calls are counted where they are made: Slack (both WebClients), the helpdesk (an httpx
-response hook) and decision callbacks. Queue gauges (outbox depth and oldest age per kind, dead
+to decision, SLA warnings and breaches, outbox deliveries and dead letters are read off the rows
+this runtime's engine INSERTs into reviews, decisions and audit_events (ORM flush, core INSERT or
+executemany alike) and counted when that transaction commits, so every code path (API, Slack,
+scheduler, CLI) is counted once, and a rolled-back transaction not at all. Outside calls are counted
+where they are made: Slack (both WebClients' final answers), the helpdesk (an httpx response hook)
+and decision callbacks. Click ack latency is timed by an ASGI middleware on /slack/events (HTTP
+mode; Socket Mode acks are not HTTP answers and are not timed). Queue gauges (outbox depth and oldest age per kind, dead
 letters, pending reviews) are read from the database at scrape time, so every replica reports the
 same numbers. prometheus-client's metrics are thread-safe: worker threads may count at once.
 """
