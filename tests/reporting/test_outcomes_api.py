@@ -105,3 +105,15 @@ def test_the_outcomes_route_is_in_the_openapi_document(svc: Service) -> None:
     assert set(schema["required"]) == {"ticket_id", "kind", "at"}
     assert schema["properties"]["kind"]["enum"] == ["csat", "reopened", "resolved"]
     assert {"200", "201", "404", "422"} <= set(op["responses"])
+
+
+def test_a_vip_customer_is_human_as_the_loop_by_default(svc: Service) -> None:
+    # The bundled policy: VIP (or account value over 10,000) goes to take over, whatever the confidence.
+    vip = sample_draft(confidence=0.99)
+    vip["customer"] = {**vip["customer"], "tier": "vip"}
+    big = sample_draft(confidence=0.99)
+    big["customer"] = {**big["customer"], "account_value": 25000.0}
+    for body in (vip, big):
+        created = svc.api.post("/v1/drafts", json=body).json()
+        assert (created["route"], created["tier"]) == ("take_over", "vip"), created
+        assert any(r["code"] == "vip" for r in created["reasons"]), created["reasons"]
