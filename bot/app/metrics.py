@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry import HttpRequest, HttpResponse, RetryHandler, RetryState
 from sqlalchemy import Connection, Engine, event, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col
@@ -282,23 +282,32 @@ def callback_call(runtime: Runtime, status: str) -> None:
         m.callback_calls.labels(status).inc()
 
 
+class SlackCallCounter(RetryHandler):
+    """Counts every HTTP attempt a WebClient makes, by method and status (429s a client waits out too).
+
+    slack_sdk shows each answer to its retry handlers in turn; this one is first and never retries, so
+    the client's own handlers still decide."""
+
+    def __init__(self, m: HitlMetrics) -> None:
+        super().__init__(max_retry_count=0)
+        self.m = m
+
+    def can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        method = request.url.split("?", 1)[0].rsplit("/", 1)[-1]
+        self.m.slack_calls.labels(method, str(response.status_code) if response else "error").inc()
+        return False
+
+
 def count_slack_calls(client: WebClient, m: HitlMetrics) -> None:
     """Count every Web API call this client makes, by method and HTTP status (429s included)."""
-    api_call = client.api_call
-
-    def counted(api_method: str, **kwargs: Any) -> Any:
-        try:
-            response = api_call(api_method, **kwargs)
-        except SlackApiError as exc:
-            m.slack_calls.labels(api_method, str(exc.response.status_code)).inc()
-            raise
-        except OSError:
-            m.slack_calls.labels(api_method, "error").inc()
-            raise
-        m.slack_calls.labels(api_method, str(response.status_code)).inc()
-        return response
-
-    setattr(client, "api_call", counted)  # noqa: B010 - an instance attribute shadows the bound method
+    client.retry_handlers.insert(0, SlackCallCounter(m))
 
 
 def count_helpdesk_calls(http: httpx.Client, helpdesk: str, m: HitlMetrics) -> None:
