@@ -35,6 +35,7 @@ from bot.helpdesk.base import (
     RateLimited,
     Rejected,
     Unavailable,
+    parse_stamp,
     same_text,
 )
 from bot.helpdesk.freshdesk import FreshdeskHelpdesk
@@ -524,7 +525,7 @@ def _find_ours(hd: Helpdesk, facts: DecisionFacts, info: dict[str, Any], body: s
             continue
         if info.get("author_id") is not None and c.author_id != info["author_id"]:
             continue
-        if public and since is not None and c.created_at is not None and c.created_at < since:
+        if public and since is not None and c.created_at is not None and _aware(c.created_at) < since:
             continue
         return _found(c)
     return None
@@ -535,12 +536,8 @@ def _found(c: Comment) -> dict[str, Any]:
 
 
 def _parse(stamp: object) -> datetime | None:
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
+    """The stamp as an aware time: ISO 8601 (Zendesk, Freshdesk) or Unix seconds (Intercom)."""
+    return parse_stamp(stamp) if isinstance(stamp, str) else None
 
 
 # ------------------------------------------------------------------ the ledger
