@@ -11,8 +11,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 from sqlmodel import col
 
@@ -211,6 +213,14 @@ def test_a_server_error_and_a_429_are_retried_and_delivered_once(
     outbox = svc.runtime.services.outbox
     assert outbox is not None and outbox.drain(10)
     assert len(receiver.received) == 3, "nothing sent after the 200"
+    metrics = httpx.get(f"{svc.url}/metrics").text
+    calls = {
+        s.labels["status"]: s.value
+        for f in text_string_to_metric_families(metrics)
+        for s in f.samples
+        if s.name == "hitl_callback_calls_total"
+    }
+    assert calls == {"503": 1, "429": 1, "200": 1}
 
 
 def test_a_404_dead_letters_the_callback_without_retrying(
