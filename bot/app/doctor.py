@@ -31,6 +31,8 @@ NEEDED_SCOPES = (
     "files:write",
     "channels:read",
     "groups:read",
+    "channels:history",
+    "groups:history",
 )
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{6,}$")
 REINSTALL = (
