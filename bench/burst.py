@@ -149,16 +149,22 @@ def measure(rt: Runtime, standin: SlackStandin, replicas: int, reviews: int, sec
     per_review = cards_per_review(standin)
     with session_scope(rt.engine, readonly=True) as session:
         rows = list(session.execute(select(OutboxItem)).scalars())
+    dead, retried = outbox_figures(rows)
     return Figures(
         replicas=replicas,
         reviews=len(per_review),
         seconds=seconds,
         first_to_last=(max(ok) - min(ok)) if len(ok) > 1 else 0.0,
         rate_limited=sum(1 for c in calls if c["status"] == 429),
-        doubled=sum(n - 1 for n in per_review.values() if n > 1),
-        dead=sum(1 for r in rows if r.status == OutboxStatus.DEAD),
-        retried=sum(1 for r in rows if r.attempts > 1),
+        doubled=sum(n - 1 for n in per_review.values()),
+        dead=dead,
+        retried=retried,
     )
+
+
+def outbox_figures(rows: list[OutboxItem]) -> tuple[int, int]:
+    """(dead letters, rows that needed more than one attempt)."""
+    return sum(1 for r in rows if r.status == OutboxStatus.DEAD), sum(1 for r in rows if r.attempts > 1)
 
 
 def main() -> int:
