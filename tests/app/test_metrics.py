@@ -34,6 +34,11 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return sum(v for n, lab, v in samples if n == name and labels.items() <= lab.items())
 
 
+def values_of(samples: Samples, name: str, labels: str) -> float:
+    """`value` with the labels written `a=1,b=2`."""
+    return value(samples, name, **dict(pair.split("=", 1) for pair in labels.split(",") if pair))
+
+
 def scrape_until(url: str, check: Callable[[Samples], bool], what: str, timeout: float = 30) -> Samples:
     """Scrape until `check` holds (deliveries and timers run on their own threads)."""
     found: Samples = wait_for(lambda: m if check(m := scrape(url)) else None, timeout, what)
@@ -59,23 +64,27 @@ def test_metrics_count_drafts_a_click_and_the_slack_deliveries_it_caused(
     loop.decided(first)
 
     m = scrape(loop.svc.url)
-    assert value(m, "hitl_drafts_total", route="review", interaction_type="order_status") == 1
-    assert value(m, "hitl_drafts_total", interaction_type="refund") == 1
-    assert value(m, "hitl_drafts_total", route="auto_send", interaction_type="order_status") == 1
-    assert value(m, "hitl_decisions_total", decision="approve") == 1
-    assert value(m, "hitl_decisions_total", decision="auto_send") == 1
-    assert value(m, "hitl_time_to_decision_seconds_count", decision="approve") == 1
-    assert value(m, "hitl_time_to_decision_seconds_count", decision="auto_send") == 0, "no human wait"
-    assert value(m, "hitl_slack_ack_seconds_count", type="block_actions") == 1
-    assert value(m, "hitl_slack_ack_seconds_bucket", type="block_actions", le="+Inf") == 1
-    # Every Web API call the stand-in saw is counted once, the forced 429 among them.
     seen = loop.standin.calls("chat.postMessage")
-    assert value(m, "hitl_slack_calls_total", method="chat.postMessage") == len(seen)
-    assert value(m, "hitl_slack_calls_total", method="chat.postMessage", status="429") == 1
-    assert value(m, "hitl_outbox_delivered_total", kind="slack_post_review") == 2
-    assert value(m, "hitl_outbox_depth") == 0 and value(m, "hitl_outbox_oldest_age_seconds") == 0
-    assert value(m, "hitl_reviews_pending") == 1, "the refund still waits"
-    assert value(m, "hitl_database_up") == 1
+    expected = {
+        ("hitl_drafts_total", "route=review,interaction_type=order_status"): 1,
+        ("hitl_drafts_total", "interaction_type=refund"): 1,
+        ("hitl_drafts_total", "route=auto_send,interaction_type=order_status"): 1,
+        ("hitl_decisions_total", "decision=approve"): 1,
+        ("hitl_decisions_total", "decision=auto_send"): 1,
+        ("hitl_time_to_decision_seconds_count", "decision=approve"): 1,
+        ("hitl_time_to_decision_seconds_count", "decision=auto_send"): 0,  # nobody waited for it
+        ("hitl_slack_ack_seconds_count", "type=block_actions"): 1,
+        ("hitl_slack_ack_seconds_bucket", "type=block_actions,le=+Inf"): 1,
+        # Every Web API call the stand-in saw is counted once, the forced 429 among them.
+        ("hitl_slack_calls_total", "method=chat.postMessage"): len(seen),
+        ("hitl_slack_calls_total", "method=chat.postMessage,status=429"): 1,
+        ("hitl_outbox_delivered_total", "kind=slack_post_review"): 2,
+        ("hitl_outbox_depth", ""): 0,
+        ("hitl_outbox_oldest_age_seconds", ""): 0,
+        ("hitl_reviews_pending", ""): 1,  # the refund still waits
+        ("hitl_database_up", ""): 1,
+    }
+    assert {key: values_of(m, *key) for key in expected} == expected
 
 
 def test_queue_gauges_come_from_the_database_so_replicas_agree_while_counters_stay_their_own(
