@@ -14,6 +14,7 @@ from bot.app.workers import install_workers
 from bot.outbox.registry import Defer, Permanent, Retry
 from bot.review.ingest import DraftIn, ingest_draft
 from bot.slack.delivery import call
+from sandbox.slack_standin import SlackStandin
 from storage import repo
 from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus, Review
@@ -163,3 +164,56 @@ def test_many_cards_for_one_channel_drain_at_slacks_pace_without_losing_one(
     assert len(slack_standin.messages("#support-review")) == 6
     limited = [c for c in slack_standin.calls("chat.postMessage") if c["status"] == 429]
     assert len(limited) <= 6, "rows for a rate-limited channel wait at the gate instead of hammering Slack"
+
+
+def test_a_newer_refresh_of_a_card_supersedes_the_older_ones_still_waiting(
+    runtime: Runtime, slack_standin: Any, clock: FakeClock
+) -> None:
+    review_id = ingest(runtime)
+    drain(runtime)
+    for _ in range(3):  # e.g. an SLA sweep and two clicks, all while Slack was busy
+        enqueue(runtime, "slack_refresh_review", {"review_id": review_id})
+    card = review(runtime, review_id)
+    for text in ("old", "new"):
+        update = {"channel": card.slack_channel, "ts": card.slack_ts, "text": text, "review_id": review_id}
+        enqueue(runtime, "slack_update", update)
+    drain(runtime)
+    assert len(slack_standin.calls("chat.update")) == 2, "one re-render and the newest update, not five calls"
+    assert slack_standin.message(card.slack_channel, card.slack_ts)["text"] == "new"
+    with session_scope(runtime.engine, readonly=True) as session:
+        rows = session.execute(select(OutboxItem)).scalars().all()
+    assert {r.status for r in rows} == {OutboxStatus.DONE}
+    assert sum(1 for r in rows if "superseded" in str(r.result.get("skipped", ""))) == 3
+
+
+def test_a_429_on_a_channel_named_by_name_holds_back_the_posts_that_use_its_id(
+    make_settings: Callable[..., Any], sqlite_url: str
+) -> None:
+    standin = SlackStandin(token="xoxb-test", channel_ids=True).start()
+    try:
+        channel_id = standin.add_channel("#support-review")
+        settings = make_settings(
+            SLACK_API_URL=standin.base_url, HITL_DATABASE_URL=sqlite_url, HITL_SCHEDULER=False
+        )
+        rt = build_runtime(settings)
+        install_workers(rt)
+        standin.force_ratelimit("chat.postMessage", 1, retry_after=30)
+        with pytest.raises(Defer):
+            call(rt, "chat_postMessage", gate_channel="#support-review", channel="#support-review", text="x")
+        with pytest.raises(Defer, match="budget"):  # a thread reply by id: same channel, same budget
+            call(
+                rt, "chat_postMessage", gate_channel=channel_id, channel=channel_id, text="y", thread_ts="1.1"
+            )
+        assert len(standin.calls("chat.postMessage")) == 1
+        assert len(standin.calls("conversations.list")) == 1, "the name was resolved once"
+        rt.engine.dispose()
+    finally:
+        standin.stop()
+
+
+def test_a_card_carries_its_review_in_the_message_metadata(runtime: Runtime, slack_standin: Any) -> None:
+    review_id = ingest(runtime)
+    drain(runtime)
+    card = review(runtime, review_id)
+    metadata = slack_standin.message(card.slack_channel, card.slack_ts)["metadata"]
+    assert metadata == {"event_type": "hitl_review", "event_payload": {"review_id": review_id}}
