@@ -46,6 +46,7 @@ log = logging.getLogger("hitl.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DECISION_BUCKETS = (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 ACK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
+MAX_TIMED_BODY = 1024 * 1024  # bytes of a Slack request kept to read its payload type
 OTHER = "other"  # the label of an interaction type the policy does not name (keeps label sets small)
 _COUNTS = "hitl_metrics_counts"  # session.info key: counts waiting for the commit
 
@@ -378,7 +379,7 @@ class AckTimer:
 
         async def reading() -> Message:
             message = await receive()
-            if message["type"] == "http.request" and len(body) < 64 * 1024:
+            if message["type"] == "http.request" and len(body) < MAX_TIMED_BODY:
                 body.extend(message.get("body", b""))
             return message
 
