@@ -193,3 +193,24 @@ def test_the_cards_notification_text_is_masked_too() -> None:
     )
     text = fallback_text(review)
     assert "[card ••••4242]" in text and "[phone]" in text and "614-555-0183" not in text
+
+
+def test_an_edit_of_a_masked_draft_gets_the_drafts_own_details_back() -> None:
+    from bot.ai.pii import unmask_from
+
+    draft = "Refund to card 4242 4242 4242 4242; we wrote to maya@example.com."
+    shown = mask_pii(draft)
+    assert shown == "Refund to card [card ••••4242]; we wrote to [email]."
+    typed = shown.replace("Refund", "Full refund") + " Call +44 20 7946 0958."
+    assert unmask_from(typed, draft) == (
+        "Full refund to card 4242 4242 4242 4242; we wrote to maya@example.com. Call +44 20 7946 0958."
+    )
+    assert unmask_from(typed, draft, enabled=False) == typed
+
+
+def test_a_placeholder_standing_for_two_different_details_is_left_for_the_reviewer() -> None:
+    from bot.ai.pii import placeholders_in, unmask_from
+
+    draft = "Write to a@example.com or b@example.com."
+    back = unmask_from(mask_pii(draft), draft)
+    assert placeholders_in(back) == ["[email]"]
