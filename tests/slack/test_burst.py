@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlmodel import col
 
 from bot.app.runtime import Runtime, build_runtime
 from bot.app.workers import install_workers
@@ -86,18 +87,18 @@ def cards_by_review(standin: SlackStandin, channel: str = CHANNEL) -> dict[str, 
 
 def posted(rt: Runtime) -> int:
     with session_scope(rt.engine, readonly=True) as session:
-        q = select(func.count()).select_from(Review).where(Review.slack_ts.is_not(None))  # type: ignore[union-attr]
+        q = select(func.count()).select_from(Review).where(col(Review.slack_ts).is_not(None))
         return int(session.execute(q).scalar_one())
 
 
 def outbox_rows(rt: Runtime, kind: str = "slack_post_review") -> list[OutboxItem]:
     with session_scope(rt.engine, readonly=True) as session:
-        return list(session.execute(select(OutboxItem).where(OutboxItem.kind == kind)).scalars())
+        return list(session.execute(select(OutboxItem).where(col(OutboxItem.kind) == kind)).scalars())
 
 
 def dead_letters(rt: Runtime) -> int:
     with session_scope(rt.engine, readonly=True) as session:
-        q = select(func.count()).select_from(OutboxItem).where(OutboxItem.status == OutboxStatus.DEAD)
+        q = select(func.count()).select_from(OutboxItem).where(col(OutboxItem.status) == OutboxStatus.DEAD)
         return int(session.execute(q).scalar_one())
 
 
@@ -126,7 +127,7 @@ def test_a_500_review_burst_into_one_channel_drains_at_slacks_rate_without_a_dea
     assert rate_limited(standin) <= 5, "paced before Slack has to say 429"
     assert {r.attempts for r in outbox_rows(rt)} == {1}, "waiting in line never counts as a failed attempt"
     with session_scope(rt.engine, readonly=True) as session:
-        stored = set(session.execute(select(Review.slack_channel)).scalars())
+        stored = set(session.execute(select(col(Review.slack_channel))).scalars())
     assert stored == {m["channel"] for m in standin.messages(CHANNEL)} and stored.pop().startswith("C")
 
 
@@ -148,7 +149,7 @@ def test_two_replicas_share_one_budget_and_post_every_card_once(
 
 def audits(rt: Runtime, action: str) -> list[AuditEvent]:
     with session_scope(rt.engine, readonly=True) as session:
-        return list(session.execute(select(AuditEvent).where(AuditEvent.action == action)).scalars())
+        return list(session.execute(select(AuditEvent).where(col(AuditEvent.action) == action)).scalars())
 
 
 def run_for(rt: Runtime, clock: FakeClock, *, minutes: float, step: float = 30.0) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from bot.app.runtime import Runtime, build_runtime
 from bot.app.workers import install_workers
@@ -18,8 +19,7 @@ from sandbox.slack_standin import SlackStandin
 from storage import repo
 from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus, Review
-from tests.conftest import FakeClock, sample_draft
-from tests.slack.conftest import wait_for
+from tests.conftest import FakeClock, sample_draft, wait_for
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def enqueue(rt: Runtime, kind: str, payload: dict[str, Any]) -> None:
 
 
 def drain(rt: Runtime) -> None:
-    assert rt.services.outbox.drain(10)
+    assert rt.services.outbox is not None and rt.services.outbox.drain(10)
 
 
 def review(rt: Runtime, review_id: str) -> Review:
@@ -92,7 +92,7 @@ def test_a_review_moved_to_another_tier_is_reposted_and_the_old_card_points_ther
     drain(runtime)
     old = review(runtime, review_id)
     with session_scope(runtime.engine) as session:  # what the SLA timers do on timeout: move_tier
-        session.execute(update(Review).where(Review.id == review_id).values(tier="vip"))
+        session.execute(update(Review).where(col(Review.id) == review_id).values(tier="vip"))
     moved = {"review_id": review_id, "moved_from": {"channel": old.slack_channel, "ts": old.slack_ts}}
     enqueue(runtime, "slack_post_review", moved)
     drain(runtime)
@@ -145,7 +145,7 @@ def test_a_permanent_failure_is_dead_lettered(runtime: Runtime, slack_standin: A
     enqueue(runtime, "slack_update", {"channel": "#support-review", "ts": "1.000001", "text": "x"})
     drain(runtime)
     with session_scope(runtime.engine, readonly=True) as session:
-        row = session.execute(select(OutboxItem).where(OutboxItem.kind == "slack_update")).scalar_one()
+        row = session.execute(select(OutboxItem).where(col(OutboxItem.kind) == "slack_update")).scalar_one()
     assert row.status == OutboxStatus.DEAD and "message_not_found" in (row.last_error or "")
 
 
@@ -156,7 +156,11 @@ def test_many_cards_for_one_channel_drain_at_slacks_pace_without_losing_one(
     ids = [ingest(runtime) for _ in range(6)]
     started = time.monotonic()
     wait_for(
-        lambda: runtime.services.outbox.run_once() >= 0 and all(review(runtime, i).slack_ts for i in ids),
+        lambda: (
+            runtime.services.outbox is not None
+            and runtime.services.outbox.run_once() >= 0
+            and all(review(runtime, i).slack_ts for i in ids)
+        ),
         15,
         "six cards",
     )
