@@ -53,6 +53,8 @@ def json_col(default: Any) -> Any:
 
 # Drafts a repeat contact sent to humans (warning sign "repeat contacts rising"; partial index, 0002).
 REPEAT_CONTACT = "CAST(reasons AS TEXT) LIKE '%\"repeat_contact\"%'"
+# Auto-sent replies drawn for a QA rating (warning sign "unrated QA backlog"; partial index, 0004).
+QA_SAMPLED = "CAST(extra AS TEXT) LIKE '%\"qa_sampled\": true%'"
 # Human decisions on a draft: the rows of the time-to-decision percentiles (partial index, 0002).
 # Written out from the enum, so the predicate text stays the one migration 0002 indexed.
 HUMAN_DECISIONS = "stage = 'review' AND decision IN ({})".format(
@@ -72,6 +74,13 @@ class Review(SQLModel, table=True):
         Index("ix_reviews_pending", "status", "interaction_type", "sla_due_at"),
         # 0004 (outcomes): a period's replies with their customer, for "came back within the window"
         Index("ix_reviews_came_back", "interaction_type", "status", "created_at", "customer_key"),
+        Index(
+            "ix_reviews_qa_sampled",
+            "interaction_type",
+            "created_at",
+            sqlite_where=text(QA_SAMPLED),
+            postgresql_where=text(QA_SAMPLED),
+        ),
         Index(
             "ix_reviews_repeat_contact",
             "interaction_type",

@@ -202,3 +202,32 @@ def test_expand_needs_two_good_weeks_in_a_row_from_the_database(db_url: str) -> 
     second = two.recommendations[0]
     assert second.verdict == "expand", second.reasons
     assert "approved without edit 95% (190 of 200; 95% Wilson 91%–97%)" in second.evidence
+
+
+def test_qa_samples_unrated_for_over_a_day_are_a_warning_sign(db_url: str) -> None:
+    # Three auto-sent replies drawn for QA: 3 days old and unrated (backlog), 3 days old and rated (fine),
+    # 2 hours old and unrated (not yet late). One not drawn for QA (never counts). Backlog: 1.
+    engine = make_engine(db_url)
+    with session_scope(engine) as session:
+        store = Store(session)
+        for age, rated, sampled in (
+            (timedelta(days=3), False, True),
+            (timedelta(days=3), True, True),
+            (timedelta(hours=2), False, True),
+            (timedelta(days=3), False, False),
+        ):
+            r = store.decided("order_status", "auto_send", seconds=None, confidence=0.95, created=NOW - age)
+            r.extra = {"qa_sampled": sampled}
+            session.add(r)
+            if rated:
+                store.decide(r, "qa_good", stage="qa", at=NOW - timedelta(days=2))
+    with session_scope(engine, readonly=True) as session:
+        review = build_review(session=session, policy=POLICY, now=NOW, period=WEEK)
+    engine.dispose()
+    backlog = [w for w in review.warnings if w.code == "qa_backlog"]
+    assert [(w.interaction_type, w.message) for w in backlog] == [
+        (
+            "order_status",
+            "1 auto-sent reply drawn for QA over a day ago still unrated: the QA pass rate lags behind",
+        )
+    ]

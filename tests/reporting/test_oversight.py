@@ -161,8 +161,10 @@ def test_expand_is_held_back_when_the_what_if_shows_humans_fixing_those_drafts()
         heavy_edit_distance=0.3,
     )
     rec = recommend("order_status", good(), POLICY, wi, previous=[good()])
+    # 1 of 3: 33%, Wilson 6.1%–79.2%
     assert rec.verdict == "keep" and rec.reasons == (
-        "what-if: humans rejected or heavily edited 1 of the 3 drafts the lower threshold would have auto-sent",
+        "what-if: humans rejected or heavily edited 33% (1 of 3; 95% Wilson 6%–79%) of the drafts the lower "
+        "threshold would have auto-sent, more than the 10% the approval bar allows",
     )
 
 

@@ -172,9 +172,10 @@ def _whatif_blockers(whatif: WhatIf | None, o: Oversight) -> list[str]:
         and whatif.error_share is not None
         and whatif.error_share > 1 - o.expand_min_approve_rate
     ):
+        fixed = Rate(whatif.errors, whatif.newly_auto_sent)
         return [
-            f"what-if: humans rejected or heavily edited {whatif.errors} of the {whatif.newly_auto_sent} "
-            "drafts the lower threshold would have auto-sent"
+            f"what-if: humans rejected or heavily edited {fixed.text()} of the drafts the lower threshold "
+            f"would have auto-sent, more than the {pct(1 - o.expand_min_approve_rate)} the approval bar allows"
         ]
     return []
 

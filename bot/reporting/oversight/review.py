@@ -21,10 +21,11 @@ from bot.reporting.oversight.whatif import WhatIfRow, what_if
 from bot.reporting.stats.model import Band, Counts, Stats
 from bot.reporting.stats.query import columns, compute_stats
 from bot.review.policy import Policy
-from storage.models import REPEAT_CONTACT, Decision, Review, SlaPing, UTCDateTime
+from storage.models import QA_SAMPLED, REPEAT_CONTACT, Decision, Review, SlaPing, UTCDateTime
 
 CONFIDENCE_CODES = frozenset({"confidence_high", "confidence_medium", "confidence_low"})
 VERDICT_ORDER = {"increase": 0, "expand": 1, "keep": 2}
+QA_BACKLOG_AGE = timedelta(days=1)  # a QA sample unrated for longer is a warning sign
 
 
 @dataclass
@@ -70,7 +71,23 @@ def collect_signals(
     return Signals(
         repeat_contacts={str(t): int(n) for t, n in session.execute(rq, params)},
         sla_escalations={t: int(n) for t, n in session.execute(eq.group_by(r.interaction_type))},
+        qa_backlog=_qa_backlog(session, since, until, interaction_type),
     )
+
+
+def _qa_backlog(
+    session: Session, since: datetime, until: datetime, interaction_type: str | None
+) -> dict[str, int]:
+    """Auto-sent replies of the period drawn for QA more than a day before `until` and not rated yet."""
+    hint = " INDEXED BY ix_reviews_qa_sampled" if session.get_bind().dialect.name == "sqlite" else ""
+    type_filter = " AND interaction_type = :itype" if interaction_type else ""
+    q = text(
+        f"SELECT interaction_type, count(*) FROM reviews{hint} WHERE {QA_SAMPLED} "
+        f"AND created_at >= :since AND created_at < :stale{type_filter} AND NOT EXISTS "
+        "(SELECT 1 FROM decisions d WHERE d.review_id = reviews.id AND d.stage = 'qa') GROUP BY interaction_type"
+    ).bindparams(bindparam("since", type_=UTCDateTime()), bindparam("stale", type_=UTCDateTime()))
+    params: dict[str, object] = {"since": since, "stale": until - QA_BACKLOG_AGE, "itype": interaction_type}
+    return {str(t): int(n) for t, n in session.execute(q, params)}
 
 
 def recent_rows(*, session: Session, interaction_type: str, limit: int) -> list[WhatIfRow]:

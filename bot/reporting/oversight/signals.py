@@ -31,6 +31,7 @@ class Signals:
 
     repeat_contacts: dict[str, int] = field(default_factory=dict)
     sla_escalations: dict[str, int] = field(default_factory=dict)
+    qa_backlog: dict[str, int] = field(default_factory=dict)  # drawn for QA over a day ago, still unrated
 
 
 @dataclass(frozen=True)
@@ -131,12 +132,26 @@ def _left_undecided(cur: Stats) -> list[WarningSign]:
     ]
 
 
+def _qa_backlog(sig: Signals) -> list[WarningSign]:
+    return [
+        WarningSign(
+            "qa_backlog",
+            itype,
+            f"{plural(n, 'auto-sent reply', 'auto-sent replies')} drawn for QA over a day ago still unrated: "
+            "the QA pass rate lags behind",
+        )
+        for itype, n in sorted(sig.qa_backlog.items())
+        if n
+    ]
+
+
 def warning_signs(
     cur: Stats, prev: Stats, cur_sig: Signals, prev_sig: Signals, o: Oversight
 ) -> list[WarningSign]:
-    """Repeat contacts and unexpected escalations rising, SLA trouble, and types whose error rate is unknown."""
+    """Repeat contacts and unexpected escalations rising, SLA trouble, types whose error rate is unknown,
+    and an unrated QA backlog."""
     signs: list[WarningSign] = []
     empty = Counts()
     for itype, c in cur.by_type.items():
         signs += _TypeSigns(itype, c, prev.by_type.get(itype, empty), cur_sig, prev_sig, o).all()
-    return signs + _left_undecided(cur)
+    return signs + _left_undecided(cur) + _qa_backlog(cur_sig)

@@ -3,7 +3,8 @@
 - outcomes: one row per (ticket, kind), idempotent; ix_outcomes_stats covers the oversight review's
   aggregates (type, kind, decision, then the time range);
 - reviews (interaction_type, status, created_at, customer_key): the replies of a period with their
-  customer, so "came back within the window" is one seek per reply on ix_reviews_customer_created.
+  customer, so "came back within the window" is one seek per reply on ix_reviews_customer_created;
+- reviews (interaction_type, created_at) for auto-sent replies drawn for QA only: the unrated QA backlog.
 
 Revision ID: 0004
 Revises: 0003
@@ -18,6 +19,9 @@ revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
+
+# Same text as storage.models.QA_SAMPLED (a migration keeps its own copy; queries repeat it verbatim).
+QA_SAMPLED = "CAST(extra AS TEXT) LIKE '%\"qa_sampled\": true%'"
 
 
 def upgrade() -> None:
@@ -47,6 +51,14 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
+        "ix_reviews_qa_sampled",
+        "reviews",
+        ["interaction_type", "created_at"],
+        unique=False,
+        sqlite_where=sa.text(QA_SAMPLED),
+        postgresql_where=sa.text(QA_SAMPLED),
+    )
+    op.create_index(
         "ix_reviews_came_back",
         "reviews",
         ["interaction_type", "status", "created_at", "customer_key"],
@@ -55,6 +67,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_reviews_qa_sampled", table_name="reviews")
     op.drop_index("ix_reviews_came_back", table_name="reviews")
     op.drop_index("ix_outcomes_stats", table_name="outcomes")
     op.drop_index("ix_outcomes_review_id", table_name="outcomes")
