@@ -125,7 +125,9 @@ def message_ok(text: str, blocks: list[Block]) -> None:
     """What Slack checks on chat.postMessage / chat.update."""
     dicts = [b.to_dict() for b in blocks]
     for d in dicts:
-        Block.parse(d).to_dict()  # slack_sdk validates the limits of each field here
+        parsed = Block.parse(d)
+        assert parsed is not None
+        parsed.to_dict()  # slack_sdk validates the limits of each field here
     validate_blocks(dicts, limit=MAX_MESSAGE_BLOCKS)
     assert _text_length(dicts) <= MAX_MESSAGE_BLOCK_TEXT
     assert text and len(text) <= limits.FALLBACK_TEXT

@@ -216,3 +216,20 @@ def test_with_masking_off_the_card_shows_the_draft_as_written(
     card = loop.card(review_id)
     draft = next(b for b in card["blocks"] if b["block_id"] == BlockId.REVIEW_DRAFT)["text"]["text"]
     assert EMAIL in draft
+
+
+def test_an_edit_keeping_a_placeholder_that_cannot_be_put_back_gets_a_field_error(loop: Loop) -> None:
+    review_id = loop.post_draft(draft="Write to a@example.com or b@example.com.", sentiment=0.0)
+    card = loop.card(review_id)
+    assert loop.click(card, ActionId.EDIT, ALEX, modal=True).status_code == 200
+    view = wait_for(lambda: loop.standin.views(), 10, "the Edit modal")[-1]
+    field, shown = reply_field(view)
+    assert shown == "Write to [email] or [email]."
+    values = {field: {ActionId.EDIT_TEXT: {"type": "plain_text_input", "value": shown}}}
+    resp = loop.sim.post_view_submission(view_submission_payload(view=view, user_id=ALEX, values=values))
+    assert resp.status_code == 200
+    assert resp.json() == {
+        "response_action": "errors",
+        "errors": {field: "Replace [email] with the real detail (the draft held more than one)."},
+    }
+    assert loop.review(review_id).status == ReviewStatus.PENDING
