@@ -7,6 +7,11 @@ and every state change it makes (done, retry, dead) is conditional on still hold
 worker whose lease was taken (it stalled past the lease) therefore stops without writing, and rows of
 a replica that died are free again one short lease later (seconds, not minutes). Handlers stay
 idempotent all the same: the helpdesk side keeps a ledger whose start is a compare-and-set.
+
+Waiting is not failing: a handler that raises `Defer` (Slack's pacing, a 429's Retry-After) moves the
+row's `next_attempt_at` only. Attempts count real failures, and a run of them ends in a dead letter
+when the kind's budget says so (`give_up_after` from the first failure, permanent errors at once),
+never because the queue in front of a row was long.
 """
 
 from __future__ import annotations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +16,7 @@ from bot.app.runtime import Runtime, build_runtime
 from bot.app.workers import install_workers
 from bot.outbox.registry import Defer, Permanent, Retry
 from bot.review.ingest import DraftIn, ingest_draft
+from bot.slack.client import make_web_client
 from bot.slack.delivery import call
 from sandbox.slack_standin import SlackStandin
 from storage import repo
@@ -221,3 +224,49 @@ def test_a_card_carries_its_review_in_the_message_metadata(runtime: Runtime, sla
     card = review(runtime, review_id)
     metadata = slack_standin.message(card.slack_channel, card.slack_ts)["metadata"]
     assert metadata == {"event_type": "hitl_review", "event_payload": {"review_id": review_id}}
+
+
+class ClosingServer:
+    """An HTTP server that reads each request and hangs up without answering (a reset after sending)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.paths: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/api/"
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                head = conn.recv(65536).decode("latin-1")
+                self.paths.append(head.split(" ")[1] if " " in head else "")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_the_web_client_never_repeats_a_post_whose_answer_was_lost(make_settings: Callable[..., Any]) -> None:
+    server = ClosingServer()
+    try:
+        client = make_web_client(make_settings(SLACK_API_URL=server.url))
+        for method, kwargs in (
+            ("chat_postMessage", {"channel": "C1", "text": "x"}),
+            ("users_info", {"user": "U1"}),
+        ):
+            with pytest.raises(Exception):  # noqa: B017 - urllib's own connection error, whatever its class
+                getattr(client, method)(**kwargs)
+    finally:
+        server.close()
+    posts = [p for p in server.paths if p.endswith("chat.postMessage")]
+    lookups = [p for p in server.paths if p.endswith("users.info")]
+    assert (len(posts), len(lookups)) == (1, 2), "a lookup is retried once; a post is never sent twice"
