@@ -4,7 +4,10 @@ The floor is a bare endpoint on the same server stack (FastAPI + uvicorn, same e
 database) that inserts the same row with no auth, validation, dedupe, routing or outbox.
 The ratio of the two says what our own work costs; absolute numbers depend on the machine.
 
-    python bench/ingest.py [--requests 4000] [--clients 8] [--pg-url URL]
+    python bench/ingest.py [--requests 4000] [--clients 8] [--rounds 4] [--pg-url URL]
+
+The requests are split into `--rounds` rounds; each round loads both endpoints, alternating which goes
+first, so a noisy neighbour on a shared machine weighs on both alike.
 
 PostgreSQL runs when --pg-url or HITL_TEST_POSTGRES_URL is given.
 """
@@ -51,6 +54,8 @@ def serve(url: str, port: int) -> None:
         HITL_SCHEDULER=False,
     )
     runtime = build_runtime(settings)
+    if os.environ.get("BENCH_NO_PRE_PING"):  # to measure what the pre-ping costs
+        runtime.engine.pool._pre_ping = False  # type: ignore[attr-defined]
     app = create_app(runtime)
 
     @app.post("/bench/bare")
@@ -129,7 +134,7 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
 
-def bench_backend(name: str, url: str, requests: int, clients: int) -> None:
+def bench_backend(name: str, url: str, requests: int, clients: int, rounds: int = 4) -> None:
     sys.path.insert(0, str(ROOT))
     from sandbox.server import free_port
     from storage.db import upgrade
@@ -147,11 +152,18 @@ def bench_backend(name: str, url: str, requests: int, clients: int) -> None:
                 time.sleep(0.1)
         load(base, "/v1/drafts", 200, clients)  # warm-up
         load(base, "/bench/bare", 200, clients)
+        endpoints = (("POST /v1/drafts", "/v1/drafts"), ("bare insert (floor)", "/bench/bare"))
+        totals = {path: (0.0, [], 0) for _, path in endpoints}
+        for n in range(rounds):
+            for _, path in endpoints if n % 2 == 0 else endpoints[::-1]:
+                secs, lat, errors = load(base, path, requests // rounds, clients)
+                was = totals[path]
+                totals[path] = (was[0] + secs, was[1] + lat, was[2] + errors)
         rows = []
-        for label, path in (("POST /v1/drafts", "/v1/drafts"), ("bare insert (floor)", "/bench/bare")):
-            secs, lat, errors = load(base, path, requests, clients)
+        for label, path in endpoints:
+            secs, lat, errors = totals[path]
             rows.append((label, len(lat) / secs, statistics.median(lat) * 1000, pct(lat, 0.99), errors))
-        print(f"\n{name}: {requests} requests, {clients} concurrent clients")
+        print(f"\n{name}: {requests} requests, {clients} concurrent clients, {rounds} interleaved rounds")
         print(f"  {'endpoint':<22} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
         for label, rps, p50, p99, errors in rows:
             print(f"  {label:<22} {rps:>8.0f} {p50:>8.1f} {p99:>8.1f} {errors:>7}")
@@ -167,6 +179,7 @@ def main() -> None:
     )
     parser.add_argument("--requests", type=int, default=4000)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--pg-url", default=os.environ.get("HITL_TEST_POSTGRES_URL"))
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -175,7 +188,7 @@ def main() -> None:
         serve(args.serve, args.port)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        bench_backend("SQLite (WAL)", f"sqlite:///{tmp}/bench.db", args.requests, args.clients)
+        bench_backend("SQLite (WAL)", f"sqlite:///{tmp}/bench.db", args.requests, args.clients, args.rounds)
     if args.pg_url:
         sys.path.insert(0, str(ROOT))
         from sqlalchemy import create_engine, text
@@ -192,6 +205,7 @@ def main() -> None:
                 normalise_url(args.pg_url).rsplit("/", 1)[0] + f"/{db}",
                 args.requests,
                 args.clients,
+                args.rounds,
             )
         finally:
             with admin.connect() as c:

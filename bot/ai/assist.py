@@ -88,10 +88,9 @@ def _policy_types(runtime: Runtime) -> list[str]:
 
 
 def prepare_draft(runtime: Runtime, draft: DraftIn) -> tuple[DraftIn, Assist]:
-    """Fill in the interaction type and sentiment a pipeline did not send (short timeout, fail closed)."""
-    with session_scope(runtime.engine, readonly=True) as session:
-        if repo.review_by_key(session=session, idempotency_key=draft.key()) is not None:
-            return draft, Assist()  # already stored: ingest answers with it, no model call
+    """Fill in the interaction type and sentiment a pipeline did not send (short timeout, fail closed).
+
+    Without a model, or with nothing to classify, this touches neither the model nor the database."""
     llm = get_llm(runtime)
     summarize = llm is not None and len(draft.customer_message) > SUMMARY_MIN_CHARS
     missing = [f for f in ("interaction_type", "sentiment") if getattr(draft, f) is None]
@@ -99,7 +98,15 @@ def prepare_draft(runtime: Runtime, draft: DraftIn) -> tuple[DraftIn, Assist]:
         return draft, Assist(summarize=summarize)
     if llm is None:
         return draft, _without_model(draft, summarize)
+    if _already_stored(runtime, draft):
+        return draft, Assist()  # ingest answers with the stored review: no model call
     return _classified_draft(runtime, llm, draft, missing, summarize)
+
+
+def _already_stored(runtime: Runtime, draft: DraftIn) -> bool:
+    """A draft with this idempotency key is in the store (a retry: classifying it again is wasted)."""
+    with session_scope(runtime.engine, readonly=True) as session:
+        return repo.review_by_key(session=session, idempotency_key=draft.key()) is not None
 
 
 def _without_model(draft: DraftIn, summarize: bool) -> Assist:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import CursorResult, Engine, delete
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from storage.db import session_scope
 from storage.models import ProcessedEvent
@@ -16,7 +16,13 @@ from storage.models import ProcessedEvent
 
 def first_delivery(*, engine: Engine, key: str, now: datetime) -> bool:
     """Record `key`; True only for the first delivery with it (atomic across threads and replicas)."""
-    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    with session_scope(engine) as session:
+        return record_delivery(session=session, key=key, now=now)
+
+
+def record_delivery(*, session: Session, key: str, now: datetime) -> bool:
+    """`first_delivery` in the caller's transaction (one `INSERT … ON CONFLICT DO NOTHING RETURNING`)."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     table = ProcessedEvent.metadata.tables[ProcessedEvent.__tablename__]
     stmt = (
         insert(table)
@@ -24,8 +30,7 @@ def first_delivery(*, engine: Engine, key: str, now: datetime) -> bool:
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(table.c.key)
     )
-    with session_scope(engine) as session:
-        return session.execute(stmt).first() is not None
+    return session.execute(stmt).first() is not None
 
 
 def prune(*, engine: Engine, before: datetime) -> int:

@@ -32,6 +32,7 @@ from handlers.http.openapi import (
 )
 from storage import repo
 from storage.db import current_revision, session_scope
+from storage.fastpath import once_more_on_disconnect, reads_then_write
 from storage.models import Review
 
 
@@ -171,18 +172,23 @@ def _public(review: Review, model: type[ReviewCreated] = ReviewCreated) -> dict[
 def build_router(runtime: Runtime) -> APIRouter:
     router = APIRouter()
 
+    def create(draft: DraftIn, assist: Assist | None) -> tuple[dict[str, Any], bool]:
+        # Reads (dedupe, history) outside SQLite's write lock; one write transaction; ON CONFLICT create.
+        with reads_then_write(runtime.engine) as (session, reads):
+            result = ingest_draft(
+                session=session,
+                reads=reads,
+                draft=draft,
+                policy=runtime.policy,
+                now=runtime.clock.now(),
+                assist=assist,
+                settings=runtime.settings,
+            )
+            return _public(result.review), result.created
+
     def store(draft: DraftIn, assist: Assist | None = None) -> tuple[dict[str, Any], bool]:
         try:
-            with session_scope(runtime.engine) as session:
-                result = ingest_draft(
-                    session=session,
-                    draft=draft,
-                    policy=runtime.policy,
-                    now=runtime.clock.now(),
-                    assist=assist,
-                    settings=runtime.settings,
-                )
-                return _public(result.review), result.created
+            return once_more_on_disconnect(lambda: create(draft, assist))
         except IntegrityError:
             # Another request stored the same key first (two replicas racing): answer with its review.
             with session_scope(runtime.engine, readonly=True) as session:
@@ -221,8 +227,7 @@ def build_router(runtime: Runtime) -> APIRouter:
                 "interaction_type: required (no model is configured to classify it)",
                 fields=[{"field": "interaction_type", "message": "Field required"}],
             )
-        draft, assist = await run_in_threadpool(prepare_draft, runtime, draft)
-        body, created = await run_in_threadpool(store, draft, assist)
+        body, created = await run_in_threadpool(lambda: store(*prepare_draft(runtime, draft)))
         return JSONResponse(body, status_code=201 if created else 200)
 
     @router.get(

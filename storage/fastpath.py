@@ -1,0 +1,111 @@
+"""Hot-path helpers: idempotent inserts in one statement, reads outside SQLite's write lock, batched rows.
+
+The ingest API and the click path run these at every request; each saves a round trip or keeps SQLite's
+single writer slot free for less time. No Slack or HTTP here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, Table, inspect
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import make_transient_to_detached
+from sqlmodel import Session, SQLModel
+
+from storage.db import is_sqlite, session_scope
+
+T = TypeVar("T")
+
+
+def upsert_insert(session: Session, table: Table) -> PgInsert | SqliteInsert:
+    """The dialect's INSERT, which knows `ON CONFLICT DO NOTHING` (SQLite and PostgreSQL alike)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return pg_insert(table)
+    return sqlite_insert(table)
+
+
+def row_of(obj: SQLModel) -> dict[str, Any]:
+    """The column values of a table model, as a core INSERT takes them."""
+    table: Table = obj.__table__  # type: ignore[attr-defined]
+    row = {c.name: getattr(obj, c.name) for c in table.columns}
+    for c in table.primary_key.columns:
+        if row[c.name] is None:
+            del row[c.name]  # autoincrement: the database numbers it
+    return row
+
+
+def add_once(session: Session, obj: SQLModel, *, unique: str) -> None:
+    """Insert `obj` with `INSERT … ON CONFLICT (unique) DO NOTHING RETURNING` (one statement, no error round).
+
+    The row then belongs to `session` as if loaded, so later changes to `obj` are flushed as UPDATEs. When
+    another transaction stored the same `unique` value first, raises IntegrityError exactly as a plain
+    INSERT would, so every caller keeps its own answer to a race (the ingest API: 200 with that review).
+    """
+    table: Table = obj.__table__  # type: ignore[attr-defined]
+    stmt = (
+        upsert_insert(session, table)
+        .values(row_of(obj))
+        .on_conflict_do_nothing(index_elements=[unique])
+        .returning(*table.primary_key.columns)
+    )
+    if session.execute(stmt).first() is None:
+        raise IntegrityError(f"INSERT INTO {table.name}", None, Exception(f"duplicate {unique}"))
+    make_transient_to_detached(obj)
+    session.add(obj)
+
+
+def insert_rows(session: Session, objs: Sequence[SQLModel]) -> None:
+    """Insert new rows of one table in one executemany (the ORM would send them one by one on SQLite)."""
+    if not objs:
+        return
+    table: Table = objs[0].__table__  # type: ignore[attr-defined]
+    session.execute(table.insert(), [row_of(o) for o in objs])
+
+
+def insert_new_in_batches(session: Session, *models: type[SQLModel]) -> None:
+    """Send the session's new, not yet flushed rows of each of `models` as one executemany, in the order
+    they were added (no ids come back: for rows nobody reads again in this transaction, like audit and
+    outbox rows)."""
+    for model in models:
+        new = [o for o in session.new if type(o) is model]
+        new.sort(key=lambda o: inspect(o).insert_order)
+        for obj in new:
+            session.expunge(obj)
+        insert_rows(session, new)
+
+
+@contextmanager
+def reads_then_write(engine: Engine) -> Iterator[tuple[Session, Session | None]]:
+    """(write session, read session or None): on SQLite the reads run in their own deferred transaction.
+
+    SQLite lets one writer in at a time (BEGIN IMMEDIATE behind a per-process lock, storage/db.py); reads
+    made in the write session would hold that slot for their whole length. A read session beside it
+    keeps them outside. PostgreSQL reads take no lock: one session, one transaction, fewer round trips.
+    """
+    if not is_sqlite(engine):
+        with session_scope(engine) as session:
+            yield session, None
+        return
+    with session_scope(engine, readonly=True) as reads, session_scope(engine) as session:
+        yield session, reads
+
+
+def once_more_on_disconnect(work: Callable[[], T]) -> T:
+    """Run `work`; if the connection turned out dead (a restarted server), run it once more on a fresh one.
+
+    For idempotent work only (a create deduplicated by its key, a click by its delivery key and the
+    conditional update): the pool has already thrown the dead connection away.
+    """
+    try:
+        return work()
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    return work()
