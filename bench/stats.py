@@ -84,130 +84,127 @@ def _outcome(rnd: random.Random, review: dict[str, Any], decision: dict[str, Any
     }
 
 
+def _route(itype: str, conf: float, trigger: bool) -> str:
+    th = POLICY.thresholds(itype)
+    if itype in POLICY.human_only or conf < th.review_at:
+        return "take_over"
+    return "review" if trigger or conf < th.auto_send_at else "auto_send"
+
+
+def _decision(rnd: random.Random, route: str) -> tuple[str, float, float, bool | None, str | None]:
+    """(kind, seconds, edit distance, SLA breached, defect) of a decided draft."""
+    if route == "auto_send":
+        return "auto_send", 0.0, 0.0, None, None
+    if route == "take_over":
+        kind = rnd.choices(["take_over", "edit"], [80, 20])[0]
+    else:
+        kind = rnd.choices(["approve", "edit", "take_over", "reject"], [72, 18, 5, 5])[0]
+    seconds = round(rnd.lognormvariate(5.5, 0.9), 1)
+    dist = round(rnd.uniform(0.02, 0.6), 3) if kind == "edit" else 0.0
+    defect = rnd.choice(DEFECTS) if kind == "reject" or (kind == "edit" and dist > 0.3) else None
+    return kind, seconds, dist, seconds > 1800, defect
+
+
+STATUS = {
+    "approve": "approved",
+    "edit": "edited",
+    "take_over": "taken_over",
+    "reject": "rejected",
+    "auto_send": "auto_sent",
+}
+
+
+def _review(rnd: random.Random, i: int, created: datetime, itype: str, customers: int) -> dict[str, Any]:
+    """A synthetic draft of type `itype`, routed by the bundled policy (still pending)."""
+    conf = round(min(1.0, max(0.0, rnd.betavariate(6, 2))), 3)
+    trigger = rnd.random() < 0.15
+    reasons = [{"code": "confidence_medium", "message": "m"}]
+    if trigger:
+        reasons.append({"code": rnd.choice(["repeat_contact", "risky_keyword", "vip"]), "message": "t"})
+    tiers = {t: tier for t, _, tier in TYPES}
+    return {
+        "id": uuid.UUID(int=rnd.getrandbits(128)).hex,
+        "idempotency_key": f"bench-{i}",
+        "ticket_id": str(100000 + i),
+        "interaction_type": itype,
+        "confidence": conf,
+        "customer_message": "Where is my order? It was due Monday.",
+        "draft": "Hi! Your order shipped yesterday and should arrive Thursday.",
+        "customer": {},
+        "policy_exception": False,
+        "kb_sources": [],
+        "extra": {},
+        "route": _route(itype, conf, trigger),
+        "tier": "priority" if itype in POLICY.human_only else tiers[itype],
+        "reasons": reasons,
+        "supervisor_decisions": [],
+        "status": "pending",
+        "created_at": created,
+        "sla_due_at": created + timedelta(minutes=30),
+        "customer_key": f"id:cus_{rnd.randrange(customers)}",
+    }
+
+
+def _decisions(rnd: random.Random, review: dict[str, Any], room: int) -> list[dict[str, Any]]:
+    """The review-stage decision (and, for some auto-sent replies, a QA rating); sets the review's status."""
+    route = review["route"]
+    base = {
+        "review_id": review["id"],
+        **{k: review[k] for k in ("ticket_id", "interaction_type", "confidence", "route", "tier", "reasons")},
+        "customer_message": review["customer_message"],
+        "ai_draft": review["draft"],
+    }
+    kind, seconds, dist, breached, defect = _decision(rnd, route)
+    review["status"] = STATUS[kind]
+    decided = review["created_at"] + timedelta(seconds=seconds)
+    out = [
+        {
+            **base,
+            "stage": "review",
+            "decision": kind,
+            "decided_at": decided,
+            "seconds_to_decision": seconds,
+            "edit_distance": dist,
+            "sla_breached": breached,
+            "defect_category": defect,
+            "actor_id": "U0BENCH",
+            "final_text": review["draft"],
+        }
+    ]
+    if route == "auto_send" and rnd.random() < QA_SHARE * 4 and room >= 2:
+        good = rnd.random() < 0.93
+        out.append(
+            {
+                **base,
+                "stage": "qa",
+                "decision": "qa_good" if good else "qa_defect",
+                "decided_at": decided + timedelta(hours=2),
+                "seconds_to_decision": None,
+                "edit_distance": None,
+                "sla_breached": None,
+                "defect_category": None if good else rnd.choice(DEFECTS),
+                "actor_id": "U0QA",
+                "final_text": None,
+            }
+        )
+    return out
+
+
 def generate(rows: int, days: float, seed: int = 7) -> Iterator[Generated]:
     """(review, [decisions], [outcomes]) in time order until `rows` decisions; ~2% of reviews stay pending."""
     rnd = random.Random(seed)
     customers = max(1, int(rows * CUSTOMERS_PER_REVIEW))
     names = [t for t, _, _ in TYPES]
     weights = [w for _, w, _ in TYPES]
-    tiers = {t: tier for t, _, tier in TYPES}
     start = NOW - timedelta(days=days)
     span = days * 86400 - 3 * 3600  # so that decisions (and QA ratings hours later) land before NOW
     made, i = 0, 0
     while made < rows:
         i += 1
         created = start + timedelta(seconds=span * made / rows)
-        itype = rnd.choices(names, weights)[0]
-        conf = round(min(1.0, max(0.0, rnd.betavariate(6, 2))), 3)
-        th = POLICY.thresholds(itype)
-        trigger = rnd.random() < 0.15
-        human_only = itype in POLICY.human_only
-        route = (
-            "take_over"
-            if human_only or conf < th.review_at
-            else "review"
-            if trigger or conf < th.auto_send_at
-            else "auto_send"
-        )
-        reasons = [{"code": "confidence_medium", "message": "m"}]
-        if trigger:
-            reasons.append({"code": rnd.choice(["repeat_contact", "risky_keyword", "vip"]), "message": "t"})
-        tier = "priority" if human_only else tiers[itype]
-        rid = uuid.UUID(int=rnd.getrandbits(128)).hex
-        review: dict[str, Any] = {
-            "id": rid,
-            "idempotency_key": f"bench-{i}",
-            "ticket_id": str(100000 + i),
-            "interaction_type": itype,
-            "confidence": conf,
-            "customer_message": "Where is my order? It was due Monday.",
-            "draft": "Hi! Your order shipped yesterday and should arrive Thursday.",
-            "customer": {},
-            "policy_exception": False,
-            "kb_sources": [],
-            "extra": {},
-            "route": route,
-            "tier": tier,
-            "reasons": reasons,
-            "supervisor_decisions": [],
-            "status": "pending",
-            "created_at": created,
-            "sla_due_at": created + timedelta(minutes=30),
-            "customer_key": f"id:cus_{rnd.randrange(customers)}",
-        }
-        decisions: list[dict[str, Any]] = []
-        pending = rnd.random() < 0.02 and route != "auto_send"
-        if not pending:
-            base = {
-                "review_id": rid,
-                "ticket_id": review["ticket_id"],
-                "interaction_type": itype,
-                "confidence": conf,
-                "route": route,
-                "tier": tier,
-                "reasons": reasons,
-                "customer_message": review["customer_message"],
-                "ai_draft": review["draft"],
-            }
-            if route == "auto_send":
-                kind, seconds, dist, breached, defect = "auto_send", 0.0, 0.0, None, None
-            else:
-                roll = rnd.random()
-                if route == "take_over":
-                    kind = "take_over" if roll < 0.8 else "edit"
-                else:
-                    kind = (
-                        "approve"
-                        if roll < 0.72
-                        else "edit"
-                        if roll < 0.9
-                        else "take_over"
-                        if roll < 0.95
-                        else "reject"
-                    )
-                seconds = round(rnd.lognormvariate(5.5, 0.9), 1)
-                dist = round(rnd.uniform(0.02, 0.6), 3) if kind == "edit" else 0.0
-                breached = seconds > 1800
-                defect = rnd.choice(DEFECTS) if kind == "reject" or (kind == "edit" and dist > 0.3) else None
-            status = {
-                "approve": "approved",
-                "edit": "edited",
-                "take_over": "taken_over",
-                "reject": "rejected",
-                "auto_send": "auto_sent",
-            }[kind]
-            review["status"] = status
-            decided = created + timedelta(seconds=seconds)
-            decisions.append(
-                {
-                    **base,
-                    "stage": "review",
-                    "decision": kind,
-                    "decided_at": decided,
-                    "seconds_to_decision": seconds,
-                    "edit_distance": dist,
-                    "sla_breached": breached,
-                    "defect_category": defect,
-                    "actor_id": "U0BENCH",
-                    "final_text": review["draft"],
-                }
-            )
-            if route == "auto_send" and rnd.random() < QA_SHARE * 4 and made + 2 <= rows:
-                good = rnd.random() < 0.93
-                decisions.append(
-                    {
-                        **base,
-                        "stage": "qa",
-                        "decision": "qa_good" if good else "qa_defect",
-                        "decided_at": decided + timedelta(hours=2),
-                        "seconds_to_decision": None,
-                        "edit_distance": None,
-                        "sla_breached": None,
-                        "defect_category": None if good else rnd.choice(DEFECTS),
-                        "actor_id": "U0QA",
-                        "final_text": None,
-                    }
-                )
+        review = _review(rnd, i, created, rnd.choices(names, weights)[0], customers)
+        pending = rnd.random() < 0.02 and review["route"] != "auto_send"
+        decisions = [] if pending else _decisions(rnd, review, rows - made)
         made += len(decisions)
         outcomes = [_outcome(rnd, review, decisions[0])] if decisions and rnd.random() < OUTCOME_SHARE else []
         yield review, decisions, outcomes

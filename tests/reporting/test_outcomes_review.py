@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from bot.app.settings import BUNDLED_POLICY
-from bot.reporting.oversight.review import build_review
+from bot.reporting.oversight.review import OversightReview, build_review
 from bot.reporting.oversight.text import render_review_text
 from bot.review.policy import load_policy
 from bot.slack.blocks.reports import render_review_blocks
@@ -152,7 +152,11 @@ def test_the_review_shows_each_customer_number_of_a_hand_computed_week(svc: Serv
         "reviewer time 1.3 h/week over 8 human decisions (draft arrival to decision, at most 30 min per review)"
     )
     # The same numbers for all types (only one here), and in both renderings.
-    assert review.overall[0] == csat and review.overall[1] == came_back
+    assert review.overall[:2] == (csat, came_back)
+    assert_rendered(review)
+
+
+def assert_rendered(review: OversightReview) -> None:
     assert "customers: CSAT satisfied" in render_review_text(review)
     _, blocks = render_review_blocks(review)
     texts = [b.to_dict().get("text", {}).get("text", "") for b in blocks]
