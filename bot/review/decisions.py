@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import CursorResult, update
+from sqlalchemy import update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col
 
 from bot.callbacks.queue import CallbackEvent, queue_callback
@@ -34,15 +35,25 @@ from bot.review.people import MembershipUnknown, PeopleDirectory
 from bot.review.policy import Policy
 from bot.slack.blocks.thread import already_decided_text, decision_thread_text, not_allowed_text
 from bot.slack.clicks import workspace_team
-from bot.slack.dedupe import first_delivery
+from bot.slack.dedupe import first_delivery, record_delivery
 from storage import repo
 from storage.db import session_scope
-from storage.models import Decision, DecisionKind, DefectCategory, Review, ReviewStatus
+from storage.fastpath import insert_new_in_batches, once_more_on_disconnect, reads_then_write
+from storage.models import (
+    AuditEvent,
+    Decision,
+    DecisionKind,
+    DefectCategory,
+    OutboxItem,
+    Review,
+    ReviewStatus,
+)
 
 if TYPE_CHECKING:
     from bot.app.runtime import Runtime
     from bot.app.settings import Settings
 
+_REVIEWS = Review.metadata.tables["reviews"]
 STATUS_AFTER = {
     DecisionKind.APPROVE: ReviewStatus.APPROVED,
     DecisionKind.EDIT: ReviewStatus.EDITED,
@@ -273,16 +284,18 @@ def record_decision(
     }
     if kind == DecisionKind.TAKE_OVER:
         values["assignee"] = actor_id
-    result: CursorResult[Any] = session.execute(  # type: ignore[assignment]
+    won = session.execute(
         update(Review)
         .where(col(Review.id) == review_id, col(Review.status) == ReviewStatus.PENDING)
         .values(**values)
+        .returning(*_REVIEWS.columns)
         .execution_options(synchronize_session=False)
-    )
-    won = result.rowcount
-    session.refresh(review)
-    if won != 1:
+    ).first()
+    if won is None:
+        session.refresh(review)  # who decided first
         raise AlreadyDecided.of(review)
+    for name, value in won._mapping.items():
+        set_committed_value(review, name, value)  # the row as the update left it, with no second SELECT
     row = _feedback_row(review, kind, final=final, distance=distance, now=now)
     session.add(row)
     _queue_after_decision(session=session, review=review, now=now, settings=settings)
@@ -298,6 +311,7 @@ def record_decision(
         reason=extra.get("reject_category"),
         supervisor=is_supervisor,
     )
+    insert_new_in_batches(session, AuditEvent, OutboxItem)  # one statement each, not one per row
     session.flush()
     return row
 
@@ -441,19 +455,51 @@ def decide(
 ) -> Decision | None:
     """Check and record one click's decision; None when the delivery was seen before."""
     now = runtime.clock.now()
-    review = checked_review(runtime, click)
-    if click.delivery_key and not first_delivery(engine=runtime.engine, key=click.delivery_key, now=now):
-        return None
-    if review.status != ReviewStatus.PENDING:
-        raise AlreadyDecided.of(review)
-    supervisor = may_decide(
-        review=review,
-        decision=decision,
-        user_id=click.user_id,
-        policy=runtime.policy,
-        directory=people(runtime),
-    )
-    with session_scope(runtime.engine) as session:
+    details = _Details(final_text=final_text, reason=reason, comment=comment)
+    try:
+        row = once_more_on_disconnect(lambda: _decide_once(runtime, click, decision, now, details))
+    except (AlreadyDecided, NotAllowed):
+        # Refused after the click was known to be about this card: its redelivery stays silent.
+        if click.delivery_key and not first_delivery(engine=runtime.engine, key=click.delivery_key, now=now):
+            return None
+        raise
+    if row is not None:
+        runtime.services.wake_outbox()
+    return row
+
+
+@dataclass(frozen=True)
+class _Details:
+    final_text: str | None = None
+    reason: str | None = None
+    comment: str | None = None
+
+
+def _decide_once(
+    runtime: Runtime, click: Click, decision: DecisionKind, now: datetime, details: _Details
+) -> Decision | None:
+    """One transaction: the delivery key, the conditional update, the decision, audit and outbox rows.
+
+    On PostgreSQL the review is read in that transaction too; on SQLite beside it, outside the write lock.
+    """
+    with reads_then_write(runtime.engine) as (session, reads):
+        review = repo.get_review(session=reads or session, review_id=click.review_id)
+        if review is None:
+            raise ReviewNotFound(click.review_id, "This review is no longer in the store.")
+        check_click(runtime, click, review)
+        if reads is not None:
+            review = session.merge(review, load=False)  # decided in the write session without reading again
+        if click.delivery_key and not record_delivery(session=session, key=click.delivery_key, now=now):
+            return None
+        if review.status != ReviewStatus.PENDING:
+            raise AlreadyDecided.of(review)
+        supervisor = may_decide(
+            review=review,
+            decision=decision,
+            user_id=click.user_id,
+            policy=runtime.policy,
+            directory=people(runtime),
+        )
         repo.audit(
             session=session,
             at=now,
@@ -464,22 +510,21 @@ def decide(
             channel=click.channel,
             ts=click.message_ts,
         )
-        row = record_decision(
-            session=session,
-            review_id=click.review_id,
-            decision=decision,
-            actor_id=click.user_id,
-            actor_name=click.user_name,
-            now=now,
-            policy=runtime.policy,
-            final_text=final_text,
-            reason=reason,
-            comment=comment,
-            is_supervisor=supervisor,
-            settings=runtime.settings,
-        )
-    runtime.services.wake_outbox()
-    return row
+        with session.no_autoflush:  # the click's audit row goes out with the decision's, in one INSERT
+            return record_decision(
+                session=session,
+                review_id=click.review_id,
+                decision=decision,
+                actor_id=click.user_id,
+                actor_name=click.user_name,
+                now=now,
+                policy=runtime.policy,
+                final_text=details.final_text,
+                reason=details.reason,
+                comment=details.comment,
+                is_supervisor=supervisor,
+                settings=runtime.settings,
+            )
 
 
 def report_refusal(runtime: Runtime, error: DecisionError, *, user_id: str, channel: str | None) -> None:
