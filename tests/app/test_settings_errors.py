@@ -105,7 +105,7 @@ def test_several_bad_settings_are_one_line_each(tmp_path: Path) -> None:
     [
         ("garbage", "HITL_DATABASE_URL: got 'garbage', which is not a database URL; accepts sqlite:///"),
         ("mysql://root@localhost/hitl", "(mysql is not supported); accepts sqlite:///"),
-        ("postgresql+psycopg2://u@localhost/hitl", "whose driver is not installed"),
+        ("postgresql+pg8000://u@localhost/hitl", "whose driver is not installed"),
     ],
 )
 def test_an_unusable_database_url_says_which_urls_work(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -18,6 +19,8 @@ def run(_args: argparse.Namespace) -> int:
     from bot.app.doctor import run_checks
     from bot.app.settings import load_settings
 
+    # The checks report Slack's failures on their own line; slack_sdk's own error log would repeat them.
+    logging.getLogger("slack_sdk").setLevel(logging.CRITICAL)
     failed = 0
     for check in run_checks(load_settings()):
         print(check.line(), flush=True)
