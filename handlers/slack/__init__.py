@@ -18,7 +18,6 @@ from fastapi import FastAPI, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from slack_bolt import App
 from slack_bolt.adapter.fastapi import SlackRequestHandler
-from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.starlette.handler import to_starlette_response
 from slack_bolt.authorization import AuthorizeResult
 
@@ -111,7 +110,9 @@ class ThreadedSlackRequestHandler(SlackRequestHandler):
 
 def add_socket_mode(runtime: Runtime, *, retry_seconds: float = 5.0) -> None:
     """Take Slack traffic over Socket Mode too: connect when the service starts (retrying), close when it stops."""
-    handler = SocketModeHandler(bolt_app(runtime), secret(runtime.settings.slack_app_token), logger=log)
+    handler = edge.CheckedSocketModeHandler(
+        bolt_app(runtime), secret(runtime.settings.slack_app_token), logger=log
+    )
     stopped = threading.Event()
 
     def connect() -> None:

@@ -18,6 +18,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_bolt.adapter.socket_mode.internals import send_response
+from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 
 from handlers.slack.payloads import envelope_problem
 
@@ -88,3 +92,26 @@ def dispatch(app: App, secret: str | None, body: bytes, headers: Headers, query:
         log.error("Slack request answered %s by Bolt (answered 400 instead)", resp.status)
         return _answer(400, "malformed request")
     return resp
+
+
+EVENTS_API_TYPES = frozenset({"event_callback", "url_verification", "app_rate_limited"})
+
+
+def socket_mode_problem(payload: Any) -> str | None:
+    """Why a Socket Mode payload is not one of Slack's shapes (they skip the HTTP edge); None when it is."""
+    interactive = (
+        isinstance(payload, dict) and "command" not in payload and payload.get("type") not in EVENTS_API_TYPES
+    )
+    return envelope_problem(payload, interactive=interactive)
+
+
+class CheckedSocketModeHandler(SocketModeHandler):
+    """Bolt's Socket Mode handler with the same shape check as the HTTP edge: a bad payload is acked, logged once."""
+
+    def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]
+        problem = socket_mode_problem(req.payload)
+        if problem is None:
+            super().handle(client, req)
+            return
+        log.warning("Slack Socket Mode request refused: %s", problem)
+        send_response(client, req, _answer(200), time.time())  # acked, so Slack does not redeliver it

@@ -227,3 +227,26 @@ def test_a_button_this_app_does_not_have_is_acked_quietly_and_changes_nothing(lo
     loop.settled()
     assert loop.review(review_id).status == "pending"
     assert not loop.standin.ephemerals("U0ALEX0001")
+
+
+def test_a_malformed_socket_mode_payload_is_refused_and_a_good_one_passes() -> None:
+    from handlers.slack.edge import socket_mode_problem
+
+    for bad in (
+        [],
+        {"type": "block_actions", "actions": []},
+        {"type": "event_callback", "event": 5},
+        {"type": 5},
+    ):
+        assert socket_mode_problem(bad), bad
+    good = block_action_payload(
+        message={"ts": "1.2", "blocks": []},
+        channel="C1",
+        action_id="a",
+        value="v",
+        block_id="b",
+        user_id="U1",
+    )
+    assert socket_mode_problem(good) is None
+    assert socket_mode_problem(event_callback({"type": "app_uninstalled"})) is None
+    assert socket_mode_problem(slash_command_form(text="help", user_id="U1", channel_id="C1")) is None
