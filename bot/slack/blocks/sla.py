@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from bot.common.durations import format_duration
-from bot.slack.blocks.text import escape
+from bot.slack.blocks.text import escape, link
 
 ASK = "please approve, edit, take over or reject it."
 
@@ -56,8 +56,8 @@ def breach_thread_text(headline: str, mention: str) -> str:
 
 def breach_outside_text(headline: str, *, channel: str, ticket_url: str | None, mention: str) -> str:
     """A breach ping outside the card (an escalation channel, a DM): where the card is and the ticket."""
-    link = f" <{ticket_url}|open ticket>" if ticket_url else ""
-    return f"{headline} in {escape(channel)}.{link} {mention}".strip()
+    ticket = f" {link(ticket_url, 'open ticket')}" if ticket_url else ""
+    return f"{headline} in {escape(channel)}.{ticket} {mention}".strip()
 
 
 def reassigned_thread_text(*, ticket_id: str, waited: timedelta, to: str) -> str:
