@@ -31,6 +31,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 from tenacity import RetryCallState, wait_exponential_jitter
 
+from bot.app.logging import log_context
 from bot.outbox.kinds import OutboxKind, SlackPost, enqueue_slack_post
 from bot.outbox.registry import Defer, KindPolicy, Permanent, Retry
 from storage import repo
@@ -232,6 +233,12 @@ class OutboxWorker:
 
     def deliver(self, row: OutboxItem, token: str | None = None) -> None:
         """Call the handler and settle the row (done, retry later, dead), if `token` still holds it."""
+        payload = row.payload if isinstance(row.payload, dict) else {}
+        # Every log line of this delivery names the review and ticket it is for (bot/app/logging.py).
+        with log_context(review_id=payload.get("review_id"), ticket_id=payload.get("ticket_id")):
+            self._deliver(row, token)
+
+    def _deliver(self, row: OutboxItem, token: str | None) -> None:
         token = token or row.locked_by or ""
         registration = self.runtime.services.kinds.get(row.kind)
         policy = registration.policy if registration else KindPolicy()

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine
+from sqlmodel import select
 
 from bot.app.logging import configure_logging, log_context
 from sandbox.server import free_port
 from sandbox.slack_standin import SlackStandin
-from storage.db import upgrade
+from storage.db import make_engine, session_scope, upgrade
+from storage.models import OutboxItem, OutboxStatus
 from tests.app.cli import clean_env
 from tests.conftest import sample_draft, wait_for
 
@@ -93,49 +96,83 @@ def slack() -> Iterator[SlackStandin]:
     standin.stop()
 
 
-def test_serve_with_json_logs_writes_only_json_and_no_secret_or_customer_text(
-    tmp_path: Path, slack: SlackStandin
-) -> None:
-    db = f"sqlite:///{tmp_path}/hitl.db"
-    upgrade(db)
-    port = free_port()
-    env = clean_env(
-        {
-            "HITL_DATABASE_URL": db,
+class Serving:
+    """`hitl serve` in a subprocess with JSON logs; `stop()` returns its log lines, parsed."""
+
+    def __init__(self, tmp_path: Path, slack: SlackStandin, bot_token: str) -> None:
+        self.db = f"sqlite:///{tmp_path}/hitl.db"
+        upgrade(self.db)
+        self.base = f"http://127.0.0.1:{free_port()}"
+        env = {
+            "HITL_DATABASE_URL": self.db,
             "HITL_INGEST_TOKEN": INGEST,
-            "SLACK_BOT_TOKEN": BOT,
+            "SLACK_BOT_TOKEN": bot_token,
             "SLACK_SIGNING_SECRET": SIGNING,
             "SLACK_API_URL": slack.base_url,
             "HITL_LOG_FORMAT": "json",
             "HITL_INSTANCE_ID": "replica-7",
             "HITL_OUTBOX_POLL_SECONDS": "0.05",
         }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.app.cli", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: _healthy(base, proc), timeout=60, what="hitl serve to answer /healthz")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot.app.cli", "serve", "--port", self.base.rsplit(":", 1)[1]],
+            cwd=tmp_path,
+            env=clean_env(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.stderr = ""
+        wait_for(lambda: _healthy(self.base, self.proc), timeout=60, what="hitl serve to answer /healthz")
+
+    def post_draft(self) -> str:
         draft = sample_draft(customer_message=f"Refund please, {CUSTOMER_WORDS}", confidence=0.7)
-        resp = httpx.post(f"{base}/v1/drafts", json=draft, headers={"Authorization": f"Bearer {INGEST}"})
+        resp = httpx.post(f"{self.base}/v1/drafts", json=draft, headers={"Authorization": f"Bearer {INGEST}"})
         assert resp.status_code == 201, resp.text
+        return str(resp.json()["id"])
+
+    def stop(self) -> list[dict[str, str]]:
+        self.proc.send_signal(signal.SIGINT)
+        _, self.stderr = self.proc.communicate(timeout=60)
+        return [json.loads(line) for line in self.stderr.splitlines() if line.strip()]  # every line is JSON
+
+
+def test_serve_with_json_logs_writes_only_json_and_no_secret_or_customer_text(
+    tmp_path: Path, slack: SlackStandin
+) -> None:
+    service = Serving(tmp_path, slack, BOT)
+    try:
+        service.post_draft()
         wait_for(lambda: slack.messages(), timeout=30, what="the review card in Slack")
     finally:
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line is JSON
-    assert lines, err
+        lines = service.stop()
+    assert lines, service.stderr
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     assert all(line["instance_id"] == "replica-7" for line in lines)
     assert any(line["logger"].startswith("uvicorn") for line in lines)  # the server's own lines too
     for leaked in (INGEST, BOT, SIGNING, "Priscilla", "4242"):
-        assert leaked not in err
+        assert leaked not in service.stderr
+
+
+def test_a_failed_delivery_is_logged_with_its_review_id_and_without_the_token(
+    tmp_path: Path, slack: SlackStandin
+) -> None:
+    revoked = "xoxb-4444-5555-revokedtoken"  # Slack answers invalid_auth: the card is dead-lettered
+    service = Serving(tmp_path, slack, revoked)
+    try:
+        review_id = service.post_draft()
+        engine = make_engine(service.db)
+        wait_for(lambda: _dead_rows(engine), timeout=30, what="the review card to be dead-lettered")
+        engine.dispose()
+    finally:
+        lines = service.stop()
+    dead = [line for line in lines if "dead-lettered" in line["message"]]
+    assert dead and dead[0]["level"] == "ERROR" and dead[0]["review_id"] == review_id, lines
+    assert revoked not in service.stderr and "Priscilla" not in service.stderr
+
+
+def _dead_rows(engine: Engine) -> int:
+    with session_scope(engine, readonly=True) as session:
+        return len(session.execute(select(OutboxItem).where(OutboxItem.status == OutboxStatus.DEAD)).all())
 
 
 def _healthy(base: str, proc: subprocess.Popen[str]) -> bool:
