@@ -1,11 +1,14 @@
 """How fast does a signed Approve click get its HTTP 200? hitl vs a bare Bolt app, same payloads, same stack.
 
-    .venv/bin/python bench/ack.py [--reviews 100000] [--clicks 500] [--database-url URL]
+    .venv/bin/python bench/ack.py [--reviews 100000] [--clicks 500] [--clients 1] [--database-url URL]
 
 Stores `--reviews` pending reviews (bulk-inserted with SQLAlchemy core), starts the real service (FastAPI +
 Bolt adapter under uvicorn, SQLite unless --database-url) against the local Slack stand-in, and beside it a
 bare Bolt app whose Approve listener only acks, mounted the same way. Each click is signed as Slack signs it
-and sent to both, alternating, one at a time; the time is from sending the request to reading the 200.
+and sent to both, alternating; the time is from sending the request to reading the 200. With `--clients N`
+(e.g. 8) N threads click at once, each alternating between the two apps. Then a burst of `--clicks` more
+Approves goes to hitl alone from the same N clients, timed until every decision is in the database:
+decisions recorded per second.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import secrets
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -26,7 +30,6 @@ from urllib.parse import urlencode
 import httpx
 from fastapi import FastAPI, Request, Response
 from slack_bolt import Ack, App
-from slack_bolt.adapter.fastapi import SlackRequestHandler
 from slack_sdk import WebClient
 from sqlalchemy import func, insert, select, update
 
@@ -34,6 +37,7 @@ from bot.app.asgi import create_app
 from bot.app.runtime import build_runtime
 from bot.app.settings import Settings
 from bot.slack.ids import ActionId, ReviewRef
+from handlers.slack import ThreadedSlackRequestHandler
 from sandbox.server import ServerThread
 from sandbox.slack_sim import block_action_payload, signed_headers
 from sandbox.slack_standin import SlackStandin
@@ -128,7 +132,9 @@ def bare_bolt_app(standin: SlackStandin) -> FastAPI:
     def approve(ack: Ack) -> None:
         ack()
 
-    handler = SlackRequestHandler(bolt)
+    # Mounted exactly as hitl mounts its own (dispatch off the event loop): Bolt's stock FastAPI adapter runs a
+    # sync App on the loop and would serialise concurrent clicks, which is no floor for 8 clients.
+    handler = ThreadedSlackRequestHandler(bolt, SECRET)
     api = FastAPI()
 
     @api.post("/slack/events")
@@ -186,16 +192,45 @@ def summary(name: str, values: list[float]) -> str:
     )
 
 
+def decisions_in(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(select(func.count()).select_from(Decision.metadata.tables["decisions"])).scalar_one()
+        )
+
+
+def in_parallel(clients: int, jobs: list[Any], work: Any) -> None:
+    """Run `work(http, job)` for every job, `clients` threads at once, each with its own connection."""
+    lock = threading.Lock()
+    queue = list(reversed(jobs))
+
+    def client() -> None:
+        with httpx.Client(timeout=30) as http:
+            while True:
+                with lock:
+                    if not queue:
+                        return
+                    job = queue.pop()
+                work(http, job)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--reviews", type=int, default=100_000, help="pending reviews stored first (default 100000)"
     )
     parser.add_argument("--clicks", type=int, default=500, help="measured clicks per app (default 500)")
+    parser.add_argument("--clients", type=int, default=1, help="concurrent clients (default 1; e.g. 8)")
     parser.add_argument("--database-url", help="default: a fresh SQLite file in a temporary directory")
     args = parser.parse_args(argv)
-    if args.clicks + WARMUP > args.reviews:
-        parser.error("--reviews must be at least --clicks + 20 (each click decides a different review)")
+    if 2 * args.clicks + WARMUP > args.reviews:
+        parser.error("--reviews must be at least 2 x --clicks + 20 (each click decides a different review)")
 
     workdir = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
     url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
@@ -209,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     # The stand-in enforces Slack's 1 post/s per channel; the bench posts its cards in bulk and one thread reply
     # per click into one channel, so it lifts that limit: what is measured is the ack, not the drain.
     standin = SlackStandin(token=TOKEN, post_rate_per_channel=10_000, burst=10_000).start()
-    clicks = post_cards(url, standin, cards[: args.clicks + WARMUP])
+    posted = post_cards(url, standin, cards[: 2 * args.clicks + WARMUP])
+    clicks, burst = posted[: args.clicks + WARMUP], posted[args.clicks + WARMUP :]
     env = {
         "HITL_DATABASE_URL": url,
         "HITL_INGEST_TOKEN": "bench",
@@ -226,32 +262,50 @@ def main(argv: list[str] | None = None) -> int:
         httpx.Client(timeout=10) as http,
     ):
         times: dict[str, list[float]] = {"hitl": [], "bare": []}
-        for n, (review_id, ts) in enumerate(clicks):
+        for review_id, ts in clicks[:WARMUP]:
+            timed_post(http, hitl.url + "/slack/events", click_body(review_id, ts))
+            timed_post(http, bare.url + "/slack/events", click_body(review_id, ts))
+
+        def alternate(client: httpx.Client, job: tuple[int, tuple[str, str]]) -> None:
+            n, (review_id, ts) = job
             body = click_body(review_id, ts)
             for name, server in (
                 (("hitl", hitl), ("bare", bare)) if n % 2 else (("bare", bare), ("hitl", hitl))
             ):
-                elapsed = timed_post(http, server.url + "/slack/events", body)
-                if n >= WARMUP:
-                    times[name].append(elapsed)
+                elapsed = timed_post(client, server.url + "/slack/events", body)
+                times[name].append(elapsed)  # list.append is atomic under the GIL
+
+        in_parallel(args.clients, list(enumerate(clicks[WARMUP:])), alternate)
+        deadline = time.monotonic() + 60
+        while decisions_in(runtime.engine) < len(clicks) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        start = time.perf_counter()
+        in_parallel(
+            args.clients,
+            burst,
+            lambda client, card: timed_post(client, hitl.url + "/slack/events", click_body(*card)),
+        )
+        while (decided := decisions_in(runtime.engine)) < len(posted) and time.monotonic() < deadline + 60:
+            time.sleep(0.01)
+        burst_secs = time.perf_counter() - start
         deadline = time.monotonic() + 30
-        while (done := len(standin.messages()) - len(clicks)) < len(clicks) and time.monotonic() < deadline:
+        while (done := len(standin.messages()) - len(posted)) < len(posted) and time.monotonic() < deadline:
             time.sleep(0.1)  # every decision's thread reply has reached Slack
-        with runtime.engine.connect() as conn:
-            decided = conn.execute(
-                select(func.count()).select_from(Decision.metadata.tables["decisions"])
-            ).scalar_one()
     standin.stop()
     runtime.engine.dispose()
 
-    print(
-        f"{args.clicks} measured clicks per app ({WARMUP} warm-up), sequential, alternating, same payloads:"
-    )
+    mode = "sequential" if args.clients == 1 else f"{args.clients} concurrent clients"
+    print(f"{args.clicks} measured clicks per app ({WARMUP} warm-up), {mode}, alternating, same payloads:")
     print(summary("hitl (record + queue)", times["hitl"]))
     print(summary("bare Bolt (ack only)", times["bare"]))
     print(
         f"hitl overhead at p50: {percentile(times['hitl'], 50) - percentile(times['bare'], 50):+.1f} ms; "
-        f"decisions recorded: {decided}/{len(clicks)}, thread replies in Slack: {done}/{len(clicks)}"
+        f"ratio {percentile(times['hitl'], 50) / percentile(times['bare'], 50):.2f}x; "
+        f"decisions recorded: {decided}/{len(posted)}, thread replies in Slack: {done}/{len(posted)}"
+    )
+    print(
+        f"burst of {len(burst)} Approves to hitl alone, {mode}: "
+        f"{len(burst) / burst_secs:.0f} decisions recorded per second (click sent to row committed)"
     )
     return 0
 
