@@ -12,7 +12,7 @@ from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.app.runtime import Runtime
-from bot.review.decisions import checked_review, decide, pending_click
+from bot.review.decisions import checked_review, decide, load_review, pending_click
 from bot.slack.blocks.modals import (
     edit_blocks,
     edit_modal,
@@ -60,7 +60,7 @@ def edit_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> None
     """Send the edited reply (the draft's masked details put back); empty or unresolved ones get a field error."""
     runtime = runtime_of(context)
     click = click_from_view(body)
-    review = pending_click(runtime, click)
+    review = load_review(runtime, click.review_id)  # a database read only: the ack is due within 3 s
     values = view_values(body)
     text, left = submitted_reply(values, review, runtime.settings)
     field = next(iter(edit_blocks(values)), f"{BlockId.EDIT_TEXT}:0")
@@ -72,7 +72,7 @@ def edit_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> None
         ack(response_action="errors", errors={field: why})
         return
     ack()
-    decide(runtime, click, DecisionKind.EDIT, final_text=text)
+    decide(runtime, click, DecisionKind.EDIT, final_text=text)  # checks the click, then records it
 
 
 @answers_refusals
