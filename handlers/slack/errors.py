@@ -69,8 +69,7 @@ def answers_refusals(listener: Callable[..., None]) -> Callable[..., None]:
             finally:
                 _ack_once(kwargs.get("ack"))
         except DecisionError as error:
-            if runtime is not None:
-                answer(runtime, error, body)
+            _refuse(runtime, error, body)
         except SlackApiError as error:
             if error.response.get("error") in LATE_MODAL_ERRORS:
                 _late_modal(runtime, error, body)
@@ -80,6 +79,15 @@ def answers_refusals(listener: Callable[..., None]) -> Callable[..., None]:
             failed(runtime, error, body, listener.__name__)
 
     return run
+
+
+def _refuse(runtime: Runtime | None, error: DecisionError, body: dict[str, Any]) -> None:
+    if runtime is None:
+        return
+    try:
+        answer(runtime, error, body)
+    except Exception as exc:  # noqa: BLE001 - the database is down: the clicker saw no change, the log says why
+        log.error("could not answer a refused click on review %s (%s): %r", error.review_id, error, exc)
 
 
 def _ack_once(ack: Ack | None) -> None:
