@@ -324,7 +324,12 @@ def check_adapter(settings: Settings) -> Check:
     try:
         result = check()
     except Exception as exc:  # whatever the adapter raises, it is this check's answer
-        return Check(name, False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        fix = f"check the HITL_HELPDESK={settings.helpdesk} settings (README, Settings)"
+        return Check(name, False, str(exc).splitlines()[0] if str(exc) else type(exc).__name__, fix)
+    finally:
+        close = getattr(adapter, "close", None)
+        if callable(close):
+            close()
     return Check(name, True, str(result) if isinstance(result, str) and result else "credentials work")
 
 

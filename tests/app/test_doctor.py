@@ -13,6 +13,7 @@ from fastapi.responses import Response
 
 from bot.app.doctor import NEEDED_SCOPES
 from bot.app.settings import BUNDLED_POLICY
+from sandbox.freshdesk_standin import FreshdeskStandin
 from sandbox.openai_standin import OpenAIStandin
 from sandbox.server import ServerThread, free_port
 from sandbox.slack_standin import SlackStandin
@@ -242,3 +243,17 @@ def test_the_managers_user_group_is_checked_too(world: World) -> None:
     world.slack.add_usergroup("S0LEADS001", [USER])
     code, lines = world.doctor()
     assert code == 0 and _line(lines, "✓ Slack user group S0LEADS001:")
+
+
+def test_a_freshdesk_helpdesk_is_checked_with_its_adapter(world: World) -> None:
+    freshdesk = FreshdeskStandin().start()
+    try:
+        env = {"HITL_HELPDESK": "freshdesk", "FRESHDESK_DOMAIN": freshdesk.base_url}
+        code, lines = world.doctor(**env, FRESHDESK_API_KEY=freshdesk.api_key)
+        assert code == 0, lines
+        assert "API key of agent" in _line(lines, "✓ helpdesk freshdesk:")
+        code, lines = world.doctor(**env, FRESHDESK_API_KEY="fd-wrong-key")
+    finally:
+        freshdesk.stop()
+    assert code == 1
+    assert "fix: check the HITL_HELPDESK=freshdesk settings" in _line(lines, "✗ helpdesk freshdesk:")
