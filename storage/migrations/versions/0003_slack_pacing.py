@@ -12,7 +12,6 @@ Revises: 0002
 """
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
 
 import storage.models
@@ -26,7 +25,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "slack_pace",
-        sa.Column("key", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("key", sa.String(length=200), nullable=False),
         sa.Column("next_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
