@@ -6,29 +6,22 @@ single writer slot free for less time. No Slack or HTTP here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Table, inspect
-from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.sql import Executable
 from sqlmodel import Session, SQLModel
 
 from storage.db import is_sqlite, session_scope
 
 T = TypeVar("T")
-
-
-def upsert_insert(session: Session, table: Table) -> PgInsert | SqliteInsert:
-    """The dialect's INSERT, which knows `ON CONFLICT DO NOTHING` (SQLite and PostgreSQL alike)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return pg_insert(table)
-    return sqlite_insert(table)
 
 
 def row_of(obj: SQLModel) -> dict[str, Any]:
@@ -49,16 +42,19 @@ def add_once(session: Session, obj: SQLModel, *, unique: str) -> None:
     INSERT would, so every caller keeps its own answer to a race (the ingest API: 200 with that review).
     """
     table: Table = obj.__table__  # type: ignore[attr-defined]
-    stmt = (
-        upsert_insert(session, table)
-        .values(row_of(obj))
-        .on_conflict_do_nothing(index_elements=[unique])
-        .returning(*table.primary_key.columns)
-    )
-    if session.execute(stmt).first() is None:
+    dialect = session.get_bind().dialect.name
+    stmt = _insert_once(table, unique, dialect)
+    if session.execute(stmt, row_of(obj)).first() is None:
         raise IntegrityError(f"INSERT INTO {table.name}", None, Exception(f"duplicate {unique}"))
     make_transient_to_detached(obj)
     session.add(obj)
+
+
+@functools.cache
+def _insert_once(table: Table, unique: str, dialect: str) -> Executable:
+    """Built once per table: a statement built per call spends more time on its cache key than in SQLite."""
+    insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    return insert.on_conflict_do_nothing(index_elements=[unique]).returning(*table.primary_key.columns)
 
 
 def insert_rows(session: Session, objs: Sequence[SQLModel]) -> None:

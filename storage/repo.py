@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session, col
 
 from storage.models import AuditEvent, OutboxItem, Review
@@ -41,12 +41,17 @@ def enqueue(
     return item
 
 
+# Built once: on the ingest path, building a statement per call cost more than running it on SQLite.
+_BY_KEY = select(Review).where(col(Review.idempotency_key) == bindparam("key"))
+_PRIOR_CONTACTS = select(func.count(col(Review.id))).where(
+    col(Review.customer_key) == bindparam("customer_key"),
+    col(Review.created_at) >= bindparam("since"),
+    col(Review.created_at) < bindparam("before"),
+)
+
+
 def review_by_key(*, session: Session, idempotency_key: str) -> Review | None:
-    return (
-        session.execute(select(Review).where(col(Review.idempotency_key) == idempotency_key))
-        .scalars()
-        .first()
-    )
+    return session.execute(_BY_KEY, {"key": idempotency_key}).scalars().first()
 
 
 def get_review(*, session: Session, review_id: str) -> Review | None:
@@ -57,9 +62,5 @@ def prior_contacts(*, session: Session, customer_key: str | None, since: datetim
     """How many drafts this customer had in [since, before): the repeat-contact history."""
     if not customer_key:
         return 0
-    q = select(func.count(col(Review.id))).where(
-        col(Review.customer_key) == customer_key,
-        col(Review.created_at) >= since,
-        col(Review.created_at) < before,
-    )
-    return int(session.execute(q).scalar_one())
+    params = {"customer_key": customer_key, "since": since, "before": before}
+    return int(session.execute(_PRIOR_CONTACTS, params).scalar_one())
