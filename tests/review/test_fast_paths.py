@@ -1,0 +1,87 @@
+"""The hot paths' storage helpers (storage/fastpath.py), on SQLite and PostgreSQL: a duplicate create is
+refused like a plain INSERT, batched rows keep the order they were added in, and a dropped connection is
+retried once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlmodel import col
+
+from storage import repo
+from storage.db import make_engine, session_scope
+from storage.fastpath import add_once, insert_new_in_batches, once_more_on_disconnect
+from storage.models import AuditEvent, OutboxItem, Review
+
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def review(review_id: str, key: str) -> Review:
+    return Review(
+        id=review_id,
+        idempotency_key=key,
+        ticket_id="T-1",
+        interaction_type="order_status",
+        confidence=0.8,
+        customer_message="Where is my order?",
+        draft="It ships today.",
+        route="review",
+        tier="standard",
+        created_at=NOW,
+    )
+
+
+def test_a_second_create_with_the_same_key_is_refused_and_the_first_is_kept(db_url: str) -> None:
+    engine = make_engine(db_url)
+    with session_scope(engine) as s:
+        first = review("a" * 32, "key-1")
+        add_once(s, first, unique="idempotency_key")
+        first.subject = "changed after the insert"  # the row belongs to the session: flushed as an UPDATE
+    with pytest.raises(IntegrityError), session_scope(engine) as s:
+        add_once(s, review("b" * 32, "key-1"), unique="idempotency_key")
+    with session_scope(engine, readonly=True) as s:
+        kept = repo.review_by_key(session=s, idempotency_key="key-1")
+        assert kept is not None and kept.id == "a" * 32 and kept.subject == "changed after the insert"
+    engine.dispose()
+
+
+def test_batched_audit_and_outbox_rows_keep_the_order_they_were_added_in(db_url: str) -> None:
+    engine = make_engine(db_url)
+    with session_scope(engine) as s:
+        for n in range(5):
+            repo.audit(session=s, at=NOW, actor="U1", action=f"step-{n}")
+            repo.enqueue(session=s, now=NOW, kind="slack_post", order_key="o", payload={"n": n})
+        insert_new_in_batches(s, AuditEvent, OutboxItem)
+        assert not s.new
+    with session_scope(engine, readonly=True) as s:
+        actions = s.execute(select(AuditEvent.action).order_by(col(AuditEvent.id))).scalars().all()
+        payloads = s.execute(select(OutboxItem.payload).order_by(col(OutboxItem.id))).scalars().all()
+    assert actions == [f"step-{n}" for n in range(5)]
+    assert [p["n"] for p in payloads] == list(range(5))
+    engine.dispose()
+
+
+def test_work_is_retried_once_on_a_dropped_connection_and_not_for_other_errors() -> None:
+    calls: list[int] = []
+
+    def dropped_once() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise DBAPIError(
+                "SELECT 1", None, Exception("server closed the connection"), connection_invalidated=True
+            )
+        return "done"
+
+    assert once_more_on_disconnect(dropped_once) == "done" and len(calls) == 2
+
+    def broken() -> str:
+        calls.append(1)
+        raise DBAPIError("SELECT 1", None, Exception("syntax error"))
+
+    calls.clear()
+    with pytest.raises(DBAPIError):
+        once_more_on_disconnect(broken)
+    assert len(calls) == 1
