@@ -84,7 +84,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def bench_lateness(url: str, timers: int, window: float) -> None:
-    from bot.app import scheduling, sla
+    from bot.app import scheduling
+    from bot.sla import engine as sla_engine
 
     runtime = runtime_for(url)
     lead = 5.0  # seconds between start-up and the first due timer
@@ -97,7 +98,7 @@ def bench_lateness(url: str, timers: int, window: float) -> None:
         ),
     )
     scheduling.install(runtime)
-    sla.install(runtime)
+    sla_engine.install(runtime)
     t0 = time.perf_counter()
     runtime.start()
     print(f"  start-up with {timers} pending timers: {time.perf_counter() - t0:.2f}s")
