@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bot.ai.assist import get_llm, prepare_draft
 from bot.app.runtime import Runtime
 from bot.review.ingest import MAX_BODY_BYTES, Assist, DraftIn, ingest_draft
+from handlers.http.models import ReviewCreated
 from handlers.http.openapi import (
     NEEDS_BEARER,
     OTHER_CLIENT_ERROR,
@@ -34,15 +35,6 @@ from storage import repo
 from storage.db import current_revision, session_scope
 from storage.fastpath import once_more_on_disconnect, reads_then_write
 from storage.models import Review
-
-
-class ReviewCreated(BaseModel):
-    id: str
-    route: str
-    tier: str
-    reasons: list[dict[str, str]]
-    sla_due_at: datetime | None
-    status: str
 
 
 class ReviewPublic(ReviewCreated):

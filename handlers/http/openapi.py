@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
+from handlers.http.models import ReviewCreated
+
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 # Body models named by json_body, by component name: the routes are built once per app, the models are static.
@@ -65,8 +67,6 @@ class WebhookIgnored(BaseModel):
 
 def webhook_responses(*, unauthorized: str, invalid: str, not_configured: str) -> dict[int | str, Any]:
     """The answers of a helpdesk webhook that drafts with the model (201 is the route's own response)."""
-    from handlers.http.ingest import ReviewCreated
-
     return {
         200: {
             "description": "Already drafted for this ticket update, or ignored (`status: ignored`)",
