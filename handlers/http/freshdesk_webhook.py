@@ -20,7 +20,8 @@ from bot.ai.assist import Ticket
 from bot.app.runtime import Runtime
 from bot.helpdesk.base import html_to_text
 from handlers.http.helpdesk_drafting import draft_response
-from handlers.http.ingest import ApiError, ReviewCreated, _read_limited, check_storable
+from handlers.http.ingest import ApiError, _read_limited, check_storable
+from handlers.http.models import ReviewCreated
 from handlers.http.openapi import json_body, webhook_responses
 
 SECRET_HEADER = "X-Hitl-Secret"

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from bot.ai.assist import AiOff, Ticket, draft_for_ticket, get_llm
 from bot.app.runtime import Runtime
 from bot.review.ingest import Assist, DraftIn, ingest_draft
-from handlers.http.ingest import ApiError, ReviewCreated
+from handlers.http.ingest import ApiError
+from handlers.http.models import ReviewCreated
 from storage import repo
 from storage.db import session_scope
 from storage.models import Review

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bot.ai.assist import Ticket
 from bot.app.runtime import Runtime
 from handlers.http.helpdesk_drafting import draft_response
-from handlers.http.ingest import ApiError, ReviewCreated, _read_limited, check_storable
+from handlers.http.ingest import ApiError, _read_limited, check_storable
+from handlers.http.models import ReviewCreated
 from handlers.http.openapi import json_body, webhook_responses
 
 SIGNATURE_HEADER = "X-Zendesk-Webhook-Signature"
