@@ -220,6 +220,25 @@ def in_parallel(clients: int, jobs: list[Any], work: Any) -> None:
         t.join()
 
 
+def alternating_clicks(
+    http: httpx.Client, hitl: str, bare: str, clicks: list[tuple[str, str]], clients: int
+) -> dict[str, list[float]]:
+    """Warm-up clicks, then each measured click sent to both apps (alternating which goes first)."""
+    times: dict[str, list[float]] = {"hitl": [], "bare": []}
+    for review_id, ts in clicks[:WARMUP]:
+        timed_post(http, hitl + "/slack/events", click_body(review_id, ts))
+        timed_post(http, bare + "/slack/events", click_body(review_id, ts))
+
+    def alternate(client: httpx.Client, job: tuple[int, tuple[str, str]]) -> None:
+        n, (review_id, ts) = job
+        body = click_body(review_id, ts)
+        for name, url in (("hitl", hitl), ("bare", bare)) if n % 2 else (("bare", bare), ("hitl", hitl)):
+            times[name].append(timed_post(client, url + "/slack/events", body))  # atomic under the GIL
+
+    in_parallel(clients, list(enumerate(clicks[WARMUP:])), alternate)
+    return times
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -261,21 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         ServerThread(bare_bolt_app(standin)) as bare,
         httpx.Client(timeout=10) as http,
     ):
-        times: dict[str, list[float]] = {"hitl": [], "bare": []}
-        for review_id, ts in clicks[:WARMUP]:
-            timed_post(http, hitl.url + "/slack/events", click_body(review_id, ts))
-            timed_post(http, bare.url + "/slack/events", click_body(review_id, ts))
-
-        def alternate(client: httpx.Client, job: tuple[int, tuple[str, str]]) -> None:
-            n, (review_id, ts) = job
-            body = click_body(review_id, ts)
-            for name, server in (
-                (("hitl", hitl), ("bare", bare)) if n % 2 else (("bare", bare), ("hitl", hitl))
-            ):
-                elapsed = timed_post(client, server.url + "/slack/events", body)
-                times[name].append(elapsed)  # list.append is atomic under the GIL
-
-        in_parallel(args.clients, list(enumerate(clicks[WARMUP:])), alternate)
+        times = alternating_clicks(http, hitl.url, bare.url, clicks, args.clients)
         deadline = time.monotonic() + 60
         while decisions_in(runtime.engine) < len(clicks) and time.monotonic() < deadline:
             time.sleep(0.05)

@@ -320,28 +320,30 @@ def compare(label: str, hitl_db: str, peer_db: str, args: argparse.Namespace) ->
         standin.stop()
 
 
-def report(
-    label: str, apps: Apps, args: argparse.Namespace, pids: dict[str, int], slack: SlackStandin
-) -> None:
-    names = ("hitl", "awaithumans")
+NAMES = ("hitl", "awaithumans")
+ROUNDS = 4
+
+
+def create_phase(apps: Apps, args: argparse.Namespace) -> dict[str, tuple[float, list[float]]]:
+    """Warm-up, then `--creates` per app in interleaved rounds: (seconds, latencies) per app."""
     run = uuid.uuid4().hex[:8]
-    for name in names:  # warm-up, not stored in the figures
+    for name in NAMES:  # warm-up, not in the figures
         apps.create(name, run + "w", list(range(50)), args.clients)
-    create: dict[str, tuple[float, list[float]]] = {n: (0.0, []) for n in names}
-    rounds = 4
-    per = args.creates // rounds
-    for r in range(rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
+    create: dict[str, tuple[float, list[float]]] = {n: (0.0, []) for n in NAMES}
+    per = args.creates // ROUNDS
+    for r in range(ROUNDS):
+        for name in NAMES if r % 2 == 0 else NAMES[::-1]:
             secs, lat = apps.create(name, run, list(range(r * per, (r + 1) * per)), args.clients)
             create[name] = (create[name][0] + secs, create[name][1] + lat)
+    return create
 
-    need = 2 * args.approves
-    hitl_cards = apps.cards(apps.created["hitl"][50 : 50 + need], slack)
-    peer_tasks = apps.created["awaithumans"][50 : 50 + need]
-    if len(hitl_cards) < need:
-        raise SystemExit(f"only {len(hitl_cards)} of {need} hitl cards were posted in time")
-    approve: dict[str, list[float]] = {n: [] for n in names}
-    pairs = list(enumerate(zip(hitl_cards[: args.approves], peer_tasks[: args.approves], strict=True)))
+
+def approve_phase(
+    apps: Apps, args: argparse.Namespace, cards: list[Any], tasks: list[str]
+) -> dict[str, list[float]]:
+    """Approvals, the two apps alternating click by click: latencies per app."""
+    approve: dict[str, list[float]] = {n: [] for n in NAMES}
+    pairs = list(enumerate(zip(cards, tasks, strict=True)))
 
     def both(http: httpx.Client, job: tuple[int, tuple[Any, Any]]) -> float:
         n, (card, tid) = job
@@ -351,27 +353,43 @@ def report(
         return 0.0
 
     in_parallel(args.clients, pairs, both)
+    return approve
 
+
+def recorded_phase(apps: Apps, args: argparse.Namespace, jobs: dict[str, list[Any]]) -> dict[str, float]:
+    """Approvals to one app at a time, timed until the last is in the database: per second."""
     recorded: dict[str, float] = {}
-    for name in names:
-        jobs = hitl_cards[args.approves : need] if name == "hitl" else peer_tasks[args.approves : need]
-        target = apps.decisions() + len(jobs)
+    for name in NAMES:
+        target = apps.decisions() + len(jobs[name])
         started = time.perf_counter()
-        in_parallel(args.clients, jobs, lambda http, job, name=name: apps.approve(name, job)(http))
+        in_parallel(args.clients, jobs[name], lambda http, job, name=name: apps.approve(name, job)(http))
         while name == "hitl" and apps.decisions() < target and time.perf_counter() - started < 120:
             time.sleep(0.01)
-        recorded[name] = len(jobs) / (time.perf_counter() - started)
+        recorded[name] = len(jobs[name]) / (time.perf_counter() - started)
+    return recorded
 
-    rss = {n: rss_mb(pids[n]) for n in names}
+
+def report(
+    label: str, apps: Apps, args: argparse.Namespace, pids: dict[str, int], slack: SlackStandin
+) -> None:
+    create = create_phase(apps, args)
+    need = 2 * args.approves
+    hitl_cards = apps.cards(apps.created["hitl"][50 : 50 + need], slack)
+    peer_tasks = apps.created["awaithumans"][50 : 50 + need]
+    approve = approve_phase(apps, args, hitl_cards[: args.approves], peer_tasks[: args.approves])
+    recorded = recorded_phase(
+        apps, args, {"hitl": hitl_cards[args.approves :], "awaithumans": peer_tasks[args.approves :]}
+    )
+    rss = {n: rss_mb(pids[n]) for n in NAMES}
     print(
-        f"\n{label}: {args.creates} creates per app ({rounds} interleaved rounds), {args.approves} approvals"
+        f"\n{label}: {args.creates} creates per app ({ROUNDS} interleaved rounds), {args.approves} approvals"
     )
     print(f"  {args.clients} clients; {args.creates + 50} stored per app when approving")
     print(
         f"  {'':<12} {'create/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'approve p50':>12} {'p99':>7} "
         f"{'recorded/s':>11} {'RSS MB':>7} {'peak':>6}"
     )
-    for name in names:
+    for name in NAMES:
         secs, lat = create[name]
         print(
             f"  {name:<12} {len(lat) / secs:>9.0f} {statistics.median(lat):>7.1f} {pct(lat, 0.99):>7.1f} "
