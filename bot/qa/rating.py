@@ -25,7 +25,10 @@ from storage import repo
 from storage.db import session_scope
 from storage.models import Decision, DecisionKind, OutboxItem, Review, Route
 
-QA_POST_POLICY = KindPolicy(max_attempts=20, max_age=timedelta(hours=6), initial_delay=1.0, max_delay=300.0)
+# A long Slack queue must not lose a QA card: only a run of real failures this long gives up on one.
+QA_POST_POLICY = KindPolicy(
+    max_attempts=20, max_age=None, give_up_after=timedelta(hours=6), initial_delay=1.0, max_delay=300.0
+)
 
 
 class QaError(DecisionError):

@@ -194,6 +194,7 @@ def test_two_instances_on_one_database_send_each_ping_once(
         lambda: len(slack_standin.messages("#supervisors")) >= 2 * 2 + 1, 10, "the supervisors' messages"
     )
     wait_for(lambda: len(slack_standin.messages("#target-review")) >= 1, 10, "the moved card")
+    wait_for(lambda: len(slack_standin.messages("#managers")) >= 2, 10, "the level-2 escalations")
     # Thread replies share the review channel with the cards, paced at Slack's ~1 post/s per channel.
     wait_for(
         lambda: all(len(replies(slack_standin, a, rid)) >= 4 for rid in ids[:2]), 15, "every thread reply"
