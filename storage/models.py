@@ -119,6 +119,10 @@ class Review(SQLModel, table=True):
     slack_channel: str | None = None
     slack_ts: str | None = None
     assignee: str | None = None
+    # 0005 (issue 13): who works the ticket now; claiming does not decide (Claim / Unclaim / Reassign)
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_by_name: str | None = Field(default=None, max_length=200)
+    claimed_at: datetime | None = ts_col()
 
     decision: str | None = None
     decided_by: str | None = None
@@ -126,6 +130,23 @@ class Review(SQLModel, table=True):
     decided_at: datetime | None = ts_col()
     final_text: str | None = Field(default=None, sa_column=Column(Text))
     helpdesk_state: str | None = None
+
+
+class ReviewMessage(SQLModel, table=True):
+    """A Slack message posted about a review other than its card (SLA pings, DMs, dead-letter alerts).
+
+    Buttons on these messages act on the review (`check_click` accepts a click from any of them), and
+    they are edited to say who handled the review once it is decided (0005)."""
+
+    __tablename__ = "review_messages"
+    __table_args__ = (UniqueConstraint("channel", "ts", name="uq_review_messages_channel_ts"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: str = Field(foreign_key="reviews.id", max_length=32, index=True)
+    kind: str = Field(max_length=32)  # sla_warning | sla_breach | sla_dm | dead_letter | calibration | ...
+    channel: str = Field(max_length=64)
+    ts: str = Field(max_length=64)
+    created_at: datetime = ts_col(nullable=False)
 
 
 class Decision(SQLModel, table=True):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from bot.callbacks.queue import CallbackEvent, queue_callback
 from bot.outbox.kinds import (
@@ -46,6 +46,7 @@ from storage.models import (
     DefectCategory,
     OutboxItem,
     Review,
+    ReviewMessage,
     ReviewStatus,
 )
 
@@ -345,7 +346,7 @@ def _queue_after_decision(
 # ---------------------------------------------------------------- the service the Slack handlers call
 
 
-Surface = Literal["message", "view"]
+Surface = Literal["message", "view", "home"]  # "home": the clicker's own App Home tab
 
 
 @dataclass(frozen=True)
@@ -379,14 +380,31 @@ def people(runtime: Runtime) -> PeopleDirectory:
 # ---------------------------------------------------------------- is the click about what it names?
 
 
-def _on_card(review: Review, click: Click) -> bool:
-    """The click came from one of the review's own messages: its card (or its thread), or its QA card."""
+def _on_card(runtime: Runtime, review: Review, click: Click) -> bool:
+    """The click came from one of the review's own messages: its card (or its thread), its QA card, or a
+    message posted about it (an SLA ping, a DM, a dead-letter alert: table review_messages)."""
     qa = (review.extra or {}).get("qa_card") or {}
     cards = [(review.slack_channel, review.slack_ts), (qa.get("channel"), qa.get("ts"))]
-    return any(
+    if any(
         channel and ts and click.channel == channel and ts in (click.message_ts, click.thread_ts)
         for channel, ts in cards
-    )
+    ):
+        return True
+    return _on_review_message(runtime, review, click)  # only read when the card itself did not match
+
+
+def _on_review_message(runtime: Runtime, review: Review, click: Click) -> bool:
+    if not click.channel:
+        return False
+    with session_scope(runtime.engine, readonly=True) as session:
+        found = session.exec(
+            select(ReviewMessage.id).where(
+                ReviewMessage.review_id == review.id,
+                ReviewMessage.channel == click.channel,
+                col(ReviewMessage.ts).in_([t for t in (click.message_ts, click.thread_ts) if t]),
+            )
+        ).first()
+    return found is not None
 
 
 def check_click(runtime: Runtime, click: Click, review: Review) -> None:
@@ -404,7 +422,9 @@ def check_click(runtime: Runtime, click: Click, review: Review) -> None:
         if click.view_review_id != review.id:
             raise ClickRefused(review.id, "This button does not belong to the review this window shows.")
         return
-    if not _on_card(review, click):
+    if click.surface == "home":
+        return  # the clicker's own Home tab, published by this app to that user only (team checked above)
+    if not _on_card(runtime, review, click):
         raise ClickRefused(
             review.id,
             "This button does not belong to the message it was clicked in (the review it names is "

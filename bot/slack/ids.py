@@ -27,6 +27,19 @@ class ActionId(StrEnum):
     QA_DEFECT_COMMENT = "qa_defect_comment"
     AI_INSTRUCTION = "ai_instruction"
     AI_REGENERATE = "ai_regenerate"
+    # issue 13: claims, pings people act from, App Home, dead letters
+    CLAIM = "review_claim"
+    UNCLAIM = "review_unclaim"
+    REASSIGN = "review_reassign"  # a users_select; its value is the new owner
+    SNOOZE = "sla_snooze"
+    SHOW_DETAILS = "review_show_details"  # a collapsed (decided) card's details
+    OPEN_CARD = "review_open_card"  # a link button to the card's permalink (acked, nothing else)
+    DEAD_LETTER_RETRY = "outbox_dead_letter_retry"
+    HOME_REFRESH = "home_refresh"
+    # issue 12: accepting an oversight verdict, calibration sessions
+    OVERSIGHT_ACCEPT = "oversight_accept"
+    CALIBRATE_GOOD = "calibrate_good"
+    CALIBRATE_DEFECT = "calibrate_defect"
 
 
 class CallbackId(StrEnum):
