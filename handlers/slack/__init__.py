@@ -25,7 +25,20 @@ from bot.app.runtime import Runtime
 from bot.app.settings import secret
 from bot.slack.clicks import learn_in_background
 from bot.slack.client import make_web_client
-from handlers.slack import ai, commands, edge, errors, events, qa, review
+from handlers.slack import (
+    ai,
+    calibration,
+    claims,
+    commands,
+    edge,
+    errors,
+    events,
+    home,
+    oversight,
+    qa,
+    review,
+    sla_actions,
+)
 from handlers.slack.context import runtime_middleware
 
 log = logging.getLogger("hitl.slack")
@@ -77,6 +90,11 @@ def register_all(app: App, runtime: Runtime) -> None:
     events.register(app, runtime)
     ai.register(app, runtime)
     commands.register(app, runtime)
+    claims.register(app, runtime)
+    sla_actions.register(app, runtime)
+    home.register(app, runtime)
+    oversight.register(app, runtime)
+    calibration.register(app, runtime)
 
 
 def bolt_app(runtime: Runtime) -> App:

@@ -1,0 +1,11 @@
+"""Calibration sessions: /hitl calibrate and the Good / Defect votes (issue 12)."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.app.runtime import Runtime
+
+
+def register(app: App, runtime: Runtime) -> None:
+    """Register this feature's listeners (none yet)."""

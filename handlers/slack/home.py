@@ -1,0 +1,11 @@
+"""The App Home tab: app_home_opened → views.publish, and its buttons (issue 13)."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.app.runtime import Runtime
+
+
+def register(app: App, runtime: Runtime) -> None:
+    """Register this feature's listeners (none yet)."""

@@ -1,0 +1,11 @@
+"""Accepting an oversight verdict from the review message (issue 12)."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.app.runtime import Runtime
+
+
+def register(app: App, runtime: Runtime) -> None:
+    """Register this feature's listeners (none yet)."""
