@@ -28,6 +28,16 @@ VERDICT_ORDER = {"increase": 0, "expand": 1, "keep": 2}
 QA_BACKLOG_AGE = timedelta(days=1)  # a QA sample unrated for longer is a warning sign
 
 
+@dataclass(frozen=True)
+class ReviewSection:
+    """A part of the review another feature adds (calibration sessions, recorded oversight changes, QA of
+    human decisions): a title, lines about all types, and lines under each type's verdict."""
+
+    title: str
+    lines: tuple[str, ...] = ()
+    per_type: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+
+
 @dataclass
 class OversightReview:
     since: datetime
@@ -40,6 +50,7 @@ class OversightReview:
     no_data: list[str]
     customers: dict[str, CustomerOutcomes] = dataclasses.field(default_factory=dict)
     overall: tuple[str, ...] = ()  # the customer and cost lines of all types together
+    sections: list[ReviewSection] = dataclasses.field(default_factory=list)  # rendered after the verdicts
 
     @property
     def period(self) -> timedelta:

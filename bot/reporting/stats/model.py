@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -72,6 +72,9 @@ class Counts:
     qa_good: int = 0
     qa_defect: int = 0
     qa_severe: int = 0
+    # QA ratings of human-approved or edited replies (issue 12: the reviewers' own defect rate)
+    qa_human_good: int = 0
+    qa_human_defect: int = 0
     severe_defects: int = 0
     take_over_on_review: int = 0
     defects: Counter[str] = field(default_factory=Counter)
@@ -97,6 +100,10 @@ class Counts:
     @property
     def qa_rated(self) -> int:
         return self.qa_good + self.qa_defect
+
+    @property
+    def qa_human_rated(self) -> int:
+        return self.qa_human_good + self.qa_human_defect
 
     @property
     def errors(self) -> int:
@@ -132,29 +139,15 @@ class Counts:
         return _rate(self.sla_breached, self.sla_met + self.sla_breached)
 
     def add(self, other: Counts) -> None:
-        """Fold `other` into these counts."""
-        for name in (
-            "volume",
-            "approve",
-            "edit",
-            "take_over",
-            "reject",
-            "auto_send",
-            "heavy_edits",
-            "sla_met",
-            "sla_breached",
-            "qa_good",
-            "qa_defect",
-            "qa_severe",
-            "severe_defects",
-            "take_over_on_review",
-            "reviewer_seconds",
-        ):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.reply_auto = [a + b for a, b in zip(self.reply_auto, other.reply_auto, strict=True)]
-        self.reply_reviewed = [a + b for a, b in zip(self.reply_reviewed, other.reply_reviewed, strict=True)]
-        self.routed.update(other.routed)
-        self.defects.update(other.defects)
+        """Fold `other` into these counts: every field summed (ints, Counters, cumulative bucket lists)."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, Counter):
+                mine.update(theirs)
+            elif isinstance(mine, list):
+                setattr(self, f.name, [a + b for a, b in zip(mine, theirs, strict=True)])
+            else:
+                setattr(self, f.name, mine + theirs)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
