@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
@@ -143,6 +144,70 @@ class ChecksCredentials(Protocol):
     def check(self) -> str:
         """One line saying who the credentials authenticate as; raises a HelpdeskError otherwise."""
         ...
+
+
+def send_request(http: httpx.Client, service: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    """One call to a helpdesk, transport failures as `Unavailable`.
+
+    A failure before the request left (connect, pool) is safe to retry; one after it left may have been
+    applied (`maybe_applied` for writes): the delivery ledger looks before it writes again."""
+    try:
+        return http.request(method, path, **kwargs)
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+        raise Unavailable(f"{service} unreachable: {type(exc).__name__}: {exc}", maybe_applied=False) from exc
+    except httpx.TransportError as exc:
+        raise Unavailable(
+            f"{service} connection failed mid-request: {type(exc).__name__}: {exc}",
+            maybe_applied=method != "GET",
+        ) from exc
+
+
+class CompletesAfterComment(ABC):
+    """Helpdesks whose reply or note and its status/assignment are separate calls (Freshdesk, Intercom).
+
+    Once the comment has landed, a failure of the second call must leave the ledger `started`, so the
+    retry finds the comment and completes (CompletesWrites) instead of sending it again."""
+
+    name: str
+
+    @abstractmethod
+    def note(
+        self, ticket_id: str, *, body: str, author_id: int | None, stamp: str | None = None
+    ) -> WriteResult:
+        """An internal note, never shown to the customer."""
+
+    @abstractmethod
+    def complete(
+        self, ticket_id: str, *, assignee_id: int | None, status: str | None, author_id: int | None
+    ) -> str | None:
+        """Apply the status and assignment of a write whose comment already landed; a warning or None."""
+
+    def assign(
+        self,
+        ticket_id: str,
+        *,
+        assignee_id: int | None,
+        note: str,
+        author_id: int | None,
+        status: str | None,
+        stamp: str | None,
+    ) -> WriteResult:
+        """The note, then the assignment and status: two calls, completed on retry if the second fails."""
+        written = self.note(ticket_id, body=note, author_id=author_id, stamp=stamp)
+        warning = self._complete_after_comment(
+            ticket_id, assignee_id=assignee_id, status=status, author_id=author_id
+        )
+        return WriteResult(comment_id=written.comment_id, updated_at=written.updated_at, warning=warning)
+
+    def _complete_after_comment(
+        self, ticket_id: str, *, assignee_id: int | None, status: str | None, author_id: int | None
+    ) -> str | None:
+        try:
+            return self.complete(ticket_id, assignee_id=assignee_id, status=status, author_id=author_id)
+        except (RateLimited, Unavailable) as exc:
+            raise Unavailable(
+                f"{self.name} wrote the comment, then: {exc}", maybe_applied=True, retry_after=exc.retry_after
+            ) from exc
 
 
 def text_to_html(text: str) -> str:

@@ -17,6 +17,7 @@ import httpx
 from bot.helpdesk.base import (
     Agent,
     Comment,
+    CompletesAfterComment,
     Conflict,
     RateLimited,
     Rejected,
@@ -25,6 +26,7 @@ from bot.helpdesk.base import (
     html_to_text,
     parse_stamp,
     retry_after,
+    send_request,
     text_to_html,
 )
 
@@ -42,7 +44,7 @@ def base_url_for(domain: str) -> str:
     return f"https://{d}" if "." in d else f"https://{d}.freshdesk.com"
 
 
-class FreshdeskHelpdesk:
+class FreshdeskHelpdesk(CompletesAfterComment):
     """One Freshdesk account, reached with an agent's API key (Basic auth: the key, password `X`)."""
 
     name = "Freshdesk"
@@ -134,22 +136,6 @@ class FreshdeskHelpdesk:
         data = self._post_comment(f"/tickets/{tid}/notes", body, author_id, private=True)
         return WriteResult(comment_id=data.get("id"), updated_at=data.get("updated_at"))
 
-    def assign(
-        self,
-        ticket_id: str,
-        *,
-        assignee_id: int | None,
-        note: str,
-        author_id: int | None,
-        status: str | None,
-        stamp: str | None,
-    ) -> WriteResult:
-        written = self.note(ticket_id, body=note, author_id=author_id, stamp=stamp)
-        warning = self._complete_after_comment(
-            ticket_id, assignee_id=assignee_id, status=status, author_id=author_id
-        )
-        return WriteResult(comment_id=written.comment_id, updated_at=written.updated_at, warning=warning)
-
     def complete(
         self, ticket_id: str, *, assignee_id: int | None, status: str | None, author_id: int | None
     ) -> str | None:
@@ -166,18 +152,6 @@ class FreshdeskHelpdesk:
         except Rejected as exc:
             return f"the ticket's status/assignee were not changed: {exc}"
         return None
-
-    def _complete_after_comment(
-        self, ticket_id: str, *, assignee_id: int | None, status: str | None, author_id: int | None
-    ) -> str | None:
-        # The comment has landed: a failure now must leave the ledger `started`, so the retry finds the
-        # comment and completes instead of sending it again.
-        try:
-            return self.complete(ticket_id, assignee_id=assignee_id, status=status, author_id=author_id)
-        except (RateLimited, Unavailable) as exc:
-            raise Unavailable(
-                f"Freshdesk wrote the comment, then: {exc}", maybe_applied=True, retry_after=exc.retry_after
-            ) from exc
 
     def _post_comment(
         self, path: str, body: str, author_id: int | None, *, private: bool | None = None
@@ -214,17 +188,7 @@ class FreshdeskHelpdesk:
         return dict(data) if isinstance(data, dict) else {}
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise Unavailable(
-                f"Freshdesk unreachable: {type(exc).__name__}: {exc}", maybe_applied=False
-            ) from exc
-        except httpx.TransportError as exc:
-            raise Unavailable(
-                f"Freshdesk connection failed mid-request: {type(exc).__name__}: {exc}",
-                maybe_applied=method != "GET",
-            ) from exc
+        response = send_request(self.http, self.name, method, path, **kwargs)
         if response.status_code < 300:
             return response
         raise _error(response, maybe_applied=method != "GET")

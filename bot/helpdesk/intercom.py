@@ -19,6 +19,7 @@ import httpx
 from bot.helpdesk.base import (
     Agent,
     Comment,
+    CompletesAfterComment,
     Conflict,
     RateLimited,
     Rejected,
@@ -27,6 +28,7 @@ from bot.helpdesk.base import (
     html_to_text,
     parse_stamp,
     retry_after,
+    send_request,
     text_to_html,
 )
 
@@ -39,7 +41,7 @@ STATE_FOR_STATUS = {"open": "open", "solved": "closed"}
 ACTION_FOR_STATE = {"open": "open", "closed": "close"}
 
 
-class IntercomHelpdesk:
+class IntercomHelpdesk(CompletesAfterComment):
     """One Intercom workspace, reached with an access token (Bearer) and a pinned API version."""
 
     name = "Intercom"
@@ -126,22 +128,6 @@ class IntercomHelpdesk:
         self._refuse_if_changed(ticket_id, stamp)
         return self._post_part(ticket_id, "note", body, author_id)
 
-    def assign(
-        self,
-        ticket_id: str,
-        *,
-        assignee_id: int | None,
-        note: str,
-        author_id: int | None,
-        status: str | None,
-        stamp: str | None,
-    ) -> WriteResult:
-        written = self.note(ticket_id, body=note, author_id=author_id, stamp=stamp)
-        warning = self._complete_after_comment(
-            ticket_id, assignee_id=assignee_id, status=status, author_id=author_id
-        )
-        return WriteResult(comment_id=written.comment_id, updated_at=written.updated_at, warning=warning)
-
     def complete(
         self, ticket_id: str, *, assignee_id: int | None, status: str | None, author_id: int | None
     ) -> str | None:
@@ -169,18 +155,6 @@ class IntercomHelpdesk:
         except Rejected as exc:
             return f"the conversation's assignee/state were not changed: {exc}"
         return None
-
-    def _complete_after_comment(
-        self, ticket_id: str, *, assignee_id: int | None, status: str | None, author_id: int | None
-    ) -> str | None:
-        # The comment has landed: a failure now must leave the ledger `started`, so the retry finds the
-        # comment and completes instead of sending it again.
-        try:
-            return self.complete(ticket_id, assignee_id=assignee_id, status=status, author_id=author_id)
-        except (RateLimited, Unavailable) as exc:
-            raise Unavailable(
-                f"Intercom wrote the comment, then: {exc}", maybe_applied=True, retry_after=exc.retry_after
-            ) from exc
 
     def _post_part(self, ticket_id: str, message_type: str, body: str, author_id: int | None) -> WriteResult:
         payload = {
@@ -249,17 +223,7 @@ class IntercomHelpdesk:
             wait = self._blocked_until - self.clock()
         if wait > 0:
             raise RateLimited(f"Intercom rate limit used up (X-RateLimit-Remaining: 0) for {wait:.0f}s", wait)
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise Unavailable(
-                f"Intercom unreachable: {type(exc).__name__}: {exc}", maybe_applied=False
-            ) from exc
-        except httpx.TransportError as exc:
-            raise Unavailable(
-                f"Intercom connection failed mid-request: {type(exc).__name__}: {exc}",
-                maybe_applied=method != "GET",
-            ) from exc
+        response = send_request(self.http, self.name, method, path, **kwargs)
         self._note_rate_limit(response)
         if response.status_code < 300:
             data = response.json()

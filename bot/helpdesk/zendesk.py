@@ -20,6 +20,7 @@ from bot.helpdesk.base import (
     WriteResult,
     response_detail,
     retry_after,
+    send_request,
 )
 
 AGENT_ROLES = {"agent", "admin"}
@@ -169,18 +170,7 @@ class ZendeskHelpdesk:
         return int(ticket_id)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise Unavailable(
-                f"Zendesk unreachable: {type(exc).__name__}: {exc}", maybe_applied=False
-            ) from exc
-        except httpx.TransportError as exc:
-            # The request went out; whether Zendesk applied it is unknown.
-            raise Unavailable(
-                f"Zendesk connection failed mid-request: {type(exc).__name__}: {exc}",
-                maybe_applied=method != "GET",
-            ) from exc
+        response = send_request(self.http, self.name, method, path, **kwargs)
         if response.status_code < 300:
             return dict(response.json())
         raise _error(response, maybe_applied=method != "GET")
