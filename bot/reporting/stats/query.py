@@ -128,15 +128,35 @@ def _kind_aggregates(kind: str, o: Oversight) -> Aggregates:
 
 
 def _defect_aggregates(kind: str, o: Oversight) -> Aggregates:
-    """Defects by category (every known one and the policy's severe ones) for kinds that carry a defect."""
+    """Defects by category (every known one and the policy's severe ones) for kinds that carry a defect.
+
+    QA defects count here only for auto-sent replies: a defect in a human-approved reply is counted
+    apart (`_qa_human_aggregates`), so `defects` and the severe counts keep meaning AI defects."""
     if kind not in DEFECT_KINDS:
         return []
     d = columns(Decision)
     cats = list(dict.fromkeys([*(str(c) for c in DefectCategory), *o.severe_defects]))
+    auto = d.route == "auto_send" if kind == DecisionKind.QA_DEFECT else None
+
+    def only_auto(cond: Any) -> Any:
+        return cond if auto is None else and_(cond, auto)
+
     return [
-        ("defects", func.count(d.defect_category)),
-        *((f"defect:{c}", func.count().filter(d.defect_category == c)) for c in cats),
+        (
+            "defects",
+            func.count(d.defect_category)
+            if auto is None
+            else func.count().filter(only_auto(d.defect_category.is_not(None))),
+        ),
+        *((f"defect:{c}", func.count().filter(only_auto(d.defect_category == c))) for c in cats),
     ]
+
+
+def _qa_human_aggregates(kind: str) -> Aggregates:
+    """QA ratings of replies a human approved or edited (route other than auto_send; issue 12)."""
+    if kind not in (DecisionKind.QA_GOOD, DecisionKind.QA_DEFECT):
+        return []
+    return [("human", func.count().filter(columns(Decision).route != "auto_send"))]
 
 
 def _band_aggregates(kind: str, o: Oversight) -> Aggregates:
@@ -174,6 +194,7 @@ def _aggregates(kind: str, o: Oversight, calibration: bool) -> Aggregates:
 
     `calibration` (the oversight review) adds confidence bands, reply-time buckets and reviewer time."""
     aggs: Aggregates = [("n", func.count()), *_kind_aggregates(kind, o), *_defect_aggregates(kind, o)]
+    aggs += _qa_human_aggregates(kind)
     if calibration:
         aggs += _band_aggregates(kind, o) + _timing_aggregates(kind, o)
     return aggs
@@ -248,10 +269,12 @@ def _fold(c: Counts, bands: dict[int, Band], kind: str, v: dict[str, int], sever
     _fold_defects(c, kind, v, severe)
     _fold_timing(c, kind, v)
     if kind == DecisionKind.QA_GOOD:
-        c.qa_good += v["n"]
+        c.qa_good += v["n"] - v.get("human", 0)  # qa_good / qa_defect: auto-sent replies only
+        c.qa_human_good += v.get("human", 0)
         return
     if kind == DecisionKind.QA_DEFECT:
-        c.qa_defect += v["n"]
+        c.qa_defect += v["n"] - v.get("human", 0)
+        c.qa_human_defect += v.get("human", 0)
         return
     _fold_bands(bands, kind, v)
     _fold_decisions(c, kind, v)
@@ -354,7 +377,7 @@ def _count_type(session: Session, plan: _Plan, itype: str, tally: _Tally) -> Non
         v = _row_values(names[label], values)
         if v["n"]:
             _fold_row(c, bands, plan, label, v, tally)
-    if c.volume or c.decided or c.qa_rated:
+    if c.volume or c.decided or c.qa_rated or c.qa_human_rated:
         tally.by_type[itype] = c
         if plan.calibration:
             tally.bands_by_type[itype] = _used_bands(bands)
