@@ -40,6 +40,8 @@ class ActionId(StrEnum):
     OVERSIGHT_ACCEPT = "oversight_accept"
     CALIBRATE_GOOD = "calibrate_good"
     CALIBRATE_DEFECT = "calibrate_defect"
+    # issue 13: the App Home tab (a manager's "open the oversight review")
+    HOME_OPEN_REVIEW = "home_open_review"
 
 
 class CallbackId(StrEnum):
@@ -82,6 +84,15 @@ class BlockId(StrEnum):
     AI_INSTRUCTION = "ai_instruction"
     AI_ACTIONS = "ai_actions"
     AI_NOTE = "ai_note"
+    # issue 13: the App Home tab ("home_line:<review id>", "home_line_actions:<review id>" per line)
+    HOME_HEADER = "home_header"
+    HOME_MY_CLAIMS = "home_my_claims"
+    HOME_WAITING = "home_waiting"
+    HOME_BREACHED = "home_breached"
+    HOME_STATS = "home_stats"
+    HOME_ACTIONS = "home_actions"
+    HOME_LINE = "home_line"
+    HOME_LINE_ACTIONS = "home_line_actions"
 
 
 class ReviewRef(BaseModel):
