@@ -60,6 +60,8 @@ QA_SAMPLED = "CAST(extra AS TEXT) LIKE '%\"qa_sampled\": true%'"
 HUMAN_DECISIONS = "stage = 'review' AND decision IN ({})".format(
     ", ".join(f"'{k}'" for k in HUMAN_DECISION_KINDS)
 )
+# Approvals of drafts: each reviewer's approvals of a period, for the fast-approver warning (partial index, 0006).
+APPROVALS = "stage = 'review' AND decision = 'approve'"
 
 
 class Review(SQLModel, table=True):
@@ -179,6 +181,14 @@ class Decision(SQLModel, table=True):
             postgresql_where=text(HUMAN_DECISIONS),
         ),
         Index("ix_decisions_type_stage_decided", "interaction_type", "stage", "decided_at"),
+        Index(
+            "ix_decisions_approvals",
+            "actor_id",
+            "decided_at",
+            "seconds_to_decision",
+            sqlite_where=text(APPROVALS),
+            postgresql_where=text(APPROVALS),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -328,3 +338,26 @@ class Outcome(SQLModel, table=True):
     decision_id: int | None = None
     interaction_type: str = Field(max_length=64)
     decision: str | None = Field(default=None, max_length=16)  # the review's decision kind when linked
+
+
+class OversightChange(SQLModel, table=True):
+    """An oversight verdict a manager accepted (Slack button or `hitl review --apply`), with the policy diff.
+
+    `before` / `after` are the type's thresholds ({auto_send_at, review_at}); `applied_at` is set once the
+    running policy has the `after` threshold, and the review then shows the type before and after (0006)."""
+
+    __tablename__ = "oversight_changes"
+    __table_args__ = (Index("ix_oversight_changes_type_accepted", "interaction_type", "accepted_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    interaction_type: str = Field(max_length=64)
+    verdict: str = Field(max_length=16)  # expand | increase
+    before: dict[str, Any] = json_col(dict)
+    after: dict[str, Any] = json_col(dict)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    actor: str = Field(max_length=200)
+    source: str = Field(max_length=16)  # slack | cli
+    period_days: int
+    accepted_at: datetime = ts_col(nullable=False)
+    diff: str = Field(sa_column=Column(Text, nullable=False))
+    applied_at: datetime | None = ts_col()

@@ -228,6 +228,9 @@ class BusinessHours(_Strict):
 class QA(_Strict):
     sample_rate: float = Field(0.05, ge=0, le=1)
     channel: str | None = None
+    human_sample_rate: float = Field(
+        0.05, ge=0, le=1, description="share of approved and edited replies also rated in QA, once delivered"
+    )
 
 
 class HelpdeskPolicy(_Strict):
@@ -279,6 +282,12 @@ class Oversight(_Strict):
     )
     review_time_cap: timedelta = Field(
         timedelta(minutes=30), description="reviewer time counted per review at most (idle is not work)"
+    )
+    fast_approver_ratio: float = Field(
+        0.5, gt=0, lt=1, description="a reviewer whose median approval time is below this share of the team's"
+    )
+    fast_approver_min_approvals: int = Field(
+        20, ge=1, description="...with at least this many approvals in the period is compared"
     )
 
     _parse = field_validator("digest_period", "came_back_window", "review_time_cap", mode="before")(_duration)
