@@ -361,3 +361,65 @@ class OversightChange(SQLModel, table=True):
     accepted_at: datetime = ts_col(nullable=False)
     diff: str = Field(sa_column=Column(Text, nullable=False))
     applied_at: datetime | None = ts_col()
+
+
+class CalibrationSession(SQLModel, table=True):
+    """A calibration session (0007): past decided reviews shown again, decision hidden, to the people who run it.
+
+    `channel` is where `/hitl calibrate` was run; `posted_channel` where the cards went (that channel, or
+    the runner's DM when the app may not post there)."""
+
+    __tablename__ = "calibration_sessions"
+    __table_args__ = (Index("ix_calibration_sessions_channel_created", "channel", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_by: str = Field(max_length=64)
+    channel: str = Field(max_length=64)
+    interaction_type: str | None = Field(default=None, max_length=64)
+    n: int
+    created_at: datetime = ts_col(nullable=False)
+    closed_at: datetime | None = ts_col()
+    closed_by: str | None = Field(default=None, max_length=64)
+    posted_channel: str | None = Field(default=None, max_length=64)
+
+
+class CalibrationItem(SQLModel, table=True):
+    """One review of a session, with its original decision as a verdict (good / defect) and its card."""
+
+    __tablename__ = "calibration_items"
+    __table_args__ = (
+        UniqueConstraint("session_id", "review_id", name="uq_calibration_items_session_review"),
+        UniqueConstraint("session_id", "position", name="uq_calibration_items_session_position"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="calibration_sessions.id")
+    review_id: str = Field(foreign_key="reviews.id", max_length=32, index=True)
+    position: int
+    interaction_type: str = Field(max_length=64)
+    original_decision: str = Field(max_length=16)  # approve | edit | take_over | reject | qa_good | qa_defect
+    original_verdict: str = Field(max_length=16)  # good | defect (bot.qa.calibration.original_verdict)
+    original_category: str | None = Field(default=None, max_length=32)
+    channel: str | None = Field(default=None, max_length=64)
+    ts: str | None = Field(default=None, max_length=64)
+
+
+class CalibrationVote(SQLModel, table=True):
+    """One person's verdict on one review of a session; a second click replaces it (audited)."""
+
+    __tablename__ = "calibration_votes"
+    __table_args__ = (
+        UniqueConstraint(
+            "session_id", "review_id", "voter", name="uq_calibration_votes_session_review_voter"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="calibration_sessions.id", index=True)
+    review_id: str = Field(foreign_key="reviews.id", max_length=32)
+    voter: str = Field(max_length=64)
+    voter_name: str | None = Field(default=None, max_length=200)
+    verdict: str = Field(max_length=16)  # good | defect
+    category: str | None = Field(default=None, max_length=32)
+    voted_at: datetime = ts_col(nullable=False)
+    changes: int = 0
