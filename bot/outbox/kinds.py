@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlmodel import Session
@@ -32,6 +32,9 @@ class OutboxKind(StrEnum):
     HELPDESK_WRITE = "helpdesk_write"
     AI_SUMMARIZE = "ai_summarize"
     DECISION_CALLBACK = "decision_callback"
+    # issue 13: pings people act from, and the dead-letter alert with its Retry button
+    SLACK_SLA_PING = "slack_sla_ping"
+    SLACK_DEAD_LETTER_ALERT = "slack_dead_letter_alert"
 
 
 class Payload(BaseModel):
@@ -146,6 +149,38 @@ class DecisionCallback(Payload):
     timeout_action: str | None = None  # reassign / move_tier, for `timed_out`
 
 
+PingPlace = Literal["thread", "channel", "dm"]
+
+
+class SlaPingMessage(Payload):
+    """An SLA warning or breach ping about one review, built from the store at delivery (buttons, permalink).
+
+    `place`: the card's thread, an escalation `channel`, or a DM to `user`. With `ts` (and `channel`) it
+    re-renders that posted message in place (snoozed, or handled once the review is decided).
+    """
+
+    review_id: str
+    place: PingPlace
+    step: str = ""  # the SLA step: warn, breach:L1:0, r1:breach:L2:1, ...
+    level: int = 0  # 0: the warning; else the escalation level
+    repeat: int = 0
+    fired_at: datetime | None = None
+    channel: str | None = None
+    user: str | None = None
+    mention: str = ""  # whom a breach ping @-mentions (Slack mention syntax)
+    ts: str | None = None
+
+
+class DeadLetterAlert(Payload):
+    """The ops channel's alert about one dead-lettered outbox row; with `ts`, re-render it (retried by)."""
+
+    outbox_id: int
+    channel: str
+    ts: str | None = None
+    retried_by: str | None = None
+    retried_at: datetime | None = None
+
+
 PAYLOADS: dict[OutboxKind, type[Payload]] = {
     OutboxKind.SLACK_POST: SlackPost,
     OutboxKind.SLACK_UPDATE: SlackUpdate,
@@ -157,6 +192,8 @@ PAYLOADS: dict[OutboxKind, type[Payload]] = {
     OutboxKind.HELPDESK_WRITE: HelpdeskWrite,
     OutboxKind.AI_SUMMARIZE: Summarize,
     OutboxKind.DECISION_CALLBACK: DecisionCallback,
+    OutboxKind.SLACK_SLA_PING: SlaPingMessage,
+    OutboxKind.SLACK_DEAD_LETTER_ALERT: DeadLetterAlert,
 }
 
 
@@ -305,5 +342,33 @@ def enqueue_decision_callback(
         kind=OutboxKind.DECISION_CALLBACK,
         payload=callback,
         order_key=f"callback:{callback.review_id}",
+        dedupe_key=dedupe_key,
+    )
+
+
+def enqueue_sla_ping(
+    session: Session, *, now: datetime, ping: SlaPingMessage, dedupe_key: str | None = None
+) -> OutboxItem:
+    """Pings of one review go out in order with its card and refreshes (`review:<id>`)."""
+    return _enqueue(
+        session,
+        now=now,
+        kind=OutboxKind.SLACK_SLA_PING,
+        payload=ping,
+        order_key=review_order(ping.review_id),
+        dedupe_key=dedupe_key,
+    )
+
+
+def enqueue_dead_letter_alert(
+    session: Session, *, now: datetime, alert: DeadLetterAlert, dedupe_key: str | None = None
+) -> OutboxItem:
+    """Ops announcements go out in order (`ops`)."""
+    return _enqueue(
+        session,
+        now=now,
+        kind=OutboxKind.SLACK_DEAD_LETTER_ALERT,
+        payload=alert,
+        order_key="ops",
         dedupe_key=dedupe_key,
     )

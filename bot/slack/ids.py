@@ -93,6 +93,16 @@ class BlockId(StrEnum):
     HOME_ACTIONS = "home_actions"
     HOME_LINE = "home_line"
     HOME_LINE_ACTIONS = "home_line_actions"
+    # issue 13: SLA pings people act from, and the dead-letter alert
+    SLA_PING_HEADLINE = "sla_ping_headline"
+    SLA_PING_FACTS = "sla_ping_facts"
+    SLA_PING_NOTE = "sla_ping_note"
+    SLA_PING_ACTIONS = "sla_ping_actions"  # Claim, Reassign, Snooze, Open card
+    SLA_PING_DECISIONS = "sla_ping_decisions"  # Approve, Take over, Reject
+    DEAD_LETTER_SUMMARY = "dead_letter_summary"
+    DEAD_LETTER_ERROR = "dead_letter_error"
+    DEAD_LETTER_NOTE = "dead_letter_note"
+    DEAD_LETTER_ACTIONS = "dead_letter_actions"
 
 
 class ReviewRef(BaseModel):
@@ -108,3 +118,18 @@ class ModalMeta(ReviewRef):
 
     channel: str = Field(max_length=255, pattern=r"^[^\x00-\x1f]*$")
     ts: str = Field(max_length=64, pattern=r"^[0-9.]*$")
+
+
+class SnoozeRef(ReviewRef):
+    """The Snooze button's value: the review and the escalation level (of SLA round `round`) it quiets."""
+
+    level: int = Field(ge=1, le=99)
+    round: int = Field(default=0, ge=0, le=999)
+
+
+class DeadLetterRef(BaseModel):
+    """The Retry button's value on a dead-letter alert: the outbox row to put back in line."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    outbox_id: int = Field(ge=1)

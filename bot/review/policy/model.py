@@ -304,6 +304,35 @@ class Oversight(_Strict):
         return value
 
 
+class Pings(_Strict):
+    """SLA warning and breach pings people act from (issue 13): the money they show and the snooze."""
+
+    currency: str = Field(
+        "USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 code of account values shown in pings, unless the customer data names one",
+    )
+    snooze: timedelta = Field(
+        timedelta(minutes=15), description="how far Snooze postpones a level's next step (once per level)"
+    )
+
+    _parse = field_validator("snooze", mode="before")(_duration)
+
+    @field_validator("snooze")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0) or value > timedelta(days=1):
+            raise ValueError("snooze must be more than 0 and at most 1d, e.g. 15m")
+        return value
+
+
+class Ops(_Strict):
+    """Operations in Slack: who may act on the ops channel's alerts."""
+
+    # Retry on a dead-letter alert; empty: the supervisors of every tier (nobody named anywhere: nobody).
+    dead_letter_retry: People = People()
+
+
 class Policy(_Strict):
     """The whole policy file."""
 
@@ -321,6 +350,9 @@ class Policy(_Strict):
     oversight: Oversight = Oversight()
     # Who may see the reports (`/hitl stats`, `queue`, `review`, `digest`, the chart); empty: anyone (warned).
     managers: People = People()
+    # issue 13: SLA pings people act from, and who may retry a dead letter from its alert
+    pings: Pings = Pings()
+    ops: Ops = Ops()
 
     @model_validator(mode="after")
     def _references(self) -> Policy:
