@@ -77,6 +77,7 @@ METHOD_PACE: dict[str, Pace] = {
     "users_info": TIER4,
     "users_lookupByEmail": TIER3,
     "usergroups_users_list": TIER2,
+    "views_publish": TIER4,
 }
 # A slot this close is waited for in place; a farther one defers the row so the worker moves on.
 MAX_SLEEP = 3.0
