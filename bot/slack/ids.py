@@ -42,6 +42,8 @@ class ActionId(StrEnum):
     CALIBRATE_DEFECT = "calibrate_defect"
     # issue 13: the App Home tab (a manager's "open the oversight review")
     HOME_OPEN_REVIEW = "home_open_review"
+    # issue 13 item 4: after a Reject, "Take over" makes the clicker the ticket's owner (not a decision)
+    TAKE_OWNERSHIP = "review_take_ownership"
 
 
 class CallbackId(StrEnum):
@@ -51,6 +53,7 @@ class CallbackId(StrEnum):
     REJECT_MODAL = "review_reject_modal"
     FULL_TEXT_MODAL = "review_full_text_modal"
     QA_DEFECT_MODAL = "qa_defect_modal"
+    DETAILS_MODAL = "review_details_modal"  # a decided card's details (issue 13 item 1)
 
 
 class BlockId(StrEnum):
@@ -103,6 +106,11 @@ class BlockId(StrEnum):
     DEAD_LETTER_ERROR = "dead_letter_error"
     DEAD_LETTER_NOTE = "dead_letter_note"
     DEAD_LETTER_ACTIONS = "dead_letter_actions"
+    # issue 13 items 1, 2: the card's state lines, who holds it, and Claim / Unclaim / Reassign
+    # ("review_claim_actions:<review id>": a users_select carries no value, so the review rides in the id)
+    REVIEW_CLAIM = "review_claim"
+    REVIEW_CLAIM_ACTIONS = "review_claim_actions"
+    DETAILS = "details"  # "details:decision", "details:customer:0", ... in the details modal
 
 
 class ReviewRef(BaseModel):
