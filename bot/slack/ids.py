@@ -111,6 +111,18 @@ class BlockId(StrEnum):
     REVIEW_CLAIM = "review_claim"
     REVIEW_CLAIM_ACTIONS = "review_claim_actions"
     DETAILS = "details"  # "details:decision", "details:customer:0", ... in the details modal
+    # issue 12: calibration sessions (the intro, each card, the report; "calibration_reviews:<n>" per part)
+    CALIBRATION_HEADER = "calibration_header"
+    CALIBRATION_INTRO = "calibration_intro"
+    CALIBRATION_FACTS = "calibration_facts"
+    CALIBRATION_CUSTOMER = "calibration_customer"
+    CALIBRATION_DRAFT = "calibration_draft"
+    CALIBRATION_ACTIONS = "calibration_actions"  # Good, and the Defect menu of the taxonomy
+    CALIBRATION_VOTES = "calibration_votes"
+    CALIBRATION_RESULT = "calibration_result"
+    CALIBRATION_KAPPA = "calibration_kappa"
+    CALIBRATION_ORIGINAL = "calibration_original"
+    CALIBRATION_REVIEWS = "calibration_reviews"
 
 
 class ReviewRef(BaseModel):
