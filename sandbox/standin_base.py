@@ -1,10 +1,11 @@
-"""What the Freshdesk and Intercom stand-ins share: uvicorn on 127.0.0.1 in a thread, a request log, and
+"""What the Zendesk, Freshdesk and Intercom stand-ins share: uvicorn on 127.0.0.1 in a thread, a request log, and
 test controls (forced 429s, outages, latency, writes answered 500 or cut off mid-response), with state
 optionally kept in a JSON file so a stand-in process outlives the app it serves (the crash test).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -95,53 +96,19 @@ class _Gate:
             await self.app(scope, replay, record)
 
 
-class HttpStandin:
-    """Base of a vendor stand-in: subclasses build routes in `_routes(app)` and hold state in `_state`."""
+class ServedStandin:
+    """A vendor stand-in's server and test controls: uvicorn on 127.0.0.1 in a thread, forced 429s,
+    outages, latency, writes answered 500 or cut off mid-response. Subclasses set `self.app`."""
 
     title = "stand-in"
+    app: FastAPI
 
-    def __init__(self, *, port: int = 0, state_file: str | None = None) -> None:
+    def __init__(self, *, port: int = 0) -> None:
         self.port = port
-        self.state_file = state_file
         self._lock = threading.RLock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._reset_controls()
-        self._state: JSONDict = self._empty_state()
-        if state_file is not None and os.path.exists(state_file):
-            with open(state_file, encoding="utf-8") as handle:
-                self._state = json.load(handle)
-        self.app = FastAPI(title=self.title, docs_url=None, redoc_url=None, openapi_url=None)
-        self.app.add_middleware(_Gate, standin=self)
-
-        @self.app.exception_handler(ApiError)
-        async def api_error(_request: Any, exc: ApiError) -> Response:
-            return exc.response()
-
-        self._routes(self.app)
-
-    # ----- for subclasses
-    def _empty_state(self) -> JSONDict:
-        raise NotImplementedError
-
-    def _routes(self, app: FastAPI) -> None:
-        raise NotImplementedError
-
-    def _authenticated(self, headers: dict[str, str]) -> bool:
-        raise NotImplementedError
-
-    def _unauthorized(self) -> ApiError:
-        return ApiError(401, {"message": "unauthorized"})
-
-    def _rate_limited(self, retry_after: int) -> ApiError:
-        return ApiError(429, {"message": "rate limited"}, {"Retry-After": str(retry_after)})
-
-    def _unavailable(self) -> ApiError:
-        return ApiError(503, {"message": "service unavailable"})
-
-    def _response_headers(self) -> list[tuple[bytes, bytes]]:
-        """Headers added to every answer (rate-limit counters, for vendors that send them)."""
-        return []
 
     # ----- lifecycle
     @property
@@ -154,26 +121,31 @@ class HttpStandin:
         """Serve in a background thread and return once the socket accepts requests."""
         if self._thread is not None:
             return self
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP;
+        # without it every response waits ~40 ms (Nagle against the client's delayed ACK).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
+        # log_config=None: leave the host process's logging (pytest, the demo) as it is.
         config = uvicorn.Config(
             self.app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2
         )
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=self.title, daemon=True)
         self._server, self._thread = server, thread
         thread.start()
         deadline = time.monotonic() + timeout
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
+                sock.close()
                 raise RuntimeError(f"{self.title} failed to start")
             time.sleep(0.01)
         return self
 
     def stop(self) -> None:
+        """Shut the server down (state is kept; start() serves it again on the same port)."""
         server, thread = self._server, self._thread
         self._server = self._thread = None
         if server is None or thread is None:
@@ -211,19 +183,14 @@ class HttpStandin:
             self._fail_after_write, self._drop_connection = times, drop
 
     def requests(self, method: str | None = None, path_contains: str | None = None) -> list[JSONDict]:
-        """Logged requests (method, path, query, json, headers, status); status None: no full answer."""
+        """Logged requests (method, path, query, json, status, ...); status None: no full answer."""
         with self._lock:
             return [
-                dict(e)
+                copy.deepcopy(e)
                 for e in self._log
                 if (method is None or e["method"] == method.upper())
                 and (path_contains is None or path_contains in e["path"])
             ]
-
-    def save(self) -> None:
-        """Write the state file now (no-op without one)."""
-        with self._lock:
-            self._save()
 
     # ----- plumbing
     def _reset_controls(self) -> None:
@@ -235,6 +202,84 @@ class HttpStandin:
         self._fail_after_write = 0
         self._drop_connection = False
 
+    def _save(self) -> None:
+        """Persist the state (subclasses that keep a state file)."""
+
+    def _internal_error(self) -> Response:
+        return JSONResponse({"message": "internal error"}, status_code=500)
+
+    def _write(self, apply: Callable[..., tuple[int, object]], *args: Any) -> Response:
+        """Apply a write under the lock (after the latency), then answer, fail or cut the connection."""
+        with self._lock:
+            latency = self._latency
+        if latency:
+            time.sleep(latency)
+        with self._lock:
+            try:
+                status, body = apply(*args)
+            except ApiError as exc:
+                return exc.response()
+            self._save()
+            fail = self._fail_after_write > 0
+            if fail:
+                self._fail_after_write -= 1
+            drop = self._drop_connection
+        if not fail:
+            return JSONResponse(body, status_code=status)
+        if drop:
+            return DroppedResponse()
+        return self._internal_error()
+
+
+class HttpStandin(ServedStandin):
+    """Base of a vendor stand-in with its state in one JSON dict (`_state`), kept in `state_file` if given;
+    subclasses build routes in `_routes(app)`."""
+
+    def __init__(self, *, port: int = 0, state_file: str | None = None) -> None:
+        super().__init__(port=port)
+        self.state_file = state_file
+        self._state: JSONDict = self._empty_state()
+        if state_file is not None and os.path.exists(state_file):
+            with open(state_file, encoding="utf-8") as handle:
+                self._state = json.load(handle)
+        self.app = FastAPI(title=self.title, docs_url=None, redoc_url=None, openapi_url=None)
+        self.app.add_middleware(_Gate, standin=self)
+
+        @self.app.exception_handler(ApiError)
+        async def api_error(_request: Any, exc: ApiError) -> Response:
+            return exc.response()
+
+        self._routes(self.app)
+
+    # ----- for subclasses
+    def _empty_state(self) -> JSONDict:
+        raise NotImplementedError
+
+    def _routes(self, app: FastAPI) -> None:
+        raise NotImplementedError
+
+    def _authenticated(self, headers: dict[str, str]) -> bool:
+        raise NotImplementedError
+
+    def _unauthorized(self) -> ApiError:
+        return ApiError(401, {"message": "unauthorized"})
+
+    def _rate_limited(self, retry_after: int) -> ApiError:
+        return ApiError(429, {"message": "rate limited"}, {"Retry-After": str(retry_after)})
+
+    def _unavailable(self) -> ApiError:
+        return ApiError(503, {"message": "service unavailable"})
+
+    def _response_headers(self) -> list[tuple[bytes, bytes]]:
+        """Headers added to every answer (rate-limit counters, for vendors that send them)."""
+        return []
+
+    def save(self) -> None:
+        """Write the state file now (no-op without one)."""
+        with self._lock:
+            self._save()
+
+    # ----- plumbing
     def _save(self) -> None:
         if self.state_file is None:
             return
@@ -271,28 +316,6 @@ class HttpStandin:
                 return self._rate_limited(self._forced_retry_after)
         return None
 
-    def _write(self, apply: Callable[..., tuple[int, object]], *args: Any) -> Response:
-        """Apply a write under the lock (after the latency), then answer, fail or cut the connection."""
-        with self._lock:
-            latency = self._latency
-        if latency:
-            time.sleep(latency)
-        with self._lock:
-            try:
-                status, body = apply(*args)
-            except ApiError as exc:
-                return exc.response()
-            self._save()
-            fail = self._fail_after_write > 0
-            if fail:
-                self._fail_after_write -= 1
-            drop = self._drop_connection
-        if not fail:
-            return JSONResponse(body, status_code=status)
-        if drop:
-            return DroppedResponse()
-        return JSONResponse({"message": "internal error"}, status_code=500)
-
     def _tick(self) -> int:
         """A strictly increasing Unix-second clock, so every write has a later stamp."""
         self._state["clock"] = max(int(time.time()), int(self._state.get("clock", 0)) + 1)
@@ -303,7 +326,9 @@ class HttpStandin:
         return int(self._state["next_id"]) - 1
 
 
-def serve_main(make: Callable[[Any], HttpStandin], add_args: Callable[[Any], None]) -> None:
+def serve_main(
+    make: Callable[[Any], ServedStandin], add_args: Callable[[Any], None], argv: list[str] | None = None
+) -> None:
     """`python -m sandbox.<vendor>_standin --port 0 --state FILE`: prints `READY <url>`, serves until SIGTERM."""
     import argparse
     import signal
@@ -313,7 +338,7 @@ def serve_main(make: Callable[[Any], HttpStandin], add_args: Callable[[Any], Non
     parser.add_argument("--state", default=None)
     parser.add_argument("--latency", type=float, default=0.0)
     add_args(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())

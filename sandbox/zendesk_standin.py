@@ -16,23 +16,20 @@ import json
 import math
 import os
 import re
-import signal
-import socket
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sandbox.standin_base import ApiError, ServedStandin, serve_main
 
 JSONDict = dict[str, Any]
 
@@ -45,14 +42,8 @@ FIRST_GENERATED_ID = 10_000_001
 AGENT_ROLES = ("agent", "admin")
 
 
-class ZendeskError(Exception):
+class ZendeskError(ApiError):
     """An API failure answered with Zendesk's status code and JSON error body."""
-
-    def __init__(self, status: int, body: JSONDict, headers: dict[str, str] | None = None) -> None:
-        super().__init__(f"{status} {body}")
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
 
 
 def _invalid(field: str, description: str) -> ZendeskError:
@@ -113,19 +104,6 @@ def _dedupe(items: list[str]) -> list[str]:
 
 def _json_error(error: ZendeskError) -> JSONResponse:
     return JSONResponse(error.body, status_code=error.status, headers=error.headers)
-
-
-class _DroppedResponse(Response):
-    """Starts a response promising a body, then ends: uvicorn closes the connection mid-response."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", b"1024")],
-            }
-        )
 
 
 class _Gate:
@@ -230,8 +208,11 @@ def _first_comment(comment: object) -> JSONDict:
     return {"description": text, "default_public": comment.get("public", True)}
 
 
-class ZendeskStandin:
-    """In-memory Zendesk Ticketing API v2 served by uvicorn on 127.0.0.1 in a background thread."""
+class ZendeskStandin(ServedStandin):
+    """In-memory Zendesk Ticketing API v2 served by uvicorn on 127.0.0.1 in a background thread
+    (the API lives under /api/v2 of `base_url`)."""
+
+    title = "zendesk-standin"
 
     def __init__(
         self,
@@ -242,16 +223,13 @@ class ZendeskStandin:
         rate_limit_per_minute: int | None = None,
         state_file: str | None = None,
     ) -> None:
+        super().__init__(port=port)
         self.email = email
         self.api_token = api_token
-        self.port = port
         self.rate_limit_per_minute = rate_limit_per_minute
         self.state_file = state_file
         self.api_user_id = API_USER_ID
         self.human_agent_id = HUMAN_AGENT_ID
-        self._lock = threading.RLock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self._clear()
         if state_file is not None and os.path.exists(state_file):
             self._load(state_file)
@@ -259,85 +237,7 @@ class ZendeskStandin:
 
     # ----- lifecycle -------------------------------------------------------------------------
 
-    @property
-    def base_url(self) -> str:
-        """Root URL of the stand-in, e.g. http://127.0.0.1:PORT (the API lives under /api/v2)."""
-        if self.port == 0:
-            raise RuntimeError("ZendeskStandin has no port yet: call start() first")
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> Self:
-        """Serve in a background thread and return once the socket accepts requests."""
-        if self._thread is not None:
-            return self
-        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose proto says TCP;
-        # without it every response waits ~40 ms (Nagle against the client's delayed ACK).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        self.port = sock.getsockname()[1]
-        # log_config=None: leave the host process's logging (pytest, the demo) as it is.
-        config = uvicorn.Config(
-            self.app, lifespan="off", log_config=None, access_log=False, timeout_graceful_shutdown=2
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="zendesk-standin", daemon=True
-        )
-        self._server, self._thread = server, thread
-        thread.start()
-        deadline = time.monotonic() + timeout
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                sock.close()
-                raise RuntimeError("Zendesk stand-in failed to start")
-            time.sleep(0.01)
-        return self
-
-    def stop(self) -> None:
-        """Shut the server down (state is kept; start() serves it again on the same port)."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None or thread is None:
-            return
-        server.should_exit = True
-        thread.join(timeout=10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # ----- test controls ---------------------------------------------------------------------
-
-    def force_429(self, times: int, retry_after: int = 1) -> None:
-        """Answer the next `times` authenticated requests with 429 and `Retry-After: retry_after`."""
-        with self._lock:
-            self._forced_429 = times
-            self._forced_retry_after = retry_after
-
-    def set_outage(self, on: bool) -> None:
-        """While on, every request gets 503."""
-        with self._lock:
-            self._outage = on
-
-    def set_latency(self, seconds: float) -> None:
-        """Wait this long before applying each write (the write still applies if the client goes away)."""
-        with self._lock:
-            self._latency = seconds
-
-    def fail_after_write(self, times: int, *, drop: bool = False) -> None:
-        """Apply the next `times` writes, then answer 500, or with `drop` cut the connection mid-response."""
-        with self._lock:
-            self._fail_after_write = times
-            self._drop_connection = drop
 
     def human_update(
         self, ticket_id: int, body: str = "Reply written in Zendesk", public: bool = True
@@ -403,16 +303,6 @@ class ZendeskStandin:
             requester_id = self._stored_ticket(id)["requester_id"]
             return [c for c in self.comments(id) if c["public"] and c["author_id"] != requester_id]
 
-    def requests(self, method: str | None = None, path_contains: str | None = None) -> list[JSONDict]:
-        """Logged requests (method, path, query, json, status, time); status None means no full answer."""
-        with self._lock:
-            return [
-                copy.deepcopy(entry)
-                for entry in self._log
-                if (method is None or entry["method"] == method.upper())
-                and (path_contains is None or path_contains in entry["path"])
-            ]
-
     def reset(self) -> None:
         """Forget all tickets, users (except the built-in ones), requests and test controls."""
         with self._lock:
@@ -430,14 +320,8 @@ class ZendeskStandin:
             self._clock = 0
             self._next_id = FIRST_GENERATED_ID
             self._next_ticket_id = 1
-            self._log: list[JSONDict] = []
+            self._reset_controls()
             self._recent: deque[float] = deque()
-            self._forced_429 = 0
-            self._forced_retry_after = 1
-            self._outage = False
-            self._latency = 0.0
-            self._fail_after_write = 0
-            self._drop_connection = False
             self._insert_user(API_USER_ID, self.email, "API user", "admin")
             self._insert_user(HUMAN_AGENT_ID, "human.agent@zendesk.invalid", "Human Agent", "agent")
 
@@ -633,22 +517,7 @@ class ZendeskStandin:
 
     # ----- writes ----------------------------------------------------------------------------
 
-    def _write(self, apply: Callable[..., tuple[int, JSONDict]], *args: Any) -> Response:
-        with self._lock:
-            latency = self._latency
-        if latency:
-            time.sleep(latency)
-        with self._lock:
-            status, body = apply(*args)
-            self._save()
-            fail = self._fail_after_write > 0
-            if fail:
-                self._fail_after_write -= 1
-            drop = self._drop_connection
-        if not fail:
-            return JSONResponse(body, status_code=status)
-        if drop:
-            return _DroppedResponse()
+    def _internal_error(self) -> Response:
         return JSONResponse({"error": "InternalServerError", "description": "Something went wrong"}, 500)
 
     def _update_ticket(self, ticket_id: int, payload: object) -> tuple[int, JSONDict]:
@@ -901,32 +770,25 @@ class ZendeskStandin:
         return app
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Serve the stand-in until SIGINT/SIGTERM, printing `READY <base_url>` once it listens."""
-    parser = argparse.ArgumentParser(description="Local Zendesk Ticketing API v2 stand-in")
-    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free port)")
-    parser.add_argument("--state", default=None, help="JSON file holding tickets and users across restarts")
+def _args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--email", default="bot@example.com")
     parser.add_argument("--api-token", default="zd-test-token")
     parser.add_argument("--rate-limit-per-minute", type=int, default=None)
-    parser.add_argument(
-        "--latency", type=float, default=0.0, help="seconds to wait before applying each write"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve the stand-in until SIGINT/SIGTERM, printing `READY <base_url>` once it listens."""
+    serve_main(
+        lambda a: ZendeskStandin(
+            email=a.email,
+            api_token=a.api_token,
+            port=a.port,
+            rate_limit_per_minute=a.rate_limit_per_minute,
+            state_file=a.state,
+        ),
+        _args,
+        argv,
     )
-    args = parser.parse_args(argv)
-    stopping = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stopping.set())
-    standin = ZendeskStandin(
-        email=args.email,
-        api_token=args.api_token,
-        port=args.port,
-        rate_limit_per_minute=args.rate_limit_per_minute,
-        state_file=args.state,
-    )
-    standin.set_latency(args.latency)
-    with standin:
-        print(f"READY {standin.base_url}", flush=True)
-        stopping.wait()
 
 
 if __name__ == "__main__":
