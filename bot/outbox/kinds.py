@@ -35,6 +35,8 @@ class OutboxKind(StrEnum):
     # issue 13: pings people act from, and the dead-letter alert with its Retry button
     SLACK_SLA_PING = "slack_sla_ping"
     SLACK_DEAD_LETTER_ALERT = "slack_dead_letter_alert"
+    # issue 12: calibration sessions (intro, cards, report), rendered from the store at delivery
+    SLACK_CALIBRATION = "slack_calibration"
 
 
 class Payload(BaseModel):
@@ -181,6 +183,18 @@ class DeadLetterAlert(Payload):
     retried_at: datetime | None = None
 
 
+CalibrationPart = Literal["intro", "card", "report"]
+
+
+class CalibrationMessage(Payload):
+    """A calibration session's message: its intro (which picks the channel), a review's card (posted once,
+    re-rendered in place after that: votes so far, or the verdicts once closed), or its report."""
+
+    session_id: int
+    part: CalibrationPart
+    review_id: str | None = None
+
+
 PAYLOADS: dict[OutboxKind, type[Payload]] = {
     OutboxKind.SLACK_POST: SlackPost,
     OutboxKind.SLACK_UPDATE: SlackUpdate,
@@ -194,6 +208,7 @@ PAYLOADS: dict[OutboxKind, type[Payload]] = {
     OutboxKind.DECISION_CALLBACK: DecisionCallback,
     OutboxKind.SLACK_SLA_PING: SlaPingMessage,
     OutboxKind.SLACK_DEAD_LETTER_ALERT: DeadLetterAlert,
+    OutboxKind.SLACK_CALIBRATION: CalibrationMessage,
 }
 
 
@@ -370,5 +385,23 @@ def enqueue_dead_letter_alert(
         kind=OutboxKind.SLACK_DEAD_LETTER_ALERT,
         payload=alert,
         order_key="ops",
+        dedupe_key=dedupe_key,
+    )
+
+
+def calibration_order(session_id: int) -> str:
+    """One calibration session's Slack work goes out in order: the intro, the cards, their updates, the report."""
+    return f"calibration:{session_id}"
+
+
+def enqueue_calibration(
+    session: Session, *, now: datetime, message: CalibrationMessage, dedupe_key: str | None = None
+) -> OutboxItem:
+    return _enqueue(
+        session,
+        now=now,
+        kind=OutboxKind.SLACK_CALIBRATION,
+        payload=message,
+        order_key=calibration_order(message.session_id),
         dedupe_key=dedupe_key,
     )
