@@ -156,6 +156,57 @@ def block_action_payload(
     }
 
 
+def home_action_payload(
+    *,
+    view: dict[str, Any],
+    action_id: str,
+    user_id: str,
+    user_name: str = "reviewer",
+    value: str | None = None,
+    block_id: str | None = None,
+    trigger_id: str | None = None,
+) -> dict[str, Any]:
+    """A `block_actions` payload for a click on the App Home tab (`view`: the published Home view).
+
+    As Slack sends it: the container is the view (no channel, no message, no response_url). Give
+    `block_id` to pick one line's button when several lines carry the same action_id.
+    """
+    action = _action(view, action_id, value=value, selected_option=None, block_id=block_id)
+    if block_id is not None and value is None:
+        block = next(b for b in view.get("blocks") or [] if b.get("block_id") == block_id)
+        element = next(e for e in _elements(block) if e.get("action_id") == action_id)
+        action.update(
+            value=element.get("value"), type=element.get("type", "button"), text=element.get("text")
+        )
+    return {
+        "type": "block_actions",
+        "user": _user(user_id, user_name),
+        "api_app_id": APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "container": {"type": "view", "view_id": view["id"]},
+        "trigger_id": trigger_id or _trigger_id(),
+        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+        "enterprise": None,
+        "is_enterprise_install": False,
+        "view": view,
+        "actions": [action],
+        "state": {"values": {}},
+    }
+
+
+def app_home_opened(user_id: str, *, tab: str = "home", view: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `app_home_opened` event (wrap it in `event_callback`); `view` once a Home was published before."""
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": "D0HOME" + user_id[-4:],
+        "tab": tab,
+    }
+    if view is not None:
+        event["view"] = view
+    return event
+
+
 def view_submission_payload(
     *, view: dict[str, Any], user_id: str, values: dict[str, Any], user_name: str = "reviewer"
 ) -> dict[str, Any]:

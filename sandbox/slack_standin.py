@@ -35,6 +35,9 @@ BOT_ID = "B0HITLBOT1"
 BOT_NAME = "hitl"
 
 MAX_MESSAGE_BLOCKS = 50
+# Tier 4 (views.publish, ...): 100+ calls a minute per workspace, with short bursts.
+TIER4_PER_MINUTE = 100
+TIER4_BURST = 20
 MAX_VIEW_BLOCKS = 100
 MAX_MESSAGE_BLOCK_TEXT = 12_000
 MAX_MESSAGE_TEXT = 40_000
@@ -329,6 +332,7 @@ class SlackStandin:
             "views.open": self._views_open,
             "views.push": self._views_open,
             "views.update": self._views_update,
+            "views.publish": self._views_publish,
             "users.info": self._users_info,
             "users.lookupByEmail": self._users_lookup_by_email,
             "usergroups.users.list": self._usergroups_users_list,
@@ -499,6 +503,16 @@ class SlackStandin:
         with self._lock:
             return copy.deepcopy(list(self._views.values()))
 
+    def home(self, user: str) -> dict[str, Any] | None:
+        """The Home tab view last published for `user` (None if none was)."""
+        with self._lock:
+            return copy.deepcopy(self._homes.get(user))
+
+    def homes(self) -> dict[str, dict[str, Any]]:
+        """Every published Home view, by user id."""
+        with self._lock:
+            return copy.deepcopy(self._homes)
+
     def files(self) -> list[dict[str, Any]]:
         """Completed file uploads: id, channel, title, initial_comment, length, head (first bytes), ..."""
         with self._lock:
@@ -520,6 +534,7 @@ class SlackStandin:
         self._messages: list[dict[str, Any]] = []
         self._ephemerals: list[dict[str, Any]] = []
         self._views: dict[str, dict[str, Any]] = {}
+        self._homes: dict[str, dict[str, Any]] = {}  # user id → their published Home view
         self._uploads: dict[str, dict[str, Any]] = {}
         self._files: list[dict[str, Any]] = []
         self._calls: list[dict[str, Any]] = []
@@ -641,6 +656,20 @@ class SlackStandin:
             wait = max(1, math.ceil((1 - tokens) / self.post_rate_per_channel))
             raise SlackError("ratelimited", status=429, headers={"Retry-After": str(wait)})
         self._buckets[channel] = (tokens - 1, now)
+
+    def _take_method_token(self, method: str, per_minute: float, burst: int) -> None:
+        """A workspace-wide token bucket for one Web API method (its tier); 429 with Retry-After when empty."""
+        rate, now = per_minute / 60.0, time.monotonic()
+        tokens, last = self._buckets.get(f"method:{method}", (float(burst), now))
+        tokens = min(float(burst), tokens + (now - last) * rate)
+        if tokens < 1:
+            self._buckets[f"method:{method}"] = (tokens, now)
+            raise SlackError(
+                "ratelimited",
+                status=429,
+                headers={"Retry-After": str(max(1, math.ceil((1 - tokens) / rate)))},
+            )
+        self._buckets[f"method:{method}"] = (tokens - 1, now)
 
     def _next_ts(self) -> str:
         us = max(int(time.time() * 1_000_000), self._last_ts_us + 1)
@@ -866,6 +895,21 @@ class SlackStandin:
             root_view_id=current["root_view_id"],
             previous_view_id=current["previous_view_id"],
         )
+
+    def _views_publish(self, args: dict[str, Any], root_url: str) -> dict[str, Any]:
+        """Publish a user's Home tab: a validated view of type "home", replacing the one before (hash checked)."""
+        user = _require(args, "user_id")
+        self._take_method_token("views.publish", TIER4_PER_MINUTE, TIER4_BURST)
+        view = validate_view(_require(args, "view"))
+        if view.get("type") != "home":
+            raise _invalid('views.publish takes a view of type "home"', "/view/type")
+        current = self._homes.get(user)
+        if args.get("hash") and current is not None and args["hash"] != current["hash"]:
+            raise SlackError("hash_conflict")
+        view_id = current["id"] if current is not None else self._new_id("V")
+        answer = self._store_view(view, view_id, root_view_id=view_id, previous_view_id=None)
+        self._homes[user] = self._views.pop(view_id)
+        return answer
 
     def _store_view(
         self, view: dict[str, Any], view_id: str, *, root_view_id: str, previous_view_id: str | None

@@ -1,10 +1,12 @@
 """The error handling of the Slack listeners: no click ever ends in Slack's error screen.
 
 `answer` is the one mapping from the decision exception hierarchy to what the clicker sees (an ephemeral
-message, or a DM where there is no channel) plus an audit row. `@answers_refusals` wraps every listener
-that acks first: a DecisionError raised after `ack()` is answered; any other exception is logged once
-with the review id and the clicker is told it failed. (Bolt 1.30's thread runner forgets an ack the
-listener already sent if the listener then raises, so the request would hang for 3 s and answer 404.)
+message, or a DM where there is no channel: a modal, the App Home tab) plus an audit row. A listener
+clicked on the App Home tab has that Home published again once it is done (`republish_home`).
+`@answers_refusals` wraps every listener that acks first: a DecisionError raised after `ack()` is
+answered; any other exception is logged once with the review id and the clicker is told it failed.
+(Bolt 1.30's thread runner forgets an ack the listener already sent if the listener then raises, so
+the request would hang for 3 s and answer 404.)
 `on_error` is Bolt's `@app.error` handler for what happens before an ack or outside listeners: one log
 line each, never a traceback for a request Slack (or a forger with our secret) got wrong.
 """
@@ -23,8 +25,9 @@ from slack_sdk.errors import SlackApiError
 
 from bot.app.runtime import Runtime
 from bot.review.decisions import DecisionError, report_refusal, tell
+from bot.slack.home import request_home
 from handlers.slack.context import RUNTIME_KEY, runtime_of
-from handlers.slack.payloads import review_id_of, where
+from handlers.slack.payloads import home_user, review_id_of, where
 
 LATE_MODAL_ERRORS = frozenset({"expired_trigger_id", "invalid_trigger_id"})
 FAILED_TEXT = (
@@ -77,8 +80,20 @@ def answers_refusals(listener: Callable[..., None]) -> Callable[..., None]:
                 failed(runtime, error, body, listener.__name__)
         except Exception as error:  # noqa: BLE001 - the one place a listener's failure is answered
             failed(runtime, error, body, listener.__name__)
+        republish_home(runtime, body)
 
     return run
+
+
+def republish_home(runtime: Runtime | None, body: dict[str, Any]) -> None:
+    """After a click on the App Home tab (or a modal opened from it), publish the clicker's Home again."""
+    user_id = home_user(body)
+    if runtime is None or user_id is None:
+        return
+    try:
+        request_home(runtime, user_id)
+    except Exception as exc:  # noqa: BLE001 - the click itself was answered; the Home catches up on the next open
+        log.error("could not ask for the App Home of %s: %r", user_id, exc)
 
 
 def _refuse(runtime: Runtime | None, error: DecisionError, body: dict[str, Any]) -> None:

@@ -234,8 +234,13 @@ def _in_view(payload: Interaction) -> bool:
     return payload.view is not None and payload.message is None
 
 
+def _in_home(payload: Interaction) -> bool:
+    """The click came from the clicker's App Home tab (a view of type "home"; no channel, no message)."""
+    return payload.view is not None and payload.view.type == "home" and payload.message is None
+
+
 def click_from_action(body: dict[str, Any]) -> Click:
-    """A button click on a review card or in a modal; keyed so a redelivered payload acts once."""
+    """A button click on a review card, in a modal or on the App Home tab; keyed so a redelivery acts once."""
     payload = _interaction(body)
     action = payload.actions[0]
     ref = _ref(action.value)
@@ -247,6 +252,12 @@ def click_from_action(body: dict[str, Any]) -> Click:
         "team_id": _team(payload),
     }
     key = f"{action.action_id}:{user.id}:{action.action_ts or ''}"
+    if _in_home(payload):
+        # Slack publishes one Home view per user: its id, the clicker and the action_ts name the click.
+        view_id = payload.view.id if payload.view else ""
+        return Click(
+            **common, channel="", message_ts="", delivery_key=f"action:home:{view_id}:{key}", surface="home"
+        )
     if _in_view(payload):
         view_id = payload.view.id if payload.view else ""
         meta = modal_meta_of(payload.view)
@@ -288,7 +299,7 @@ def click_from_view(body: dict[str, Any]) -> Click:
 
 
 def modal_meta(click: Click) -> ModalMeta:
-    """What a modal opened from this click must remember."""
+    """What a modal opened from this click must remember (no channel when opened from App Home)."""
     return ModalMeta(review_id=click.review_id, channel=click.channel, ts=click.message_ts)
 
 
@@ -345,3 +356,33 @@ def trigger_of(body: dict[str, Any]) -> str:
     if not trigger:
         raise ClickRefused(review_id_of(body), "Slack sent no trigger to open the window with; click again.")
     return trigger
+
+
+# ---------------------------------------------------------------- App Home
+
+
+def home_user(body: dict[str, Any]) -> str | None:
+    """The user whose App Home should be published again after this interaction (None: not from Home).
+
+    A click on the Home tab, or the submission of a modal opened from it (its metadata names no card
+    channel: modals opened from a card always carry the card's channel).
+    """
+    try:
+        payload = Interaction.model_validate(body)
+    except ValidationError:
+        return None
+    if payload.type == "block_actions" and _in_home(payload):
+        return payload.user.id
+    if payload.type == "view_submission":
+        meta = modal_meta_of(payload.view)
+        if meta is not None and not meta.channel:
+            return payload.user.id
+    return None
+
+
+def home_interaction(body: dict[str, Any]) -> Interaction:
+    """The payload of a click on the App Home tab (ClickRefused for one from anywhere else)."""
+    payload = _interaction(body)
+    if not _in_home(payload):
+        raise ClickRefused(None, "This button only works on the app's Home tab.")
+    return payload
