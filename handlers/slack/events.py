@@ -1,4 +1,7 @@
-"""Events API listeners: the bot events the manifest subscribes to (app_uninstalled, tokens_revoked)."""
+"""Events API listeners: the installation events the manifest subscribes to (app_uninstalled, tokens_revoked).
+
+The manifest's third bot event, app_home_opened, belongs to the App Home feature (handlers/slack/home.py).
+"""
 
 from __future__ import annotations
 
