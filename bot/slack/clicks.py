@@ -50,7 +50,12 @@ def ask_slack(runtime: Runtime) -> str | None:
             session.merge(
                 SchedulerState(
                     key=STATE_KEY,
-                    value={"team_id": team, "team": resp.get("team"), "bot_user_id": resp.get("user_id")},
+                    value={
+                        "team_id": team,
+                        "team": resp.get("team"),
+                        "bot_user_id": resp.get("user_id"),
+                        "url": resp.get("url"),  # the workspace URL: permalinks to cards are built from it
+                    },
                     updated_at=runtime.clock.now(),
                 )
             )
