@@ -12,6 +12,7 @@ from bot.app import metrics, scheduling
 from bot.app.runtime import Runtime
 from bot.callbacks import delivery as callback_delivery
 from bot.helpdesk import delivery as helpdesk_delivery
+from bot.outbox import alerts as outbox_alerts
 from bot.outbox.worker import OutboxWorker
 from bot.qa import rating
 from bot.reporting import digest, policy_audit
@@ -23,6 +24,7 @@ PARTS = (
     digest.install,
     policy_audit.install,
     slack_delivery.install,
+    outbox_alerts.install,  # the ops channel's dead-letter alert (issue 13)
     sla_engine.install,
     helpdesk_delivery.install,
     rating.install,

@@ -32,7 +32,7 @@ from sqlmodel import Session, col
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from bot.app.logging import log_context
-from bot.outbox.kinds import OutboxKind, SlackPost, enqueue_slack_post
+from bot.outbox.kinds import DeadLetterAlert, OutboxKind, enqueue_dead_letter_alert
 from bot.outbox.registry import Defer, KindPolicy, Permanent, Retry
 from storage import repo
 from storage.db import changed, session_scope
@@ -377,13 +377,10 @@ class OutboxWorker:
             policy.on_dead(session, row, f"{why}: {error[:500]}", now)
         ops = self.runtime.settings.ops_channel
         if policy.announce_dead and ops and row.kind != OutboxKind.SLACK_POST:
-            text = (
-                f":rotating_light: Outbox #{row.id} ({row.kind}) dead-lettered — {why}: "
-                f"{error[:300]}. Inspect with `hitl outbox list --dead`, "
-                f"retry with `hitl outbox retry {row.id}`."
-            )
-            post = SlackPost(channel=ops, text=text)
-            enqueue_slack_post(session, now=now, post=post, order_key="ops")
+            # Rendered at delivery (bot.outbox.alerts): the review, the customer impact, Retry and Open card.
+            alert = DeadLetterAlert(outbox_id=row.id or 0, channel=ops)
+            key = f"dead:{row.id}:{int(now.timestamp() * 1000)}"  # a row dead again later gets a new alert
+            enqueue_dead_letter_alert(session, now=now, alert=alert, dedupe_key=key)
 
 
 def _gives_up(
@@ -451,8 +448,18 @@ def _held(row: OutboxItem, token: str) -> tuple[ColumnElement[bool], ...]:
     )
 
 
-def requeue(*, runtime: Runtime, ids: list[int] | None = None, all_dead: bool = False) -> int:
-    """Put dead rows back in line (attempts reset); returns how many."""
+def requeue(
+    *,
+    runtime: Runtime,
+    ids: list[int] | None = None,
+    all_dead: bool = False,
+    actor: str = "cli",
+    via: str = "cli",
+) -> int:
+    """Put dead rows back in line (attempts reset), audited as `actor`; returns how many.
+
+    `hitl outbox retry` and the Retry button of a dead-letter alert (bot.outbox.alerts) both come here.
+    """
     now = runtime.clock.now()
     with session_scope(runtime.engine) as session:
         q = update(OutboxItem).where(col(OutboxItem.status) == OutboxStatus.DEAD)
@@ -472,5 +479,13 @@ def requeue(*, runtime: Runtime, ids: list[int] | None = None, all_dead: bool = 
                 locked_until=None,
             ),
         )
-        repo.audit(session=session, at=now, actor="cli", action="outbox_retry", ids=ids or "all", count=count)
+        repo.audit(
+            session=session,
+            at=now,
+            actor=actor,
+            action="outbox_retry",
+            ids=ids or "all",
+            count=count,
+            via=via,
+        )
         return int(count)

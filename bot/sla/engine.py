@@ -35,17 +35,21 @@ from sqlmodel import Session, col, select
 from bot.callbacks.queue import queue_timed_out
 from bot.outbox.kinds import (
     MovedFrom,
+    PingPlace,
     RefreshCard,
     ReviewCard,
     SlackDm,
     SlackPost,
+    SlaPingMessage,
     enqueue_refresh_card,
     enqueue_review_card,
+    enqueue_sla_ping,
     enqueue_slack_dm,
     enqueue_slack_post,
     review_order,
 )
 from bot.review.policy import Tier, TimeoutAction
+from bot.sla import messages as sla_messages
 from bot.sla.clock import sla_times
 from bot.sla.plan import (
     Step,
@@ -54,18 +58,9 @@ from bot.sla.plan import (
     next_step_at,
     ping_plan,
     sla_round,
-    sla_watchers,
     steps_due,
 )
-from bot.slack.blocks.sla import (
-    breach_headline,
-    breach_outside_text,
-    breach_thread_text,
-    moved_thread_text,
-    reassigned_dm_text,
-    reassigned_thread_text,
-    warning_text,
-)
+from bot.slack.blocks.sla import moved_thread_text, reassigned_dm_text, reassigned_thread_text
 from storage import repo
 from storage.db import is_sqlite, session_scope
 from storage.models import Review, ReviewStatus, SlaPing
@@ -516,40 +511,20 @@ class SlaEngine:
         )
 
     def _warn(self, f: _Firing) -> None:
-        mention = sla_watchers(f.tier).mention()
-        self._thread(f, warning_text(ticket_id=f.review.ticket_id, due=f.due, now=f.now, mention=mention))
+        # No group mention on a warning (issue 13): the ping names whoever claimed the review, if anyone.
+        self._ping(f, "thread")
         self._refresh(f)
         self._audit(f, "sla_warning")
 
     def _breach(self, f: _Firing) -> None:
-        review, step = f.review, f.step
+        step = f.step
         level = breach_level(f.tier, step.level)
-        people = breach_audience(f.tier, level)
-        mention = people.mention()
-        headline = breach_headline(
-            ticket_id=review.ticket_id, due=f.due, now=f.now, level=step.level, repeat=step.repeat
-        )
-        self._thread(f, breach_thread_text(headline, mention))
-        outside = breach_outside_text(
-            headline, channel=f.card_channel("?"), ticket_url=review.ticket_url, mention=mention
-        )
+        mention = breach_audience(f.tier, level).mention()
+        self._ping(f, "thread", mention=mention)
         if level.channel:
-            post = SlackPost(channel=level.channel, text=outside, review_id=review.id)
-            enqueue_slack_post(
-                f.session,
-                now=f.now,
-                post=post,
-                order_key=review_order(review.id),
-                dedupe_key=f"sla:{review.id}:{step.kind}:channel",
-            )
-        for user in people.users if level.dm else []:
-            enqueue_slack_dm(
-                f.session,
-                now=f.now,
-                dm=SlackDm(user=user, text=outside, review_id=review.id),
-                order_key=review_order(review.id),
-                dedupe_key=f"sla:{review.id}:{step.kind}:dm:{user}"[:200],
-            )
+            self._ping(f, "channel", mention=mention, channel=level.channel)
+        for user in breach_audience(f.tier, level).users if level.dm else []:
+            self._ping(f, "dm", mention=mention, user=user)
         if step.repeat == 0:
             self._refresh(f)
         self._audit(
@@ -560,6 +535,32 @@ class SlaEngine:
             channel=level.channel,
             dm=level.dm,
             mention=mention,
+        )
+
+    def _ping(
+        self,
+        f: _Firing,
+        place: PingPlace,
+        *,
+        mention: str = "",
+        channel: str | None = None,
+        user: str | None = None,
+    ) -> None:
+        """Queue one ping, rendered at delivery from the store (bot.sla.messages): state, customer, buttons."""
+        ping = SlaPingMessage(
+            review_id=f.review.id,
+            place=place,
+            step=f.step.kind,
+            level=f.step.level if f.step.action == "breach" else 0,
+            repeat=f.step.repeat,
+            fired_at=f.now,
+            channel=channel,
+            user=user,
+            mention=mention,
+        )
+        where = {"thread": "thread", "channel": "channel", "dm": f"dm:{user}"}[place]
+        enqueue_sla_ping(
+            f.session, now=f.now, ping=ping, dedupe_key=f"sla:{f.review.id}:{f.step.kind}:{where}"[:200]
         )
 
     def _timeout(self, f: _Firing) -> bool:
@@ -657,9 +658,10 @@ class SlaEngine:
 
 
 def install(runtime: Runtime) -> None:
-    """Add the SLA engine as `runtime.services.sla`; its jobs run on the shared scheduler."""
+    """Add the SLA engine as `runtime.services.sla` (its jobs run on the shared scheduler), and its ping kind."""
     if runtime.services.sla is not None:
         return
+    sla_messages.install(runtime)
     engine = SlaEngine(runtime)
     runtime.services.sla = engine
     if runtime.services.scheduler is not None:  # HITL_SCHEDULER=false: another replica keeps the time

@@ -114,8 +114,55 @@ def breach_audience(tier: Tier | None, level: EscalationLevel) -> People:
     return sla_watchers(tier) if level.level == 1 else People()
 
 
+@dataclass(frozen=True)
+class Snooze:
+    """A Snooze pressed on a breach ping: that level's steps from `at` on come `by` later."""
+
+    at: datetime
+    by: timedelta
+    user: str = ""
+
+
+def snooze_key(round_: int, level: int) -> str:
+    """Where a level's snooze is kept in `review.extra["sla_snoozes"]` (one per level and round)."""
+    return f"r{round_}:L{level}"
+
+
+def snoozes(review: SlaSubject) -> dict[str, Snooze]:
+    """The snoozes recorded on a review (bad entries are ignored: the plan then runs unsnoozed)."""
+    found: dict[str, Snooze] = {}
+    for key, raw in ((review.extra or {}).get("sla_snoozes") or {}).items():
+        try:
+            found[str(key)] = Snooze(
+                at=datetime.fromisoformat(raw["at"]),
+                by=timedelta(seconds=float(raw["seconds"])),
+                user=str(raw.get("user") or ""),
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+    return found
+
+
+def _postponed(
+    steps: list[Step], snooze: Snooze, end: datetime | None, hours: BusinessHours | None
+) -> list[Step]:
+    """A snoozed level: its steps from the snooze on come later; none runs into the next level."""
+    moved = [
+        Step(s.kind, add_after(s.due_at, snooze.by, hours), s.action, s.level, s.repeat)
+        if s.due_at >= snooze.at
+        else s
+        for s in steps
+    ]
+    return [s for s in moved if s.repeat == 0 or end is None or s.due_at < end]
+
+
 def _level_steps(
-    round_: int, due: datetime, levels: Sequence[EscalationLevel], i: int, hours: BusinessHours | None
+    round_: int,
+    due: datetime,
+    levels: Sequence[EscalationLevel],
+    i: int,
+    hours: BusinessHours | None,
+    snooze: Snooze | None = None,
 ) -> list[Step]:
     """Level `i`'s first ping and its reminders every `repeat_every` until the next level starts."""
     lv = levels[i]
@@ -130,7 +177,7 @@ def _level_steps(
         if end is not None and at >= end:
             break
         steps.append(Step(_kind(round_, f"breach:L{lv.level}:{k}"), at, "breach", lv.level, k))
-    return steps
+    return _postponed(steps, snooze, end, hours) if snooze is not None else steps
 
 
 def ping_plan(review: SlaSubject, policy: Policy) -> list[Step]:
@@ -151,8 +198,10 @@ def ping_plan(review: SlaSubject, policy: Policy) -> list[Step]:
     if review.sla_warn_at is not None and review.sla_warn_at < due:
         steps.append(Step(_kind(round_, "warn"), review.sla_warn_at, "warn"))
     levels = escalation_levels(tier)
+    snoozed = snoozes(review)
     for i in range(len(levels)):
-        steps += _level_steps(round_, due, levels, i, hours)
+        snooze = snoozed.get(snooze_key(round_, levels[i].level))
+        steps += _level_steps(round_, due, levels, i, hours, snooze)
     timeout = tier.escalation.on_timeout if tier else None
     if timeout is not None:
         at = add_after(due, timeout.after, hours)
@@ -197,6 +246,18 @@ def next_step_at(review: SlaSubject, policy: Policy, claimed: Collection[str]) -
     return next((s.due_at for s in ping_plan(review, policy) if s.kind not in claimed), None)
 
 
+def later_in_level(review: SlaSubject, policy: Policy, level: int, repeat: int) -> Step | None:
+    """The step of escalation `level` after its ping number `repeat` (this round), if the plan has one."""
+    return next(
+        (
+            s
+            for s in ping_plan(review, policy)
+            if s.action == "breach" and s.level == level and s.repeat > repeat
+        ),
+        None,
+    )
+
+
 # ---------------------------------------------------------------- the countdown
 
 
@@ -225,3 +286,15 @@ def sla_state(review: SlaOutcomeSubject, now: datetime) -> SlaState:
     if warn is not None and now >= warn:
         return SlaState("warning", f"⚠️ {format_duration(due - now)} left", due)
     return SlaState("on_track", f"⏳ {format_duration(due - now)} left", due)
+
+
+def next_in_level(review: SlaSubject, policy: Policy, level: int, claimed: Collection[str]) -> Step | None:
+    """The first unclaimed step of escalation `level` in the review's current round, if any is left."""
+    return next(
+        (
+            s
+            for s in ping_plan(review, policy)
+            if s.action == "breach" and s.level == level and s.kind not in claimed
+        ),
+        None,
+    )

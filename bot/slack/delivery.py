@@ -35,6 +35,7 @@ from bot.outbox.kinds import (
 from bot.outbox.registry import KindPolicy, Permanent
 from bot.outbox.worker import set_in_doubt
 from bot.review.people import PeopleDirectory
+from bot.sla import messages as sla_messages
 from bot.slack.blocks.card import moved_message, review_message
 from bot.slack.client import make_web_client
 from bot.slack.dedupe import first_delivery, prune
@@ -323,6 +324,7 @@ def deliver_refresh(runtime: Runtime, item: OutboxItem, p: RefreshCard) -> dict[
     if newer is not None:
         return {"skipped": f"superseded by outbox #{newer}"}
     review = _review(runtime, p.review_id)
+    sla_messages.update_review_messages(runtime, review)  # decided: its SLA pings and DMs say who handled it
     if not review.slack_ts or not review.slack_channel:
         return {"skipped": "not posted yet; the post renders the current state"}
     text, blocks = review_message(review, runtime.policy, runtime.clock.now(), settings=runtime.settings)

@@ -105,14 +105,16 @@ def test_each_step_fires_once_at_its_time_with_its_messages(rig: Rig, clock: Fak
     assert sla.next_due(rid) is None  # plan used up: nothing left to schedule, now or after a restart
     assert sla.reconcile() == 0 and SlaEngine(rt).rebuild() == 0
 
-    thread = [o for o in outbox(rt, "slack_post") if o.get("thread_ts") == "1700000000.000100"]
-    assert len(thread) == 4 and all(o["channel"] == "#fast-review" for o in thread)
-    assert "SLA warning" in thread[0]["text"] and "<!subteam^S0SUPERS>" in thread[0]["text"]
-    assert "SLA breached" in thread[1]["text"] and "<!subteam^S0SUPERS>" in thread[1]["text"]
-    assert "level 2" in thread[3]["text"] and "<@U0MANAGER>" in thread[3]["text"]
-    channels = Counter(o["channel"] for o in outbox(rt, "slack_post") if "thread_ts" not in o)
+    pinged = outbox(rt, "slack_sla_ping")
+    thread = [o for o in pinged if o["place"] == "thread"]
+    assert [o["step"] for o in thread] == ["warn", "breach:L1:0", "breach:L1:1", "breach:L2:0"]
+    # Warnings mention nobody (issue 13); breach pings mention whom their level names.
+    assert thread[0]["level"] == 0 and thread[0]["mention"] == ""
+    assert thread[1]["level"] == 1 and thread[1]["mention"] == "<!subteam^S0SUPERS>"
+    assert thread[3]["level"] == 2 and thread[3]["mention"] == "<@U0MANAGER>"
+    channels = Counter(o["channel"] for o in pinged if o["place"] == "channel")
     assert channels == {"#supervisors": 2, "#managers": 1}
-    assert [o["user"] for o in outbox(rt, "slack_dm")] == ["U0MANAGER"]
+    assert [o["user"] for o in pinged if o["place"] == "dm"] == ["U0MANAGER"]
     assert (
         len(outbox(rt, "slack_refresh_review")) == 3
     )  # warning, breach, escalation: the card's countdown state
@@ -190,7 +192,7 @@ def test_two_replicas_racing_claim_each_step_exactly_once(rig: Rig, clock: FakeC
     assert a.fired + b.fired == 12 * 4
     for rid in ids:
         assert pings(rt1, rid) == ["warn", "breach:L1:0", "breach:L1:1", "breach:L2:0"]
-    thread_posts = [o for o in outbox(rt1, "slack_post") if "thread_ts" in o]
+    thread_posts = [o for o in outbox(rt1, "slack_sla_ping") if o["place"] == "thread"]
     assert len(thread_posts) == 12 * 4
     assert audits(rt1) == {"sla_warning": 12, "sla_breach_ping": 24, "sla_escalation": 12}
 
@@ -227,8 +229,8 @@ def test_timeout_reassigns_and_tells_the_new_owner(rig: Rig, clock: FakeClock) -
     clock.advance(seconds=3.5)  # warn superseded, breach and timeout due
     assert sla.run_due() == 2
     assert load(rt, rid).assignee == "U0LEAD"
-    dms = outbox(rt, "slack_dm")
-    assert [d["user"] for d in dms] == ["U0SUPER", "U0LEAD"]  # the level-1 DM, then the new owner
+    assert [d["user"] for d in outbox(rt, "slack_sla_ping") if d["place"] == "dm"] == ["U0SUPER"]  # level 1
+    assert [d["user"] for d in outbox(rt, "slack_dm")] == ["U0LEAD"]  # then the new owner is told
     assert any("reassigned to <@U0LEAD>" in o["text"] for o in outbox(rt, "slack_post"))
 
 
@@ -247,5 +249,5 @@ def test_sweep_picks_up_new_reviews_and_reconcile_finds_any_missing(rig: Rig, cl
     # The card is not posted yet: the warning is bound to the card's thread when it is delivered.
     clock.advance(seconds=1.6)
     sla.run_due()
-    warn = [o for o in outbox(rt, "slack_post") if o["review_id"] == rid]
-    assert warn and warn[0]["in_review_thread"] and "thread_ts" not in warn[0]
+    warn = [o for o in outbox(rt, "slack_sla_ping") if o["review_id"] == rid]
+    assert warn and warn[0]["place"] == "thread" and "ts" not in warn[0]
