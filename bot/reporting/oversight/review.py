@@ -13,14 +13,28 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, distinct, func, select, text
 from sqlmodel import Session
 
+from bot.qa import calibration_store
 from bot.reporting.format import span_label
-from bot.reporting.oversight.customers import CustomerOutcomes, customer_lines, customer_outcomes
+from bot.reporting.oversight.changes import change_sections
+from bot.reporting.oversight.customers import (
+    CustomerOutcomes,
+    customer_lines,
+    customer_outcomes,
+    outcome_counts,
+)
 from bot.reporting.oversight.recommend import Recommendation, proposal, recommend, thresholds_for
-from bot.reporting.oversight.signals import Signals, WarningSign, calibration_note, warning_signs
+from bot.reporting.oversight.signals import (
+    Signals,
+    WarningSign,
+    calibration_note,
+    reviewer_signs,
+    warning_signs,
+)
 from bot.reporting.oversight.whatif import WhatIfRow, what_if
 from bot.reporting.stats.model import Band, Counts, Stats
 from bot.reporting.stats.query import columns, compute_stats
-from bot.review.policy import Policy
+from bot.reporting.stats.rollup import Window, stats_of, window
+from bot.review.policy import Oversight, Policy
 from storage.models import QA_SAMPLED, REPEAT_CONTACT, Decision, Review, SlaPing, UTCDateTime
 
 CONFIDENCE_CODES = frozenset({"confidence_high", "confidence_medium", "confidence_low"})
@@ -57,10 +71,10 @@ class OversightReview:
         return self.until - self.since
 
 
-def collect_signals(
+def repeat_contacts(
     *, session: Session, since: datetime, until: datetime, interaction_type: str | None = None
-) -> Signals:
-    """Repeat contacts among drafts created in the period; reviews escalated past their SLA in it."""
+) -> dict[str, int]:
+    """Drafts created in the period that a repeat contact sent to humans, per type."""
     # The partial index ix_reviews_repeat_contact holds only repeat-contact drafts; its predicate is
     # repeated verbatim so both databases can use it (SQLite's planner needs telling).
     hint = " INDEXED BY ix_reviews_repeat_contact" if session.get_bind().dialect.name == "sqlite" else ""
@@ -69,7 +83,20 @@ def collect_signals(
         f"SELECT interaction_type, count(*) FROM reviews{hint} WHERE {REPEAT_CONTACT} "
         f"AND created_at >= :since AND created_at < :until{type_filter} GROUP BY interaction_type"
     ).bindparams(bindparam("since", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime()))
-    params: dict[str, object] = {"since": since, "until": until}
+    params: dict[str, object] = {"since": since, "until": until, "itype": interaction_type}
+    return {str(t): int(n) for t, n in session.execute(rq, params)}
+
+
+def collect_signals(
+    *,
+    session: Session,
+    since: datetime,
+    until: datetime,
+    interaction_type: str | None = None,
+    repeats: dict[str, int] | None = None,
+) -> Signals:
+    """Repeat contacts among drafts created in the period (`repeats` when the rollup summed them already);
+    reviews escalated past their SLA in it; the unrated QA backlog."""
     r, s = columns(Review), columns(SlaPing)
     eq = (
         select(r.interaction_type, func.count(distinct(s.review_id)))
@@ -77,10 +104,13 @@ def collect_signals(
         .where(s.status == "fired", s.kind.like("%breach:%"), s.fired_at >= since, s.fired_at < until)
     )
     if interaction_type:
-        params["itype"] = interaction_type
         eq = eq.where(r.interaction_type == interaction_type)
+    if repeats is None:
+        repeats = repeat_contacts(
+            session=session, since=since, until=until, interaction_type=interaction_type
+        )
     return Signals(
-        repeat_contacts={str(t): int(n) for t, n in session.execute(rq, params)},
+        repeat_contacts=repeats,
         sla_escalations={t: int(n) for t, n in session.execute(eq.group_by(r.interaction_type))},
         qa_backlog=_qa_backlog(session, since, until, interaction_type),
     )
@@ -199,6 +229,68 @@ def _calibration(cur: Stats) -> dict[str, tuple[dict[int, Band], str]]:
     }
 
 
+@dataclass
+class _Periods:
+    """The periods a review reads, each summed once: from the stats rollup (`cached`) or by the exact
+    queries over the whole period."""
+
+    session: Session
+    oversight: Oversight
+    now: datetime
+    interaction_type: str | None
+    cached: bool
+    windows: dict[tuple[datetime, datetime], Window] = dataclasses.field(default_factory=dict)
+
+    def _window(self, since: datetime, until: datetime) -> Window:
+        if (since, until) not in self.windows:
+            self.windows[(since, until)] = window(
+                self.session, since=since, until=until, now=self.now, oversight=self.oversight
+            )
+        return self.windows[(since, until)]
+
+    def stats(self, since: datetime, until: datetime, calibration: bool) -> Stats:
+        if not self.cached:
+            return compute_stats(
+                session=self.session,
+                since=since,
+                until=until,
+                interaction_type=self.interaction_type,
+                oversight=self.oversight,
+                now=self.now,
+                calibration=calibration,
+            )
+        w = self._window(since, until)
+        return stats_of(
+            self.session,
+            w,
+            interaction_type=self.interaction_type,
+            oversight=self.oversight,
+            now=self.now,
+            calibration=calibration,
+        )
+
+    def outcomes(self, since: datetime, until: datetime) -> dict[str, CustomerOutcomes] | None:
+        if not self.cached:
+            return None
+        sums = self._window(since, until).picked(self.interaction_type)
+        return {t: outcome_counts(s.csat, s.reopened, s.resolved) for t, s in sums.items()}
+
+    def repeats(self, since: datetime, until: datetime) -> dict[str, int] | None:
+        if not self.cached:
+            return None
+        sums = self._window(since, until).picked(self.interaction_type)
+        return {t: s.repeat_contacts for t, s in sums.items() if s.repeat_contacts}
+
+    def signals(self, since: datetime, until: datetime) -> Signals:
+        return collect_signals(
+            session=self.session,
+            since=since,
+            until=until,
+            interaction_type=self.interaction_type,
+            repeats=self.repeats(since, until),
+        )
+
+
 def build_review(
     *,
     session: Session,
@@ -207,39 +299,32 @@ def build_review(
     period: timedelta,
     interaction_type: str | None = None,
     thresholds: dict[str, float] | None = None,
+    cached: bool = True,
 ) -> OversightReview:
-    """The oversight review of [now - period, now), compared with the period before it."""
+    """The oversight review of [now - period, now), compared with the period(s) before it.
+
+    `cached` reads closed days from the stats rollup (the same numbers; `False`: exact queries over
+    every period)."""
     o = policy.oversight
     since = now - period
-    cur = compute_stats(
-        session=session,
-        since=since,
-        until=now,
-        interaction_type=interaction_type,
-        oversight=o,
-        now=now,
-        calibration=True,
-    )
+    periods = _Periods(session, o, now, interaction_type, cached)
+    cur = periods.stats(since, now, calibration=True)
     earlier = [
-        compute_stats(
-            session=session,
-            since=since - (i + 1) * period,
-            until=since - i * period,
-            interaction_type=interaction_type,
-            oversight=o,
-            now=now,
-        )
+        periods.stats(since - (i + 1) * period, since - i * period, calibration=False)
         for i in range(max(1, o.sustained_periods - 1))
     ]
     prev = earlier[0]
     customers = customer_outcomes(
-        session=session, types=list(cur.by_type), since=since, until=now, window=o.came_back_window
+        session=session,
+        types=list(cur.by_type),
+        since=since,
+        until=now,
+        window=o.came_back_window,
+        counted=periods.outcomes(since, now),
     )
     judge = _Judge(session, policy, earlier, period, thresholds, customers)
-    cur_sig = collect_signals(session=session, since=since, until=now, interaction_type=interaction_type)
-    prev_sig = collect_signals(
-        session=session, since=since - period, until=since, interaction_type=interaction_type
-    )
+    cur_sig = periods.signals(since, now)
+    prev_sig = periods.signals(since - period, since)
     recs = [_recommendation(judge, itype, c) for itype, c in cur.by_type.items() if c.decided or c.volume]
     recs.sort(key=lambda r: (VERDICT_ORDER[r.verdict], r.interaction_type))
     return OversightReview(
@@ -248,11 +333,23 @@ def build_review(
         stats=cur,
         previous=prev,
         recommendations=recs,
-        warnings=warning_signs(cur, prev, cur_sig, prev_sig, o),
+        warnings=warning_signs(cur, prev, cur_sig, prev_sig, o)
+        + reviewer_signs(session=session, since=since, until=now, o=o),
         calibration=_calibration(cur),
         no_data=_no_data(policy, cur, interaction_type),
         customers=customers,
         overall=customer_lines(cur.total, _total(customers), period, o, None),
+        sections=[
+            ReviewSection(
+                "Calibration",
+                *calibration_store.review_summary(
+                    session=session, until=now, interaction_type=interaction_type
+                ),
+            )
+        ]
+        + [
+            ReviewSection(*s) for s in change_sections(session=session, policy=policy, now=now, period=period)
+        ],
     )
 
 
