@@ -32,6 +32,7 @@ from sandbox.demo.context import (
     load_sample_tickets,
 )
 from sandbox.demo.helpdesk import act_helpdesk, seed_zendesk
+from sandbox.demo.home import act_home
 from sandbox.demo.ingest import act_ingest
 from sandbox.demo.sla import act_sla
 from sandbox.demo.slack import act_slack
@@ -50,6 +51,7 @@ ACTS: list[Act] = [
     act_helpdesk,
     act_sla,
     act_ai_assist,
+    act_home,
     act_stats,  # keep last: it reports on everything the acts before it did
 ]
 

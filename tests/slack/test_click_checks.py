@@ -111,7 +111,8 @@ def test_a_button_in_a_modal_without_a_channel_that_names_another_review_is_answ
     nothing_changed(loop, other)
 
 
-def test_an_app_home_click_without_channel_or_metadata_is_refused_by_dm(loop: Loop) -> None:
+def test_an_app_home_click_from_another_workspace_is_refused_by_dm(loop: Loop) -> None:
+    # Home clicks are accepted from our own workspace (tests/slack/test_home.py); the workspace check holds.
     review_id = loop.post_draft()
     card = loop.card(review_id)
     payload = block_action_payload(
@@ -119,6 +120,8 @@ def test_an_app_home_click_without_channel_or_metadata_is_refused_by_dm(loop: Lo
     )
     for key in ("channel", "message", "response_url"):
         payload.pop(key)
+    payload["team"] = {"id": "T0ELSEWHERE", "domain": "elsewhere"}
+    payload["user"]["team_id"] = "T0ELSEWHERE"
     payload["container"] = {"type": "view", "view_id": "V0HOME0001"}
     payload["view"] = {"id": "V0HOME0001", "type": "home", "private_metadata": "", "state": {"values": {}}}
     assert loop.sim.post_action(payload).status_code == 200

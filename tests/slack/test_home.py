@@ -79,6 +79,13 @@ def settled_home(loop: Loop, user: str, timeout: float = 15.0) -> dict[str, Any]
     return home
 
 
+def gone_from_home(loop: Loop, user: str, review_id: str) -> dict[str, Any] | None:
+    """The user's Home once it no longer lists `review_id` (None while it still does)."""
+    home = loop.standin.home(user)
+    listed = home is not None and any(str(i).endswith(f":{review_id}") for i in ids(home))
+    return home if home is not None and not listed else None
+
+
 def open_home(loop: Loop, user: str, **event: Any) -> dict[str, Any]:
     resp = loop.sim.post_event(event_callback(app_home_opened(user, **event)))
     assert resp.status_code == 200
@@ -253,8 +260,8 @@ def test_approve_from_home_decides_once_updates_the_card_and_republishes_home(ho
     assert len(loop.audits("decision", waiting)) == 1
     assert_card_decided(loop, review)
 
-    home = valid(settled_home(loop, ALEX))
-    assert waiting not in line_ids(home, BlockId.HOME_WAITING), "Home was published again without it"
+    home = wait_for(lambda: gone_from_home(loop, ALEX, waiting), 10, "Home published again without it")
+    valid(home)
     assert not dms(loop, ALEX) and not loop.standin.ephemerals(ALEX), "nothing to tell: it worked"
 
 
@@ -274,7 +281,7 @@ def test_edit_from_home_opens_the_modal_and_its_submission_decides(home_loop: Lo
     assert ok.status_code == 200
     review = loop.decided(waiting)
     assert (review.decision, review.final_text) == (DecisionKind.EDIT, final)
-    assert waiting not in line_ids(settled_home(loop, ALEX), BlockId.HOME_WAITING)
+    wait_for(lambda: gone_from_home(loop, ALEX, waiting), 10, "Home published again without it")
 
 
 def test_a_forged_decision_from_home_is_refused_by_dm(home_loop: Loop) -> None:
@@ -362,3 +369,24 @@ def test_a_burst_of_opens_publishes_every_home_within_slacks_limit(home_loop: Lo
     calls = loop.standin.calls("views.publish")
     assert [c["status"] for c in calls].count(429) == 0, "paced below Tier 4"
     assert len(calls) == len(users), "one publish per user, however often they opened it"
+
+
+def test_claim_from_home_moves_the_line_to_my_claims_once(home_loop: Loop) -> None:
+    loop = home_loop
+    _, waiting, _ = three_reviews(loop)
+    view = open_home(loop, ALEX)
+    payload, resp = home_click(loop, view, BlockId.HOME_WAITING, waiting, ActionId.CLAIM, ALEX)
+    assert resp.status_code == 200
+    wait_for(lambda: loop.review(waiting).claimed_by == ALEX, 10, "the claim")
+    assert loop.sim.post_action(payload).status_code == 200  # redelivered
+    home = wait_for(
+        lambda: (h := loop.standin.home(ALEX)) and waiting in line_ids(h, BlockId.HOME_MY_CLAIMS) and h,
+        10,
+        "the claim on Home",
+    )
+    valid(home)
+    assert waiting not in line_ids(home, BlockId.HOME_WAITING)
+    assert buttons(home, BlockId.HOME_MY_CLAIMS, waiting) == {ActionId.UNCLAIM, *DECISION_BUTTONS}
+    loop.settled()
+    assert len(loop.audits("claim", waiting)) == 1
+    assert loop.review(waiting).status == ReviewStatus.PENDING, "claiming decides nothing"

@@ -67,7 +67,7 @@ def _customer(line: HomeLine) -> str:
     parts = [escape(line.customer_tier)] if line.customer_tier else []
     if line.account_value is not None:
         parts.append(f"value {line.account_value:,.0f}")
-    return " · ".join(parts) or "customer tier unknown"
+    return "customer " + (", ".join(parts) or "tier unknown")
 
 
 def _card_link(line: HomeLine) -> str:
@@ -81,7 +81,7 @@ def _card_link(line: HomeLine) -> str:
 def line_text(line: HomeLine, now: datetime, *, reader: str) -> str:
     """A Home line's mrkdwn: ticket and type, customer, age and SLA, the card, and who claimed it."""
     ticket = link(line.ticket_url, f"#{line.ticket_id}") if line.ticket_url else escape(f"#{line.ticket_id}")
-    head = f"*{escape(line.interaction_type)}* · {ticket} · {_customer(line)} · tier {escape(line.tier)}"
+    head = f"*{escape(line.interaction_type)}* · {ticket} · {_customer(line)} · {escape(line.tier)} tier"
     facts = [f"waiting {span(now - line.created_at)}", sla_state(line, now), _card_link(line)]
     if line.claimed_by and line.claimed_by != reader:
         facts.append(f"claimed by {mention(line.claimed_by)}")
