@@ -20,7 +20,7 @@ from typing import Any
 
 from slack_sdk.web import SlackResponse
 from sqlalchemy import or_, select, update
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from bot.app.runtime import Runtime
 from bot.outbox.kinds import (
@@ -31,6 +31,7 @@ from bot.outbox.kinds import (
     SlackEphemeral,
     SlackPost,
     SlackUpdate,
+    enqueue_refresh_card,
 )
 from bot.outbox.registry import KindPolicy, Permanent
 from bot.outbox.worker import set_in_doubt
@@ -330,3 +331,12 @@ def deliver_refresh(runtime: Runtime, item: OutboxItem, p: RefreshCard) -> dict[
     text, blocks = review_message(review, runtime.policy, runtime.clock.now(), settings=runtime.settings)
     call(runtime, "chat_update", channel=review.slack_channel, ts=review.slack_ts, text=text, blocks=blocks)
     return {"channel": review.slack_channel, "ts": review.slack_ts}
+
+
+def refresh_card(session: Session, *, review: Review, now: datetime) -> None:
+    """Queue a re-render of the review's card in the caller's transaction (e.g. its delivery state changed).
+
+    A review without a card (auto-sent) has nothing to refresh. Refreshes of one card are superseded by the
+    newest waiting one (`deliver_refresh`), so several state changes in a row cost one `chat.update`."""
+    if review.slack_ts:
+        enqueue_refresh_card(session, now=now, refresh=RefreshCard(review_id=review.id))

@@ -1,4 +1,4 @@
-"""Review card listeners: Approve, Edit, Take over, Reject, Show full message (one short function each).
+"""Review card listeners: Approve, Edit, Take over, Reject, Show full message, Details (one short function each).
 
 Every click is read into a typed `Click` and checked against the review it names (bot.review.decisions:
 same workspace, same card or modal) before anything happens; refusals are answered by `@answers_refusals`.
@@ -13,7 +13,9 @@ from slack_sdk import WebClient
 
 from bot.app.runtime import Runtime
 from bot.review.decisions import checked_review, decide, load_review, pending_click
+from bot.slack.blocks.card import outcome_line, status_line
 from bot.slack.blocks.modals import (
+    details_modal,
     edit_blocks,
     edit_modal,
     full_text_modal,
@@ -108,6 +110,17 @@ def show_full(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltCo
     client.views_open(trigger_id=trigger_of(body), view=full_text_modal(review, settings=runtime.settings))
 
 
+@answers_refusals
+def show_details(ack: Ack, body: dict[str, Any], client: WebClient, context: BoltContext) -> None:
+    """A decided card's details: the decision, and the customer's message, draft and sent text in full."""
+    ack()
+    runtime = runtime_of(context)
+    review = checked_review(runtime, click_from_action(body))
+    settings = runtime.settings
+    lines = f"{outcome_line(review)}\n{status_line(review, runtime.clock.now(), settings=settings)}"
+    client.views_open(trigger_id=trigger_of(body), view=details_modal(review, lines, settings=settings))
+
+
 def register(app: App, runtime: Runtime) -> None:
     """Register the review card's listeners."""
     app.action(ActionId.APPROVE)(approve)
@@ -117,3 +130,4 @@ def register(app: App, runtime: Runtime) -> None:
     app.action(ActionId.REJECT)(reject)
     app.view(CallbackId.REJECT_MODAL)(reject_submitted)
     app.action(ActionId.SHOW_FULL)(show_full)
+    app.action(ActionId.SHOW_DETAILS)(show_details)

@@ -80,7 +80,19 @@ def test_edit_opens_a_prefilled_modal_rejects_empty_and_records_the_final_text(l
     review = loop.decided(review_id)
     assert (review.status, review.final_text) == (ReviewStatus.EDITED, final)
     assert 0 < review.extra["edit_distance"] < 1
-    assert "Sent (edited" in json.dumps(loop.standin.message(card["channel"], card["ts"])["blocks"])
+    collapsed = loop.standin.message(card["channel"], card["ts"])
+    line = next(b for b in collapsed["blocks"] if b["block_id"] == BlockId.REVIEW_DECISION)["text"]["text"]
+    assert line.startswith("✏️ *Edited* (") and final not in json.dumps(collapsed["blocks"])
+    loop.click(collapsed, ActionId.SHOW_DETAILS, modal=True)
+    details = wait_for(
+        lambda: [v for v in loop.standin.views() if v.get("callback_id") == "review_details_modal"],
+        5,
+        "details",
+    )[-1]
+    sent = "".join(
+        b["text"]["text"] for b in details["blocks"] if b["block_id"].startswith("full_text:sent:")
+    )
+    assert sent == final, "the details modal holds the text sent"
     assert [r.payload["decision"] for r in loop.outbox("helpdesk_write", review_id)] == [DecisionKind.EDIT]
 
 

@@ -22,9 +22,17 @@ from slack_sdk.models.views import View
 from bot.ai.pii import placeholders_in, unmask_from
 from bot.app.settings import Settings, secret
 from bot.slack.blocks import limits
-from bot.slack.blocks.text import DEFECT_LABELS, customer_text, masked, masking, md, validated
+from bot.slack.blocks.text import (
+    DEFECT_LABELS,
+    customer_text,
+    masked,
+    masking,
+    md,
+    reject_reason,
+    validated,
+)
 from bot.slack.ids import ActionId, BlockId, CallbackId, ModalMeta, ReviewRef
-from storage.models import DefectCategory, Review
+from storage.models import DecisionKind, DefectCategory, Review
 
 INPUT_MAX = limits.INPUT_VALUE
 VIEW_MAX_BLOCKS = 100
@@ -215,35 +223,76 @@ def reject_modal(review: Review, meta: ModalMeta) -> View:
     )
 
 
-def full_text_modal(review: Review, *, settings: Settings | None = None) -> View:
-    """Everything the card had to trim: the customer's message, the draft and the text sent, in full."""
-    sections = [
+def _text_parts(key: str, name: str, text: str) -> list[Block]:
+    """One text as a header and plain-text sections of at most 3,000 characters ("full_text:<key>:<i>")."""
+    blocks: list[Block] = [HeaderBlock(block_id=f"{BlockId.FULL_TEXT}:{key}", text=name)]
+    for i, part in enumerate(_parts(limits.clean(text))):
+        blocks.append(
+            SectionBlock(
+                block_id=f"{BlockId.FULL_TEXT}:{key}:{i}",
+                text=PlainTextObject(text=part or " ", emoji=False),
+            )
+        )
+    return blocks
+
+
+def _within_view(blocks: list[Block]) -> list[Block]:
+    """At most Slack's 100 blocks a view: the end is cut with a note that the rest is in the ticket."""
+    if len(blocks) <= VIEW_MAX_BLOCKS:
+        return blocks
+    more = SectionBlock(
+        block_id=f"{BlockId.FULL_TEXT}:more", text=md("(longer still: the rest is in the ticket)")
+    )
+    return [*blocks[: VIEW_MAX_BLOCKS - 1], more]
+
+
+def _texts(review: Review, settings: Settings | None) -> list[tuple[str, str, str]]:
+    """(key, name, text) of the customer's message, the draft and, when it differs, the text sent."""
+    texts = [
         ("customer", "Customer wrote", customer_text(review, settings)),
         ("draft", "AI draft", masked(review.draft, settings)),
     ]
     if review.final_text and review.final_text != review.draft:
-        sections.append(("sent", "Sent", masked(review.final_text, settings)))
+        texts.append(("sent", "Sent", masked(review.final_text, settings)))
+    return texts
+
+
+def full_text_modal(review: Review, *, settings: Settings | None = None) -> View:
+    """Everything the card had to trim: the customer's message, the draft and the text sent, in full."""
     blocks: list[Block] = []
-    for key, name, text in sections:
-        blocks.append(HeaderBlock(block_id=f"{BlockId.FULL_TEXT}:{key}", text=name))
-        for i, part in enumerate(_parts(limits.clean(text))):
-            blocks.append(
-                SectionBlock(
-                    block_id=f"{BlockId.FULL_TEXT}:{key}:{i}",
-                    text=PlainTextObject(text=part or " ", emoji=False),
-                )
-            )
-    if len(blocks) > VIEW_MAX_BLOCKS:
-        blocks = blocks[: VIEW_MAX_BLOCKS - 1] + [
-            SectionBlock(
-                block_id=f"{BlockId.FULL_TEXT}:more", text=md("(longer still: the rest is in the ticket)")
-            )
-        ]
+    for key, name, text in _texts(review, settings):
+        blocks += _text_parts(key, name, text)
     title = limits.plain(f"Ticket {review.ticket_id}", limits.MODAL_TITLE)
     return View(
         type="modal",
         callback_id=CallbackId.FULL_TEXT_MODAL,
         title=title,
         close="Close",
-        blocks=validated(blocks),
+        blocks=validated(_within_view(blocks)),
+    )
+
+
+def details_modal(review: Review, decision: str, *, settings: Settings | None = None) -> View:
+    """A decided card's details: the decision (who, when, SLA, delivery, reason) and every text in full.
+
+    `decision` is the card's two lines (bot.slack.blocks.card), so the modal says what the card says."""
+    lines = [decision]
+    if review.decision == DecisionKind.REJECT:
+        lines.append(f"*Reason:* {reject_reason(review, 1000, settings)}")
+    elif review.final_text and review.final_text == review.draft:
+        lines.append("*Sent:* the AI draft, as written")
+    blocks: list[Block] = [
+        SectionBlock(
+            block_id=f"{BlockId.DETAILS}:decision", text=md(limits.fit("\n".join(lines), limits.SECTION_TEXT))
+        )
+    ]
+    for key, name, text in _texts(review, settings):
+        blocks += _text_parts(key, name, text)
+    title = limits.plain(f"Ticket {review.ticket_id}", limits.MODAL_TITLE)
+    return View(
+        type="modal",
+        callback_id=CallbackId.DETAILS_MODAL,
+        title=title,
+        close="Close",
+        blocks=validated(_within_view(blocks)),
     )

@@ -152,3 +152,39 @@ def reject_reason(review: Review, comment_budget: int, settings: Settings | None
     return label + (
         f": “{clip_escaped(masked(str(comment), settings), comment_budget)[0]}”" if comment else ""
     )
+
+
+def money(value: float, currency: str) -> str:
+    """An amount with its currency code: `12,500.00 EUR`."""
+    return f"{value:,.2f} {escape(currency)}"
+
+
+def quoted(body: str) -> str:
+    """Escaped mrkdwn as a block quote: each line starts with Slack's `>` (the text's own `>` are `&gt;`)."""
+    return "\n".join(f">{line}" if line else ">" for line in body.split("\n"))
+
+
+# What the helpdesk made of a decision (Review.helpdesk_state, set by bot.helpdesk.delivery).
+DELIVERY_STATE = {
+    "sent": "📨 Delivered to the helpdesk",
+    "assigned": "📌 Assigned in the helpdesk",
+    "noted": "📝 Noted on the ticket",
+    "conflict": "⚠️ *Not sent*: the ticket changed in the helpdesk meanwhile, nothing was overwritten (see thread)",
+    "failed": "❌ *Not delivered*: the helpdesk write failed (see thread)",
+    "rejected": "❌ *Not delivered*: the helpdesk refused the write (see thread)",
+    "closed": "❌ *Not delivered*: the ticket is closed in the helpdesk",
+}
+DELIVERY_PENDING = "⏳ Writing to the helpdesk…"
+
+
+REPLY_SENT = "📨 Reply sent to the customer"
+
+
+def delivery_text(state: str | None, *, reply: bool, helpdesk: bool = True) -> str | None:
+    """The delivery state of a decided review as the card shows it (`reply`: the decision sends a reply);
+    None when no helpdesk is configured, so nothing is written anywhere."""
+    if state is None:
+        return DELIVERY_PENDING if helpdesk else None
+    if state == "sent" and reply:
+        return REPLY_SENT
+    return DELIVERY_STATE.get(state, f"Helpdesk: {escape(state)}")

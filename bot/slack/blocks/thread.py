@@ -9,6 +9,7 @@ from bot.slack.blocks import limits
 from bot.slack.blocks.text import (
     DECISION_DONE,
     DECISION_ICON,
+    channel_ref,
     clip,
     clip_escaped,
     decision_line,
@@ -79,3 +80,67 @@ def already_decided_text(
 def not_allowed_text(why: str) -> str:
     """The ephemeral for a click by someone the policy does not let decide."""
     return limits.fit(f"🚫 {why} Nothing changed, and the attempt is in the audit log.", limits.FALLBACK_TEXT)
+
+
+# ---------------------------------------------------------------- claims (bot.review.claims)
+
+
+def _ticket(review: Review) -> str:
+    return f"ticket #{escape(review.ticket_id)}"
+
+
+def claim_held_text(*, holder: str, since: datetime | None, owner: bool = False) -> str:
+    """The ephemeral for a claim refused because someone else holds the review (or owns the ticket)."""
+    when = f" since {slack_date(since, '{time}')}" if since else ""
+    if owner:
+        return f"🙋 {mention(holder)} already owns this ticket{when}. Nothing changed."
+    return (
+        f"🙋 {mention(holder)} has claimed this review{when} and is working on it. Ask them, or a "
+        "supervisor (Unclaim / Reassign), before you take it. Nothing changed."
+    )
+
+
+def not_claimed_text() -> str:
+    """The ephemeral for Unclaim on a review nobody holds."""
+    return "Nobody has claimed this review, so there is nothing to unclaim. Nothing changed."
+
+
+_CLAIMED = {
+    ("claim", True): "🙋 You claimed {ticket}: the card says so, so nobody else works it.",
+    ("claim", False): "🙋 You already hold {ticket}. Nothing changed.",
+    ("reassign", True): "📌 {holder} holds {ticket} now; they were told by DM.",
+    ("reassign", False): "📌 {holder} already holds {ticket}. Nothing changed.",
+    ("take_ownership", True): "🙋 You own {ticket} now; the card's thread says so.",
+    ("take_ownership", False): "🙋 You already own {ticket}. Nothing changed.",
+}
+
+
+def claimed_text(review: Review, action: str, *, holder: str | None, changed: bool) -> str:
+    """What the clicker is told after Claim, Reassign or Take over (after a Reject) from a ping, DM or thread."""
+    template = _CLAIMED.get((action, changed), "{ticket}: done.")
+    return template.format(ticket=_ticket(review), holder=mention(holder))
+
+
+def unclaimed_text(review: Review, *, previous: str | None) -> str:
+    """What the clicker is told after Unclaim from a ping, DM or thread."""
+    return f"↩️ {_ticket(review).capitalize()} is unclaimed now (it was {mention(previous)}'s)."
+
+
+def reassigned_dm_text(review: Review, *, by: str) -> str:
+    """The DM to the person a supervisor reassigned a review to."""
+    where = f" in {channel_ref(review.slack_channel)}" if review.slack_channel else ""
+    kind = escape(review.interaction_type.replace("_", " "))
+    link_text = f" ({link(review.ticket_url, 'open ticket')})" if review.ticket_url else ""
+    return limits.fit(
+        f"📌 {mention(by)} assigned you {_ticket(review)} ({kind}, tier {escape(review.tier)}){link_text}: "
+        f"it waits for your decision{where}.",
+        limits.FALLBACK_TEXT,
+    )
+
+
+def ownership_thread_text(review: Review, *, user_id: str) -> str:
+    """The thread note when someone takes a rejected review's ticket over (not a second decision)."""
+    return (
+        f"🙋 {mention(user_id)} took {_ticket(review)} over after the rejection and owns it now. "
+        "The review stays rejected; nothing was sent to the customer."
+    )
