@@ -45,6 +45,7 @@ from bot.helpdesk.zendesk import ZendeskHelpdesk
 from bot.outbox.kinds import HelpdeskWrite, OutboxKind, SlackPost, enqueue_slack_post, review_order
 from bot.outbox.registry import KindPolicy, Permanent, Retry
 from bot.slack.delivery import call as slack_call
+from bot.slack.delivery import refresh_card
 from storage import repo
 from storage.db import changed, session_scope
 from storage.models import Decision, DecisionKind, DeliveryLedger, OutboxItem, Review
@@ -73,6 +74,7 @@ def _tell_reviewer_write_failed(session: Session, row: OutboxItem, why: str, now
     if review.helpdesk_state not in (REJECTED, "closed"):
         review.helpdesk_state = "failed"
     session.add(review)
+    refresh_card(session, review=review, now=now)  # the card shows the write failed
     missing = (
         "the customer has not got the reply"
         if write.decision in REPLY_DECISIONS
@@ -329,6 +331,7 @@ def deliver_decision(runtime: Runtime, item: OutboxItem, write: HelpdeskWrite) -
             if review is not None:
                 review.helpdesk_state = "closed" if isinstance(exc, Closed) else REJECTED
                 session.add(review)
+                refresh_card(session, review=review, now=runtime.clock.now())
         raise Permanent(str(exc)) from exc
 
 
@@ -681,6 +684,7 @@ def _settle(
         if review is not None and state_after is not None:
             review.helpdesk_state = state_after
             session.add(review)
+            refresh_card(session, review=review, now=now)  # the card shows it was delivered
         repo.audit(
             session=session,
             at=now,
@@ -712,6 +716,7 @@ def _conflict(
         if review is not None:
             review.helpdesk_state = CONFLICT
             session.add(review)
+            refresh_card(session, review=review, now=now)  # the card shows it was not sent
             url = _ticket_link(runtime, facts)
             link = f"<{url}|#{facts.ticket_id}>" if url else f"#{facts.ticket_id}"
             _tell_thread(
