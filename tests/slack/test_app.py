@@ -78,3 +78,15 @@ def test_manifest_stays_valid() -> None:
             check=False,
         )
         assert out.returncode == 0 and "is valid" in out.stdout, out.stdout + out.stderr
+
+
+def test_manifest_enables_the_home_tab_and_subscribes_to_its_event() -> None:
+    """The App Home tab is on (the Messages tab stays, read-only) and Slack tells us when it is opened."""
+    import yaml
+
+    manifest = yaml.safe_load((ROOT / "manifest.yml").read_text())
+    home = manifest["features"]["app_home"]
+    assert home["home_tab_enabled"] is True
+    assert home["messages_tab_enabled"] is True and home["messages_tab_read_only_enabled"] is True
+    events = manifest["settings"]["event_subscriptions"]["bot_events"]
+    assert "app_home_opened" in events and {"app_uninstalled", "tokens_revoked"} <= set(events)
