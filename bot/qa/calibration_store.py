@@ -218,11 +218,17 @@ def record_vote(
         voted_at=now,
     )
     vote, first, before = _insert_or_replace(session, vote)
+    after = vote.verdict + (f":{vote.category}" if vote.category else "")
+    changed = before is not None and before != after
     repo.audit(
         session=session,
         at=now,
         actor=voter,
-        action="calibration_vote" if first else "calibration_vote_changed",
+        action="calibration_vote"
+        if first
+        else "calibration_vote_changed"
+        if changed
+        else "calibration_vote_repeated",
         review_id=review_id,
         session_id=session_id,
         verdict=verdict.value,
@@ -231,7 +237,7 @@ def record_vote(
     )
     session.flush()
     count = Counter(v.voter for v in votes_of(session=session, session_id=session_id, review_id=review_id))
-    return VoteResult(vote, first, None if first else before, len(count))
+    return VoteResult(vote, first, before if changed else None, len(count))
 
 
 def _insert_or_replace(session: Session, vote: CalibrationVote) -> tuple[CalibrationVote, bool, str | None]:

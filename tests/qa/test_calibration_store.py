@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from bot.qa import calibration_store as store
-from bot.qa.calibration import Verdict
+from bot.qa.calibration import Agreement, Verdict
 from storage.db import make_engine, session_scope
 from storage.models import AuditEvent, CalibrationVote
 from tests.reporting.factory import NOW, Store
@@ -175,6 +175,11 @@ def test_two_voters_give_cohen_kappa_and_the_session_closes_once(engine: Engine)
         result = store.session_agreement(session=session, session_id=sid)
         cal = store.get_session(session=session, session_id=sid)
     assert cal is not None and cal.closed_by == "U0SUPER"
+    check_cohen(result)
+    check_summary(engine, sid)
+
+
+def check_cohen(result: Agreement) -> None:
     kappa = result.between
     assert kappa is not None and kappa.method == "cohen" and kappa.items == 4
     assert kappa.value == pytest.approx(0.5)
@@ -182,6 +187,9 @@ def test_two_voters_give_cohen_kappa_and_the_session_closes_once(engine: Engine)
     assert (result.with_original["U0ANA"].k, result.with_original["U0ANA"].n) == (4, 4)
     assert (result.with_original["U0BEN"].k, result.with_original["U0BEN"].n) == (3, 4)
     assert (result.overall.k, result.overall.n) == (7, 8)
+
+
+def check_summary(engine: Engine, sid: int) -> None:
     with session_scope(engine, readonly=True) as session:
         lines, per_type = store.review_summary(session=session, until=NOW)
     assert len(lines) == 1 and f"calibration #{sid} (order_status, closed" in lines[0]
