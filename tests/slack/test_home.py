@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ from slack_sdk.models.views import View
 from sqlalchemy import update
 
 from bot.app.settings import BUNDLED_POLICY
+from bot.reporting.home import HomeData, HomeLine
+from bot.slack.blocks.home import home_view
 from bot.slack.clicks import stored_team
 from bot.slack.home import home_publisher
 from bot.slack.ids import ActionId, BlockId, ReviewRef
@@ -390,3 +393,48 @@ def test_claim_from_home_moves_the_line_to_my_claims_once(home_loop: Loop) -> No
     loop.settled()
     assert len(loop.audits("claim", waiting)) == 1
     assert loop.review(waiting).status == ReviewStatus.PENDING, "claiming decides nothing"
+
+
+def test_refresh_publishes_what_arrived_since(home_loop: Loop) -> None:
+    loop = home_loop
+    three_reviews(loop)
+    view = open_home(loop, ALEX)
+    newer = loop.post_draft()
+    loop.card(newer)
+    payload = home_action_payload(view=view, action_id=ActionId.HOME_REFRESH, user_id=ALEX)
+    assert loop.sim.post_action(payload).status_code == 200
+    home = wait_for(
+        lambda: (h := loop.standin.home(ALEX)) and newer in line_ids(h, BlockId.HOME_WAITING) and h,
+        10,
+        "the new review on Home",
+    )
+    assert valid(home)["hash"] != view["hash"]
+
+
+def test_customer_text_on_a_home_line_cannot_ping_or_fake_a_link() -> None:
+    now = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
+    line = HomeLine(
+        review_id="r1",
+        ticket_id="<!channel>",
+        interaction_type="refund",
+        tier="standard",
+        route="review",
+        customer_tier="<https://evil.example|vip>",
+        account_value=12.5,
+        created_at=now - timedelta(minutes=3),
+        sla_warn_at=None,
+        sla_due_at=None,
+        channel="C0CARDS001",
+        ts="1.2",
+        claimed_by=None,
+        ticket_url=None,
+        actions=(ActionId.APPROVE,),
+    )
+    data = HomeData(
+        user_id=ALEX, now=now, my_claims=[], waiting=[line], breached=[], pending_total=1, breached_total=0
+    )
+    view = home_view(data).to_dict()
+    text = block(view, f"{BlockId.HOME_LINE}:{BlockId.HOME_WAITING}:r1")["text"]["text"]
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert "<https://evil.example" not in text and "no SLA" in text and "card in <#C0CARDS001>" in text
+    assert valid({"type": "home", **view})["blocks"][0]["block_id"] == BlockId.HOME_HEADER
