@@ -14,7 +14,7 @@ from bot.callbacks import delivery as callback_delivery
 from bot.helpdesk import delivery as helpdesk_delivery
 from bot.outbox import alerts as outbox_alerts
 from bot.outbox.worker import OutboxWorker
-from bot.qa import rating
+from bot.qa import calibration_service, rating
 from bot.reporting import digest, policy_audit
 from bot.sla import engine as sla_engine
 from bot.slack import delivery as slack_delivery
@@ -28,6 +28,7 @@ PARTS = (
     sla_engine.install,
     helpdesk_delivery.install,
     rating.install,
+    calibration_service.install,
     assist.install,
     callback_delivery.install,
     metrics.install,  # last: counts the calls of the Slack and helpdesk clients the parts above made

@@ -15,6 +15,7 @@ from typing import Literal, cast
 from slack_sdk.models.blocks import Block
 
 from bot.app.runtime import Runtime
+from bot.qa import calibration_service as calibration
 from bot.reporting.digest import scheduled_this_week, week_key
 from bot.reporting.format import span_label
 from bot.reporting.oversight.review import build_review
@@ -35,7 +36,7 @@ from storage import repo
 from storage.db import session_scope
 from storage.models import SchedulerState
 
-Action = Literal["help", "stats", "queue", "review", "digest"]
+Action = Literal["help", "stats", "queue", "review", "digest", "calibrate"]
 DEFAULT_PERIOD = {"stats": timedelta(days=7), "review": timedelta(days=30)}
 _TYPE = re.compile(r"^[a-z0-9_.-]{1,64}$")
 _THRESHOLD = re.compile(r"^([a-z0-9_.-]{1,64})=(0(?:\.\d+)?|1(?:\.0+)?|\.\d+)$")
@@ -51,6 +52,8 @@ USAGE = (
     "human involvement per type, with evidence, a what-if, calibration and warning signs "
     "(`/hitl review 30d`, `/hitl review 30d refund=0.90`)\n"
     "• `/hitl digest` — where and when the weekly oversight digest is posted\n"
+    "• `/hitl calibrate [type] [n]` — a calibration session: n past decided reviews (default 10, at most 25), decision "
+    "hidden, for reviewers to vote Good / Defect; `/hitl calibrate report [session]` closes it with kappa and agreement\n"
     "Periods look like `24h`, `7d`, `4w`, `30d` (stats default to 7d, the review to 30d)."
 )
 
@@ -67,6 +70,7 @@ class Command:
     tier: str | None = None
     chart: bool = False
     thresholds: dict[str, float] = field(default_factory=dict)
+    calibrate: calibration.CalibrateArgs | None = None
 
     @property
     def span(self) -> timedelta:
@@ -151,6 +155,11 @@ def parse_command(text: str) -> Command:
     if not words or words[0] in ("help", "?", "-h", "--help", "usage"):
         return Command("help")
     action, rest = words[0], words[1:]
+    if action == "calibrate":
+        try:
+            return Command("calibrate", calibrate=calibration.parse_calibrate(rest))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     if action not in ("stats", "queue", "review", "digest"):
         raise UsageError(f"I don't know `{mrkdwn_word(action)}`.")
     parsed = _Words(action)
@@ -184,6 +193,15 @@ def refusal(runtime: Runtime, cmd: Command, asker: Asker, *, now: datetime | Non
     Only `help` is open. The policy's `managers` may have everything else; when it names nobody the
     reports stay open to anyone (and `hitl policy check` warns about that).
     """
+    if cmd.action == "calibrate":  # managers and tier supervisors
+        why = calibration.run_refusal(
+            runtime,
+            user_id=asker.user_id,
+            channel=asker.channel_id,
+            text=asker.text,
+            now=now or runtime.clock.now(),
+        )
+        return None if why is None else Reply(text=why, blocks=text_blocks(why))
     managers = runtime.policy.managers
     if cmd.action in OPEN_ACTIONS or managers.anyone:
         return None
@@ -230,11 +248,20 @@ def _refusal_reply(cmd: Command, managers: People, why: str) -> Reply:
     return Reply(text=text, blocks=text_blocks(text))
 
 
-def answer(runtime: Runtime, cmd: Command, *, now: datetime | None = None) -> Reply:
+def answer(
+    runtime: Runtime, cmd: Command, *, now: datetime | None = None, asker: Asker | None = None
+) -> Reply:
     """Compute and render the answer to one command."""
     now = now or runtime.clock.now()
     if cmd.action == "help":
         return usage_reply()
+    if cmd.action == "calibrate":
+        if cmd.calibrate is None or asker is None or not asker.channel_id:
+            return usage_reply("`/hitl calibrate` runs in Slack, where the cards are posted.")
+        said = calibration.answer(
+            runtime, cmd.calibrate, user_id=asker.user_id, channel=asker.channel_id, now=now
+        )
+        return Reply(text=said, blocks=text_blocks(said))
     if cmd.action == "stats":
         return stats_reply(runtime, cmd, now)
     if cmd.action == "queue":

@@ -55,7 +55,7 @@ def respond_later(command: dict[str, Any], client: WebClient, respond: Respond, 
         text=str(command.get("text") or ""),
     )
     try:
-        reply = refusal(runtime, cmd, asker) or answer(runtime, cmd)
+        reply = refusal(runtime, cmd, asker) or answer(runtime, cmd, asker=asker)
     except Exception:  # the asker gets a sentence, the log gets the trace
         log.exception("/hitl %s failed", command.get("text"))
         reply = Reply(
