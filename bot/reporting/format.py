@@ -1,16 +1,39 @@
-"""Small formatters the reports share: rates, durations, periods, plurals and monospace tables."""
+"""Small formatters the reports share: rates, counts, money, durations, periods, plurals and tables."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from bot.common.durations import format_duration
 
 DATE_FORMAT = "%Y-%m-%d %H:%M"
+PHONE_WIDTH = 40  # characters a phone shows on one line of a code block; no report line is wider
 
 
 def pct(x: float | None) -> str:
     return "—" if x is None else f"{x:.0%}"
+
+
+def pct1(x: float | None) -> str:
+    """A rate with one decimal (3.1%), for small defect rates where 3% and 4% differ."""
+    return "—" if x is None else f"{x:.1%}"
+
+
+def count(n: int) -> str:
+    """`1,240`: a count with thousands separators."""
+    return f"{n:,}"
+
+
+def money(x: float) -> str:
+    """`$214`, `$12.5k`, `$1.2M`: an account value short enough for a phone line."""
+    if abs(x) >= 1_000_000:
+        return f"${x / 1_000_000:.1f}M"
+    if abs(x) >= 10_000:
+        return f"${x / 1000:.0f}k"
+    if abs(x) >= 1000:
+        return f"${x / 1000:.1f}k"
+    return f"${x:.0f}"
 
 
 def secs(x: float | None) -> str:
@@ -37,8 +60,16 @@ def dates_label(since: datetime, until: datetime) -> str:
     return f"{since.strftime(DATE_FORMAT)} → {until.strftime(DATE_FORMAT)} UTC"
 
 
+def top_n(items: Sequence[str], n: int, *, more: str = "more") -> list[str]:
+    """The first `n` items, then `and 3 more` when some were left out."""
+    shown = list(items[:n])
+    if len(items) > n:
+        shown.append(f"and {len(items) - n} {more}")
+    return shown
+
+
 def format_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
-    """Aligned lines: the first column left-aligned, the others right-aligned."""
+    """Aligned lines for the terminal: the first column left-aligned, the others right-aligned."""
     widths = [max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(columns)]
 
     def line(cells: tuple[str, ...]) -> str:
@@ -48,15 +79,3 @@ def format_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[
         ).rstrip()
 
     return [line(columns), *(line(r) for r in rows)]
-
-
-def code_table(columns: tuple[str, ...], rows: list[tuple[str, ...]], limit: int = 2900) -> str:
-    """A monospace table in a code block, cut to whole rows within `limit` characters."""
-    lines = format_table(columns, rows)
-    kept: list[str] = []
-    for line in lines:
-        if sum(len(x) + 1 for x in kept) + len(line) + 20 > limit:
-            kept.append(f"… {len(lines) - len(kept)} more")
-            break
-        kept.append(line)
-    return "```" + "\n".join(kept) + "```"

@@ -1,4 +1,4 @@
-"""The managers' `/hitl` command as a service: parse the words, compute, render (no Slack calls here).
+"""The managers' `/hitl` command as a service: parse the words, compute, render (no posting here).
 
 `/hitl stats [period] [type] [chart]`, `/hitl queue [tier]`, `/hitl review [period] [type] [type=0.85]`,
 `/hitl digest`, `/hitl help`. Anything else is answered with the usage, never an error trace.
@@ -32,6 +32,7 @@ from bot.slack.blocks.reports import (
     render_stats_blocks,
     text_blocks,
 )
+from bot.slack.permalinks import workspace_url
 from storage import repo
 from storage.db import session_scope
 from storage.models import SchedulerState
@@ -40,14 +41,14 @@ Action = Literal["help", "stats", "queue", "review", "digest", "calibrate"]
 DEFAULT_PERIOD = {"stats": timedelta(days=7), "review": timedelta(days=30)}
 _TYPE = re.compile(r"^[a-z0-9_.-]{1,64}$")
 _THRESHOLD = re.compile(r"^([a-z0-9_.-]{1,64})=(0(?:\.\d+)?|1(?:\.0+)?|\.\d+)$")
-QUEUE_PER_TIER = 8
 
 USAGE = (
     "*`/hitl`* — how the AI and its reviewers are doing\n"
     "• `/hitl stats [period] [type] [chart]` — volume by route and tier, approve/edit/take-over/reject rates, "
     "time to decision, SLA, AI error rate by type, top defects, QA of auto-sent replies "
     "(`/hitl stats 7d refund`, `/hitl stats 30d chart`)\n"
-    "• `/hitl queue [tier]` — pending reviews by tier, oldest first, with their SLA state\n"
+    "• `/hitl queue [tier]` — pending reviews soonest to breach first (breached on top), each linked to its "
+    "card, with tier, customer and SLA state\n"
     "• `/hitl review [period] [type] [type=threshold]` — oversight review: expand AI autonomy, keep, or increase "
     "human involvement per type, with evidence, a what-if, calibration and warning signs "
     "(`/hitl review 30d`, `/hitl review 30d refund=0.90`)\n"
@@ -296,14 +297,18 @@ def stats_reply(runtime: Runtime, cmd: Command, now: datetime) -> Reply:
         blocks.append(hint_block(hint))
     if not cmd.chart:
         return Reply(text, blocks)
-    from bot.reporting.charts import stats_chart_png
+    from bot.reporting.charts import NO_CHART, stats_chart_png
 
+    png = stats_chart_png(stats)
+    if png is None:  # a period without data: no empty axes, a sentence
+        blocks.append(hint_block(NO_CHART))
+        return Reply(text, blocks)
     span = span_label(cmd.span)
     name = f"hitl-stats-{span}{'-' + cmd.interaction_type if cmd.interaction_type else ''}.png"
     return Reply(
         text,
         blocks,
-        chart=stats_chart_png(stats),
+        chart=png,
         chart_name=name,
         chart_title=f"hitl stats · last {span} · {cmd.interaction_type or 'all types'}",
     )
@@ -330,11 +335,13 @@ def review_reply(runtime: Runtime, cmd: Command, now: datetime) -> Reply:
 
 
 def queue_reply(runtime: Runtime, tier: str | None, now: datetime) -> Reply:
-    """Pending reviews per tier, oldest first, with SLA state."""
+    """Pending reviews soonest to breach first, each linked to its card, with SLA state."""
     with session_scope(runtime.engine, readonly=True) as session:
         queue = pending_queue(session=session, now=now, tier=tier)
     channels = {name: t.channel for name, t in runtime.policy.tiers.items()}
-    text, blocks = render_queue_blocks(queue, channels)
+    # The workspace URL is stored once auth.test answered; asked of Slack only if it never has.
+    url = workspace_url(runtime) if queue.items else None
+    text, blocks = render_queue_blocks(queue, channels, workspace_url=url)
     return Reply(text, blocks)
 
 

@@ -165,7 +165,10 @@ def test_two_replicas_started_after_the_digest_time_post_it_once(
     messages = slack_standin.messages(MANAGERS)
     assert len(messages) == 1
     assert "Weekly oversight digest" in messages[0]["text"]
-    assert "increase human involvement" in json.dumps(messages[0]["blocks"])
+    assert "1 needs more oversight" in messages[0]["text"]
+    assert ":warning: More oversight · *order_status*" in json.dumps(
+        messages[0]["blocks"], ensure_ascii=False
+    )
     job = one.runtime.services.scheduler.get_job(JOB_ID)
     assert job is not None and job.next_run_time.weekday() == 0 and job.next_run_time.hour == 9
 

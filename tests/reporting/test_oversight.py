@@ -332,4 +332,5 @@ def assert_rendered(review: OversightReview) -> None:
     out = render_review_text(review)
     assert "INCREASE HUMAN INVOLVEMENT" in out and "what-if:" in out and "Warning signs:" in out
     text_, blocks = render_review_blocks(review)
-    assert "1 to give more human involvement" in text_ and 3 < len(blocks) <= 50
+    assert "0 types can take more autonomy, 1 needs more oversight, 1 keep as is" in text_
+    assert 3 < len(blocks) <= 50

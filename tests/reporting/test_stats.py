@@ -114,8 +114,11 @@ def test_renderings_carry_the_numbers(week: Engine) -> None:
     assert "median 7m 30s" in out and "p90 21m 30s" in out and "5 met · 3 breached" in out
     assert "order_status" in out and "40%" in out
     text_, blocks = render_stats_blocks(s)
-    assert "error rate 33%" in text_
-    payload = json.dumps([b.to_dict() for b in blocks])  # slack_sdk validates limits while building
+    assert "12 drafts in 7d · 17% auto-sent · SLA breached 3" in text_
+    payload = json.dumps(
+        [b.to_dict() for b in blocks], ensure_ascii=False
+    )  # slack_sdk validates limits while building
+    assert "*AI error rate*\\n33%" in payload and "5 met · 3 breached (38%)" in payload
     assert "hallucination 2" in payload and len(blocks) <= 50
     assert json.loads(json.dumps(s.as_dict()))["total"]["approve"] == 3
 

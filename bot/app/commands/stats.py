@@ -89,11 +89,15 @@ def stats(args: argparse.Namespace) -> int:
             )
         print(json.dumps(result.as_dict(), indent=2) if args.json else render_stats_text(result))
         if args.chart:
-            from bot.reporting.charts import stats_chart_png
+            from bot.reporting.charts import NO_CHART, stats_chart_png
 
+            png = stats_chart_png(result)
+            if png is None:
+                print(f"{NO_CHART} Nothing written to {args.chart}.", file=sys.stderr)
+                return 0
             try:
                 with open(args.chart, "wb") as fh:
-                    fh.write(stats_chart_png(result))
+                    fh.write(png)
             except OSError as exc:
                 raise CliError(f"--chart {args.chart}: {exc.strerror}") from None
             print(f"chart written to {args.chart}", file=sys.stderr)
