@@ -160,6 +160,11 @@ def ask(svc: Service, standin: Any, text: str, contains: str) -> dict[str, Any]:
     )
 
 
+def field_texts(blocks: list[Block]) -> list[str]:
+    fields = next(b for b in blocks if isinstance(b, SectionBlock) and b.fields)
+    return [f.text for f in fields.fields or []]
+
+
 def test_stats_lead_with_what_to_look_at_and_show_figures_as_fields(svc: Service, slack_standin: Any) -> None:
     e = ask(svc, slack_standin, "stats 7d", "hitl stats")
     blocks = assert_fits_a_phone(e)
@@ -168,15 +173,32 @@ def test_stats_lead_with_what_to_look_at_and_show_figures_as_fields(svc: Service
         "Look at: order_status (error rate 40%, 2 of 5 judged) · 1 review past SLA now"
     )
     assert "15 drafts in 7d · 13% auto-sent · SLA breached 3. Look at: order_status" in e["text"]
-    fields = next(b for b in blocks if isinstance(b, SectionBlock) and b.fields)
-    labels = [f.text.split("\n", 1)[0] for f in fields.fields or []]
+    fields = field_texts(blocks)
+    labels = [f.split("\n", 1)[0] for f in fields]
     assert labels[:4] == ["*Volume*", "*Decisions*", "*Time to decision*", "*SLA*"]
-    assert "*AI error rate*\n22%\n1 reject + 1 heavy edit\nof 9 judged" in [
-        f.text for f in fields.fields or []
-    ]
-    assert all("```" not in t for t in all_text(e["blocks"]))  # no monospace table at all
+    assert "*AI error rate*\n22%\n1 reject + 1 heavy edit\nof 9 judged" in fields
+    assert [t for t in all_text(e["blocks"]) if "```" in t] == []  # no monospace table at all
     by_type = next(t for t in all_text(e["blocks"]) if t.startswith("*By interaction type*"))
     assert by_type.splitlines()[1] == "• *order_status* 8 drafts · error 40% · QA pass 50% · SLA breached 33%"
+
+
+def section_texts(message: dict[str, Any]) -> list[str]:
+    return [b["text"]["text"] for b in message["blocks"] if b["type"] == "section" and "text" in b]
+
+
+def assert_folded(message: dict[str, Any], names: list[str]) -> str:
+    """Exactly one section holds the kept types, all on its first line; none has an entry of its own."""
+    texts = section_texts(message)
+    folded = [t for t in texts if t.startswith("*Keep as is* (")]
+    assert [t.splitlines()[0] for t in folded] == [f"*Keep as is* ({len(names)}): " + ", ".join(names)]
+    assert [t for t in texts if t.startswith("Keep as is · ")] == []
+    return folded[0]
+
+
+def assert_confirmed(button: dict[str, Any], change: str) -> None:
+    confirm = button["confirm"]
+    assert (confirm["confirm"]["text"], confirm["deny"]["text"]) == ("Accept", "Cancel")
+    assert change in confirm["text"]["text"]
 
 
 def test_review_counts_verdicts_first_folds_kept_types_and_offers_accept_where_it_changes(
@@ -185,14 +207,13 @@ def test_review_counts_verdicts_first_folds_kept_types_and_offers_accept_where_i
     e = ask(svc, slack_standin, "review 7d", "Oversight review")
     assert_fits_a_phone(e)
     summary = first_text(e).splitlines()
-    assert summary[0] == "*Oversight review · last 7d*"
-    assert summary[1] == "0 types can take more autonomy, 1 needs more oversight, 4 keep as is"
+    assert summary[:2] == [
+        "*Oversight review · last 7d*",
+        "0 types can take more autonomy, 1 needs more oversight, 4 keep as is",
+    ]
     assert summary[2].startswith("To do: accept or leave the 1 proposal below · ")
     assert "1 needs more oversight, 4 keep as is" in e["text"]
-    texts = [b["text"]["text"] for b in e["blocks"] if b["type"] == "section"]
-    folded = [t for t in texts if "*Keep as is* (4): " in t]
-    assert len(folded) == 1 and "billing, password_reset, refund, shipping" in folded[0]
-    assert not any(t.startswith("Keep as is · ") for t in texts)  # no kept type gets its own entry
+    assert_folded(e, ["billing", "password_reset", "refund", "shipping"])
     buttons = accept_buttons(e)
     assert list(buttons) == ["order_status"]
     button = buttons["order_status"]
@@ -200,8 +221,7 @@ def test_review_counts_verdicts_first_folds_kept_types_and_offers_accept_where_i
     assert button["text"].startswith(
         ":warning: More oversight · *order_status*\nauto-send at 0.95 instead of 0.90"
     )
-    assert button["confirm"]["confirm"]["text"] == "Accept" and button["confirm"]["deny"]["text"] == "Cancel"
-    assert "auto-send at 0.95 instead of 0.90" in button["confirm"]["text"]["text"]
+    assert_confirmed(button, "auto-send at 0.95 instead of 0.90")
 
 
 def test_an_empty_period_gets_no_chart_but_a_sentence(
@@ -267,30 +287,37 @@ def card_of(svc: Service, review_id: str) -> Review:
     return wait_for(posted, what="the card to be posted")  # type: ignore[no-any-return]
 
 
+def seed_queue(svc: Service, clock: FakeClock) -> dict[str, Review]:
+    """Three pending reviews with posted cards, created in another order than they breach."""
+    late = post(svc, "Q-LATE")  # standard tier, SLA 30m: due at +30m
+    clock.advance(minutes=10)
+    vip = post(svc, "Q-VIP", customer={"name": "Ana", "tier": "vip", "account_value": 25000.0})  # vip: 15m
+    later = post(svc, "Q-LATER")  # standard, due at +40m
+    cards = {"vip": card_of(svc, vip), "late": card_of(svc, late), "later": card_of(svc, later)}
+    clock.advance(minutes=16)  # now +26m: the VIP review 1m past its SLA, the first one due in 4m
+    return cards
+
+
+def permalinks(standin: Any, cards: dict[str, Review]) -> dict[str, str]:
+    """What Slack's chat.getPermalink answers for each card."""
+    web = WebClient(token=BOT_TOKEN, base_url=standin.base_url)
+    return {
+        k: str(web.chat_getPermalink(channel=str(r.slack_channel), message_ts=str(r.slack_ts))["permalink"])
+        for k, r in cards.items()
+    }
+
+
 def test_queue_sorts_by_time_to_breach_and_links_every_line_to_its_card(
     queue_svc: tuple[Service, FakeClock], slack_standin: Any
 ) -> None:
     svc, clock = queue_svc
-    late = post(svc, "Q-LATE")  # standard tier, SLA 30m: due at +30m
-    clock.advance(minutes=10)
-    vip = post(  # a VIP customer: the vip tier, SLA 15m, due at +25m: breached first
-        svc, "Q-VIP", customer={"name": "Ana", "tier": "vip", "account_value": 25000.0}
-    )
-    later = post(svc, "Q-LATER")  # standard, due at +40m
-    cards = {rid: card_of(svc, rid) for rid in (late, vip, later)}
-    clock.advance(minutes=16)  # now +26m: the VIP review 1m past its SLA, the first one due in 4m
-
+    cards = seed_queue(svc, clock)
     e = ask(svc, slack_standin, "queue", "Queue · 3 pending")
     assert_fits_a_phone(e)
-    web = WebClient(token=BOT_TOKEN, base_url=slack_standin.base_url)
-    links = {
-        rid: web.chat_getPermalink(channel=str(r.slack_channel), message_ts=str(r.slack_ts))["permalink"]
-        for rid, r in cards.items()
-    }
-    summary = first_text(e).splitlines()
-    assert summary == [
+    links = permalinks(slack_standin, cards)
+    assert first_text(e).splitlines() == [
         "*Queue · 3 pending · 1 past SLA*",
-        f":red_circle: Start with <{links[vip]}|order_status #Q-VIP>: 1m past SLA",
+        f":red_circle: Start with <{links['vip']}|order_status #Q-VIP>: 1m past SLA",
     ]
     assert "1 past their SLA; first: order_status #Q-VIP (1m past SLA)" in e["text"]
     lines = e["blocks"][2]["text"]["text"].splitlines()
@@ -299,8 +326,8 @@ def test_queue_sorts_by_time_to_breach_and_links_every_line_to_its_card(
         ":large_orange_circle: due in 4m",
         ":white_circle: due in 14m",
     ]
-    for line, rid in zip(lines, (vip, late, later), strict=True):
-        assert f"<{links[rid]}|order_status #{cards[rid].ticket_id}>" in line
+    expected = [f"<{links[k]}|order_status #{cards[k].ticket_id}>" for k in ("vip", "late", "later")]
+    assert [line.split(" · ")[1] for line in lines] == expected
     assert lines[0].endswith("· vip · vip · value $25k · take over")
     assert "standard · value $420" in lines[1]
     assert e["blocks"][1]["elements"][0]["text"].startswith("By tier: standard 2 · vip 1 (1 past SLA)")
@@ -383,26 +410,20 @@ def test_many_types_fold_into_one_line_and_other_features_sections_show() -> Non
     text, blocks = render_review_blocks(many_types_review())
     message = {"text": text, "blocks": [b.to_dict() for b in blocks]}
     assert_fits_a_phone(message)
-    assert (
-        first_text(message).splitlines()[1]
-        == "2 types can take more autonomy, 1 needs more oversight, 9 keep as is"
-    )
+    summary = first_text(message).splitlines()[1]
+    assert summary == "2 types can take more autonomy, 1 needs more oversight, 9 keep as is"
     buttons = accept_buttons(message)
     assert sorted(buttons) == ["order_status", "refund", "shipping"]
-    assert buttons["shipping"]["value"] == {"t": "shipping", "v": "expand", "c": 0.9, "p": 0.85, "d": 7}
-    assert buttons["shipping"]["text"].startswith(":arrow_up: Expand autonomy · *shipping*")
-    assert (
-        "• QA defects: auto-sent 3.1% of 97 rated · human-approved 1.0% of 100 rated"
-        in buttons["shipping"]["text"]
-    )
+    shipping = buttons["shipping"]
+    assert shipping["value"] == {"t": "shipping", "v": "expand", "c": 0.9, "p": 0.85, "d": 7}
+    assert shipping["text"].startswith(":arrow_up: Expand autonomy · *shipping*")
+    assert "• QA defects: auto-sent 3.1% of 97 rated · human-approved 1.0% of 100 rated" in shipping["text"]
+    assert_confirmed(shipping, "auto-send at 0.85 instead of 0.90")
     assert "• Calibration sessions: agreement 72%" in buttons["refund"]["text"]
-    texts = [b["text"]["text"] for b in message["blocks"] if b["type"] == "section"]
-    folded = [t for t in texts if t.startswith("*Keep as is* (9): ")]
-    assert folded == ["*Keep as is* (9): " + ", ".join(f"type_{i}" for i in range(9))]
-    assert "*Calibration sessions*\n• 2 sessions this week, reviewers agreed on 91% of drafts" in texts
-    assert texts.index(folded[0]) < texts.index(
-        "*Calibration sessions*\n• 2 sessions this week, reviewers agreed on 91% of drafts"
-    )
+    folded = assert_folded(message, [f"type_{i}" for i in range(9)])
+    texts = section_texts(message)
+    section = "*Calibration sessions*\n• 2 sessions this week, reviewers agreed on 91% of drafts"
+    assert texts.index(folded) < texts.index(section)  # other features' sections come after the verdicts
 
 
 # ---------------------------------------------------------------- the weekly digest
