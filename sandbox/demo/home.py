@@ -84,25 +84,22 @@ def _publish_figures(ctx: DemoContext) -> None:
 
 
 def _post_draft(ctx: DemoContext, n: int) -> str:
-    body = {
-        "ticket_id": str(880_000 + 10 * secrets.randbelow(10**4) + n),  # Zendesk ticket ids are numbers
+    ticket = 880_000 + 10 * secrets.randbelow(10**4) + n  # Zendesk ticket ids are numbers
+    subject, message = f"Order #{4100 + n}", f"Hi, where is my order #{4100 + n}? It was due yesterday."
+    body: dict[str, Any] = {
+        "ticket_id": str(ticket),
         "interaction_type": "order_status",
         "confidence": 0.72,
-        "customer_message": f"Hi, where is my order #{4100 + n}? It was due yesterday.",
+        "customer_message": message,
         "draft": f"Hi! Your order #{4100 + n} left our warehouse this morning and arrives tomorrow.",
-        "subject": f"Order #{4100 + n}",
+        "subject": subject,
         "customer": {"id": f"cus_home_{n}", "name": "Lee Chen", "tier": "standard", "account_value": 310.0},
     }
     zendesk = ctx.standins.get("zendesk")
     if zendesk is not None:  # the ticket exists in the helpdesk, so the approved reply is written back
         requester = HOME_REQUESTER_ID + n
         zendesk.add_user(requester, f"lee.chen+{n}@example.com", "Lee Chen", role="end-user")
-        zendesk.add_ticket(
-            int(body["ticket_id"]),
-            subject=body["subject"],
-            requester_id=requester,
-            description=body["customer_message"],
-        )
+        zendesk.add_ticket(ticket, subject=subject, requester_id=requester, description=message)
     resp = ctx.api.post("/v1/drafts", json=body)
     resp.raise_for_status()
     return str(resp.json()["id"])
