@@ -44,6 +44,7 @@ from bot.helpdesk.webhook import WebhookSender
 from bot.helpdesk.zendesk import ZendeskHelpdesk
 from bot.outbox.kinds import HelpdeskWrite, OutboxKind, SlackPost, enqueue_slack_post, review_order
 from bot.outbox.registry import KindPolicy, Permanent, Retry
+from bot.qa.human import sample_delivered_reply
 from bot.slack.delivery import call as slack_call
 from bot.slack.delivery import refresh_card
 from storage import repo
@@ -685,6 +686,7 @@ def _settle(
             review.helpdesk_state = state_after
             session.add(review)
             refresh_card(session, review=review, now=now)  # the card shows it was delivered
+        sample_delivered_reply(session, runtime.policy, facts, key=key, settled=state, now=now)
         repo.audit(
             session=session,
             at=now,

@@ -1,8 +1,9 @@
-"""QA of auto-sent replies: the card in the QA channel, the defect modal, and recording one rating per reply.
+"""QA of sent replies: the card in the QA channel, the defect modal, and recording one rating per reply.
 
 Human-on-the-loop: an auto-sent reply has already reached the customer. The policy's sampled share is
 posted to `policy.qa.channel` with Good / Defect; the rating joins the feedback store as a `Decision`
-with stage "qa" (one per review: the second rater is told who rated first).
+with stage "qa" (one per review: the second rater is told who rated first). Approved and edited replies
+drawn by `bot.qa.human` once delivered are rated the same way, by anyone but the person who approved them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlmodel import Session, select
 from bot.app.runtime import Runtime
 from bot.outbox.kinds import OutboxKind, QaCard, SlackUpdate, enqueue_slack_update, review_order
 from bot.outbox.registry import KindPolicy, Permanent
+from bot.qa.human import is_human_reply
 from bot.review.decisions import Click, DecisionError
 from bot.slack.blocks.qa import DEFECT_LABELS, label, qa_card, qa_text
 from bot.slack.dedupe import first_delivery
@@ -73,8 +75,9 @@ def rate_auto_send(
     comment: str | None = None,
     card: dict[str, str] | None = None,
 ) -> Rated:
-    """Record the one QA rating of an auto-sent reply, update its card, audit it. Raises AlreadyRated."""
-    review = _rateable(session, review_id, good=good, category=category)
+    """Record the one QA rating of a sent reply (auto-sent, or human-approved and drawn), update its card,
+    audit it. Raises AlreadyRated."""
+    review = _rateable(session, review_id, good=good, category=category, actor_id=actor_id)
     row = _qa_decision(
         review, good=good, actor_id=actor_id, actor_name=actor_name, now=now, category=category
     )
@@ -94,11 +97,20 @@ def rate_auto_send(
     return Rated(review, row)
 
 
-def _rateable(session: Session, review_id: str, *, good: bool, category: str | None) -> Review:
-    """The auto-sent review to rate, or the reason it cannot be rated (QaError / AlreadyRated)."""
+def _drawn_human_reply(review: Review) -> bool:
+    """A human-approved or edited reply that `bot.qa.human` drew for QA once it was delivered."""
+    return is_human_reply(review) and review.extra.get("qa_sampled") is True
+
+
+def _rateable(session: Session, review_id: str, *, good: bool, category: str | None, actor_id: str) -> Review:
+    """The sent reply to rate, or the reason it cannot be rated (QaError / AlreadyRated)."""
     review = session.get(Review, review_id)
-    if review is None or review.route != Route.AUTO_SEND:
-        raise QaError(review_id, "This reply is not an auto-sent one; nothing to rate.")
+    if review is None or not (review.route == Route.AUTO_SEND or _drawn_human_reply(review)):
+        raise QaError(review_id, "This reply was not drawn for QA; nothing to rate.")
+    if review.route != Route.AUTO_SEND and review.decided_by == actor_id:
+        raise QaError(
+            review_id, "You approved this reply yourself: someone else rates it, so QA stays independent."
+        )
     first = _qa_row(session, review_id)
     if first is not None:
         raise AlreadyRated(first)
@@ -208,7 +220,7 @@ def install(runtime: Runtime) -> None:
 
 
 def post_qa_card(runtime: Runtime, item: OutboxItem, job: QaCard) -> dict[str, Any]:
-    """Post the QA card for one auto-sent reply (once: a posted card is remembered on the review)."""
+    """Post the QA card for one sent reply (once: a posted card is remembered on the review)."""
     review_id = job.review_id
     with session_scope(runtime.engine, readonly=True) as session:
         review = session.get(Review, review_id)

@@ -232,6 +232,6 @@ def test_qa_samples_unrated_for_over_a_day_are_a_warning_sign(db_url: str) -> No
     assert [(w.interaction_type, w.message) for w in backlog] == [
         (
             "order_status",
-            "1 auto-sent reply drawn for QA over a day ago still unrated: the QA pass rate lags behind",
+            "1 reply drawn for QA over a day ago still unrated: the QA pass rate lags behind",
         )
     ]

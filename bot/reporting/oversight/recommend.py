@@ -72,6 +72,24 @@ def pct1(x: float | None) -> str:
     return "—" if x is None else f"{x:.1%}"
 
 
+def qa_human_defects(c: Counts) -> Rate:
+    """QA-rated replies a human approved or edited, rated a defect (the reviewers' own miss rate)."""
+    return Rate(c.qa_human_defect, c.qa_human_rated)
+
+
+def qa_auto_defects(c: Counts) -> Rate:
+    """QA-rated auto-sent replies rated a defect."""
+    return Rate(c.qa_defect, c.qa_rated)
+
+
+def _qa_defect_line(c: Counts) -> tuple[str, ...]:
+    """The defect rate of human-approved replies next to the auto-sent one's, when any were QA-rated."""
+    if not c.qa_human_rated:
+        return ()
+    auto = f"; auto-sent {qa_auto_defects(c).text()}" if c.qa_rated else ""
+    return (f"QA defects of human-approved replies {qa_human_defects(c).text()}{auto}",)
+
+
 def evidence_of(c: Counts) -> tuple[str, ...]:
     return (
         f"{plural(c.decided, 'decision')} ({c.human} by humans, {c.auto_send} auto-sent)",
@@ -82,6 +100,7 @@ def evidence_of(c: Counts) -> tuple[str, ...]:
         ),
         f"severe defects {c.severe_defects}",
         f"QA pass {qa_pass(c).text()}" if c.qa_rated else "no QA ratings",
+        *_qa_defect_line(c),
         f"SLA breached {pct(c.sla_breach_rate)}",
     )
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import pairwise
 
-from bot.reporting.format import pct, plural
+from sqlmodel import Session
+
+from bot.reporting.format import pct, plural, secs
+from bot.reporting.oversight.reviewers import ReviewerPace, TeamPace, reviewer_pace
 from bot.reporting.stats.model import Band, Counts, Stats
 from bot.review.policy import Oversight
 
@@ -133,11 +137,12 @@ def _left_undecided(cur: Stats) -> list[WarningSign]:
 
 
 def _qa_backlog(sig: Signals) -> list[WarningSign]:
+    """Replies drawn for QA (auto-sent, and human-approved ones since issue 12) over a day ago, unrated."""
     return [
         WarningSign(
             "qa_backlog",
             itype,
-            f"{plural(n, 'auto-sent reply', 'auto-sent replies')} drawn for QA over a day ago still unrated: "
+            f"{plural(n, 'reply', 'replies')} drawn for QA over a day ago still unrated: "
             "the QA pass rate lags behind",
         )
         for itype, n in sorted(sig.qa_backlog.items())
@@ -155,3 +160,39 @@ def warning_signs(
     for itype, c in cur.by_type.items():
         signs += _TypeSigns(itype, c, prev.by_type.get(itype, empty), cur_sig, prev_sig, o).all()
     return signs + _left_undecided(cur) + _qa_backlog(cur_sig)
+
+
+# ---------------------------------------------------------------- reviewers (issue 12)
+
+
+def _fast_and_failing(r: ReviewerPace, team: float, rate: float, o: Oversight) -> bool:
+    """Much faster than the team, and even the Wilson lower bound of their QA defect rate above the team's."""
+    fast = r.median_seconds is not None and r.median_seconds < o.fast_approver_ratio * team
+    return fast and r.qa.low is not None and r.qa.low > rate
+
+
+def fast_approver_signs(pace: TeamPace, o: Oversight) -> list[WarningSign]:
+    """Reviewers approving in under `fast_approver_ratio` of the team's median time whose approved replies
+    fail QA more often than the team's (on the 95% Wilson lower bound of their defect rate)."""
+    team, rate = pace.median_seconds, pace.qa.value
+    if team is None or rate is None:
+        return []
+    return [
+        WarningSign(
+            "fast_approver",
+            None,
+            f"<@{r.actor_id}> approves fast: median {secs(r.median_seconds)} over "
+            f"{plural(r.approvals, 'approval')}, the team's {secs(team)}; QA defects in their approved "
+            f"replies {r.qa.text()}, the team's {pct(rate)} ({pace.qa.k} of {pace.qa.n})",
+        )
+        for r in pace.reviewers
+        if _fast_and_failing(r, team, rate, o)
+    ]
+
+
+def reviewer_signs(*, session: Session, since: datetime, until: datetime, o: Oversight) -> list[WarningSign]:
+    """The fast-approver warnings of [since, until): reviewers' pace and QA verdicts, queried and judged."""
+    pace = reviewer_pace(
+        session=session, since=since, until=until, min_approvals=o.fast_approver_min_approvals
+    )
+    return fast_approver_signs(pace, o)

@@ -50,9 +50,14 @@ def _quote(text: str) -> str:
 # ------------------------------------------------------------------ Block Kit (pure)
 
 
+def reply_kind(review: Review) -> str:
+    """What the QA card rates: an auto-sent reply, or one a human approved or edited (issue 12)."""
+    return {"approved": "approved reply", "edited": "edited reply"}.get(review.status, "auto-sent reply")
+
+
 def qa_text(review: Review) -> str:
     """The notification/fallback text of a QA card."""
-    line = f"QA: auto-sent reply to ticket {review.ticket_id} ({review.interaction_type}, {review.confidence:.2f})"
+    line = f"QA: {reply_kind(review)} to ticket {review.ticket_id} ({review.interaction_type}, {review.confidence:.2f})"
     return limits.mrkdwn(line, limits.FALLBACK_TEXT)
 
 
@@ -65,7 +70,7 @@ def qa_card(review: Review, rating: Decision | None = None) -> list[Block]:
     )
     blocks: list[Block] = [
         HeaderBlock(
-            block_id=BlockId.QA_HEADER, text=PlainTextObject(text="QA · auto-sent reply", emoji=True)
+            block_id=BlockId.QA_HEADER, text=PlainTextObject(text=f"QA · {reply_kind(review)}", emoji=True)
         ),
         ContextBlock(
             block_id=BlockId.QA_FACTS,
