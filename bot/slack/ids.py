@@ -44,6 +44,8 @@ class ActionId(StrEnum):
     HOME_OPEN_REVIEW = "home_open_review"
     # issue 13 item 4: after a Reject, "Take over" makes the clicker the ticket's owner (not a decision)
     TAKE_OWNERSHIP = "review_take_ownership"
+    # issue 12 item 6: the reason typed into the accept-verdict modal
+    OVERSIGHT_REASON = "oversight_reason"
 
 
 class CallbackId(StrEnum):
@@ -54,6 +56,7 @@ class CallbackId(StrEnum):
     FULL_TEXT_MODAL = "review_full_text_modal"
     QA_DEFECT_MODAL = "qa_defect_modal"
     DETAILS_MODAL = "review_details_modal"  # a decided card's details (issue 13 item 1)
+    OVERSIGHT_ACCEPT_MODAL = "oversight_accept_modal"  # why a verdict is accepted (issue 12 item 6)
 
 
 class BlockId(StrEnum):
@@ -123,6 +126,12 @@ class BlockId(StrEnum):
     CALIBRATION_KAPPA = "calibration_kappa"
     CALIBRATION_ORIGINAL = "calibration_original"
     CALIBRATION_REVIEWS = "calibration_reviews"
+    # issue 12 item 6: accepting an oversight verdict (the modal, and the recorded change with its diff)
+    OVERSIGHT_VERDICT = "oversight_verdict"
+    OVERSIGHT_REASON = "oversight_reason"
+    OVERSIGHT_RECORDED = "oversight_recorded"
+    OVERSIGHT_DIFF = "oversight_diff"  # "oversight_diff:0", "oversight_diff:1", ... per part
+    OVERSIGHT_HOWTO = "oversight_howto"
 
 
 class ReviewRef(BaseModel):
