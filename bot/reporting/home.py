@@ -17,6 +17,7 @@ from sqlalchemy import select as select_rows
 from sqlmodel import Session, col, select
 
 from bot.reporting.stats.query import compute_stats
+from bot.reporting.stats.text import auto_sent_share
 from bot.review.policy import Oversight
 from storage.models import Review, ReviewStatus
 
@@ -63,10 +64,7 @@ class Snapshot:
     sla_breached: int
     pending: int
     pending_overdue: int
-
-    @property
-    def auto_share(self) -> float | None:
-        return self.auto_send / self.decided if self.decided else None
+    auto_share: float | None  # routed straight to the customer, of all drafts (`/hitl stats`' "auto-sent")
 
 
 @dataclass(frozen=True)
@@ -177,6 +175,7 @@ def snapshot(*, session: Session, now: datetime, oversight: Oversight | None = N
         volume=total.volume,
         auto_send=total.auto_send,
         decided=total.decided,
+        auto_share=auto_sent_share(total),
         approve_rate=total.approve_rate,
         sla_breached=total.sla_breached,
         pending=stats.pending,

@@ -223,7 +223,7 @@ def test_a_manager_sees_the_week_and_no_decision_buttons(home_loop: Loop) -> Non
     assert order.index(BlockId.HOME_BREACHED) < order.index(BlockId.HOME_STATS), "the stats come last"
     stats = block(view, BlockId.HOME_STATS)
     fields = " ".join(f["text"] for f in stats["fields"])
-    assert "*Drafts*\n3" in fields and "Auto-sent" in fields and "SLA breaches" in fields
+    assert "*Drafts*\n3" in fields and "*Auto-sent*\n0%" in fields and "*SLA breaches*\n0" in fields
     assert "*Pending now*\n3 (1 past SLA)" in fields
     assert ActionId.HOME_OPEN_REVIEW in {
         e["action_id"] for e in block(view, BlockId.HOME_ACTIONS)["elements"]
