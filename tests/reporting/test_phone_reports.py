@@ -343,7 +343,7 @@ def test_a_long_queue_shows_the_top_ten_and_counts_the_rest() -> None:
             route="review",
             created_at=NOW - timedelta(hours=1),
             sla_warn_at=None,
-            sla_due_at=NOW + timedelta(minutes=i),
+            sla_due_at=NOW + timedelta(minutes=i + 1),
             slack_channel="C0BILLING1",
             slack_ts=f"1700000000.{i:06d}",
         )
@@ -355,6 +355,11 @@ def test_a_long_queue_shows_the_top_ten_and_counts_the_rest() -> None:
     )
     message = {"text": text, "blocks": [b.to_dict() for b in blocks]}
     assert_fits_a_phone(message)
+    first = "<https://acme.slack.com/archives/C0BILLING1/p1700000000000000|refund #500>"
+    assert first_text(message).splitlines() == [
+        "*Queue · 14 pending · 0 past SLA*",
+        f"Next up: {first} · :white_circle: due in 1m",
+    ]
     lines = message["blocks"][2]["text"]["text"].splitlines()
     assert len(lines) == 11 and lines[-1] == "_and 4 more_: `/hitl queue <tier>`"
     assert "<https://acme.slack.com/archives/C0BILLING1/p1700000000000000|refund #500>" in lines[0]

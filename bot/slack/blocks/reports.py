@@ -382,8 +382,7 @@ def _queue_summary(queue: Queue, workspace_url: str | None) -> str:
     if first.sla_due_at is not None and queue.now >= first.sla_due_at:
         late = format_duration(queue.now - first.sla_due_at)
         return head + f"\n:red_circle: Start with {ref}: {late} past SLA"
-    due = "no SLA" if first.sla_due_at is None else f"due in {format_duration(first.sla_due_at - queue.now)}"
-    return head + f"\n:large_orange_circle: Next up: {ref}, {due}"
+    return head + f"\nNext up: {ref} · {queue_sla_label(first, queue.now)}"
 
 
 def _tier_counts(queue: Queue, tier_channels: dict[str, str]) -> str:
