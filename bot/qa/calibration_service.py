@@ -164,24 +164,28 @@ def run_refusal(
 
 
 def check_voter(runtime: Runtime, review: Review, user_id: str) -> None:
-    """NotAllowed unless the user may decide reviews of this review's tier, or is a manager."""
-    tier = runtime.policy.tiers.get(review.tier)
-    try:
-        if _includes(runtime, runtime.policy.managers, user_id) and not runtime.policy.managers.anyone:
-            return
-        if tier is not None and (
-            _includes(runtime, tier.approvers, user_id)
-            or (not tier.supervisors.anyone and _includes(runtime, tier.supervisors, user_id))
-        ):
-            return
-    except MembershipUnknown as exc:
+    """NotAllowed unless the user may decide reviews of this review's tier, or is a named manager."""
+    policy = runtime.policy
+    tier = policy.tiers.get(review.tier)
+    groups = [] if policy.managers.anyone else [policy.managers]
+    if tier is not None:
+        groups += [tier.approvers] + ([] if tier.supervisors.anyone else [tier.supervisors])
+    unknown: MembershipUnknown | None = None
+    for people in groups:  # one group Slack cannot list does not hide the others
+        try:
+            if _includes(runtime, people, user_id):
+                return
+        except MembershipUnknown as exc:
+            unknown = exc
+    if unknown is not None:
         raise NotAllowed(
-            review.id, f"Your permission could not be checked ({exc}); try again in a minute."
-        ) from exc
+            review.id, f"Your permission could not be checked ({unknown}); try again in a minute."
+        )
     who = tier.approvers.mention() if tier is not None else ""
     raise NotAllowed(
         review.id,
-        f"Only people who may decide {review.tier} reviews ({who or 'nobody named'}) and managers vote in calibration.",
+        f"Only people who may decide {review.tier} reviews ({who or 'nobody named'}) and managers vote in "
+        "calibration.",
     )
 
 

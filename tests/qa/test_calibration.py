@@ -5,8 +5,8 @@ and the report's kappa and agreement against numbers worked out by hand below.""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,11 @@ from bot.app.settings import BUNDLED_POLICY
 from bot.reporting.oversight.review import build_review
 from bot.slack.ids import ActionId, BlockId
 from sandbox.slack_sim import block_action_payload, slash_command_form
-from storage.db import session_scope
+from sandbox.slack_standin import SlackStandin
+from storage.db import make_engine, session_scope
 from storage.models import AuditEvent, CalibrationVote, Review
-from tests.conftest import wait_for
+from tests.conftest import BOT_TOKEN, Service, wait_for
+from tests.reporting.factory import Store
 from tests.slack import conftest as slack_fixtures
 from tests.slack.conftest import Loop
 
@@ -331,3 +333,60 @@ def test_an_unknown_type_or_session_is_named_with_what_exists(loop: Loop) -> Non
     assert "`order_status`" in said["text"]
     command(loop, "calibrate report 42")
     ephemeral(loop, SUPERVISOR, "There is no calibration session #42")
+
+
+# ---------------------------------------------------------------- where the app may not post
+
+
+@pytest.fixture
+def ids_standin() -> Iterator[SlackStandin]:
+    """A stand-in that, like Slack, knows channels by id: an id it does not know is `channel_not_found`."""
+    standin = SlackStandin(token=BOT_TOKEN, channel_ids=True).start()
+    standin.add_usergroup(REVIEWERS, [ANA, BEN, CHO])
+    yield standin
+    standin.stop()
+
+
+def _two_decisions(url: str) -> None:
+    engine = make_engine(url)
+    with session_scope(engine) as session:
+        store = Store(session, now=datetime.now(UTC))
+        store.decided("order_status", "approve")
+        store.decided("order_status", "reject", defect="hallucination")
+    engine.dispose()
+
+
+def _in_dm(standin: SlackStandin, channel: str, n: int) -> list[dict[str, Any]] | None:
+    found = [m for m in standin.messages(channel) if " of " in _header(m)]
+    return found if len(found) == n else None
+
+
+def test_cards_go_to_the_runners_dm_when_the_app_cannot_post_in_the_channel(
+    ids_standin: SlackStandin,
+    make_settings: Callable[..., Any],
+    start_service: Callable[..., Service],
+    sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    _two_decisions(sqlite_url)
+    settings = make_settings(
+        SLACK_API_URL=ids_standin.base_url,
+        HITL_DATABASE_URL=sqlite_url,
+        HITL_POLICY_FILE=str(_policy(tmp_path)),
+    )
+    loop = Loop(start_service(settings), ids_standin)
+    try:
+        # (Slack shows the command's answer through its response_url there; the stand-in has none to check.)
+        command(loop, "calibrate order_status 2", channel="C0NOTAMEMBER")
+        intro = wait_for(
+            lambda: next((m for m in ids_standin.messages() if _header(m) == "Calibration #1"), None),
+            what="the intro",
+        )
+        opened = [c for c in ids_standin.calls("conversations.open") if c.get("status") == 200]
+        assert intro["channel"].startswith("D") and len(opened) == 1
+        assert "could not post in <#C0NOTAMEMBER> (channel_not_found)" in valid(intro)
+        shown = wait_for(lambda: _in_dm(ids_standin, intro["channel"], 2), what="2 cards in the DM")
+        assert good(loop, shown[0], SUPERVISOR).status_code == 200
+        ephemeral(loop, SUPERVISOR, "Your vote on calibration #1 card: *Good*")
+    finally:
+        loop.sim.close()
