@@ -43,6 +43,7 @@ class CustomerIn(BaseModel):
     email: str | None = Field(None, max_length=320)
     tier: str | None = Field(None, max_length=64, description="standard, plus, vip, enterprise, ...")
     account_value: float | None = Field(None, ge=0, allow_inf_nan=False)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="ISO 4217 code of account_value")
 
 
 class DraftIn(BaseModel):

@@ -119,9 +119,13 @@ def test_a_decision_from_a_breach_ping_in_a_channel_counts_and_every_ping_then_s
 
 def test_a_decision_from_a_dm_ping_counts(pings_loop: Loop) -> None:
     loop = pings_loop
-    rid = loop.post_draft(interaction_type="shipping")
+    customer = {"id": "cus_9", "name": "Ana Silva", "tier": "vip", "account_value": 1250.5, "currency": "GBP"}
+    rid = loop.post_draft(interaction_type="shipping", customer=customer)
     dm = ping_of(loop, rid, "sla_dm")
     assert dm["channel"].startswith("D")
+    assert "*vip*" in json.dumps(dm["blocks"]) and "1,250.50 GBP" in json.dumps(
+        dm["blocks"]
+    )  # the customer's own
     assert {"Claim", "Take over"} <= {
         e["text"]["text"]
         for b in dm["blocks"]

@@ -367,5 +367,8 @@ def dead_letter_message(view: DeadLetterView, *, settings: Settings | None = Non
     if buttons:
         blocks.append(ActionsBlock(block_id=BlockId.DEAD_LETTER_ACTIONS, elements=buttons))
     what = f" ({view.review.interaction_type} ticket {view.review.ticket_id})" if view.review else ""
-    text = f"Outbox #{view.outbox_id} ({view.kind}) dead-lettered{what}: {view.impact}"
+    text = (
+        f"Outbox #{view.outbox_id} ({view.kind}) dead-lettered{what}: {view.impact}. "
+        f"Retry here or with `hitl outbox retry {view.outbox_id}`."
+    )
     return limits.mrkdwn(text, limits.FALLBACK_TEXT), validated(blocks)
