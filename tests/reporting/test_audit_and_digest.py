@@ -173,6 +173,15 @@ def test_two_replicas_started_after_the_digest_time_post_it_once(
     assert job is not None and job.next_run_time.weekday() == 0 and job.next_run_time.hour == 9
 
 
+def assert_exported_events(events: list[dict[str, Any]]) -> None:
+    """The policy recorded at start and the draft's ingest, with actor, review and an aware time."""
+    actions = [e["action"] for e in events]
+    assert "policy_changed" in actions and "ingest" in actions
+    ingest = next(e for e in events if e["action"] == "ingest")
+    assert ingest["actor"] == "api" and ingest["review_id"] and ingest["detail"]["route"] == "auto_send"
+    assert datetime.fromisoformat(ingest["at"]).tzinfo is not None
+
+
 def test_audit_export_writes_every_event_as_a_json_line(
     sqlite_url: str, make_settings: Callable[..., Any], start_service: Callable[..., Service], tmp_path: Path
 ) -> None:
@@ -182,12 +191,7 @@ def test_audit_export_writes_every_event_as_a_json_line(
     out = tmp_path / "audit.jsonl"
     done = hitl("audit", "export", "--since", "7d", "-o", str(out), env={"HITL_DATABASE_URL": sqlite_url})
     assert done.returncode == 0, done.stderr
-    events = [json.loads(line) for line in out.read_text().splitlines()]
-    actions = [e["action"] for e in events]
-    assert "policy_changed" in actions and "ingest" in actions
-    ingest = next(e for e in events if e["action"] == "ingest")
-    assert ingest["actor"] == "api" and ingest["review_id"] and ingest["detail"]["route"] == "auto_send"
-    assert datetime.fromisoformat(ingest["at"]).tzinfo is not None
+    assert_exported_events([json.loads(line) for line in out.read_text().splitlines()])
     assert "audit events written to" in done.stderr
     bad = hitl("audit", "export", "--since", "soon", env={"HITL_DATABASE_URL": sqlite_url})
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--since" in bad.stderr

@@ -224,6 +224,18 @@ def test_review_counts_verdicts_first_folds_kept_types_and_offers_accept_where_i
     assert_confirmed(button, "auto-send at 0.95 instead of 0.90")
 
 
+def test_a_review_of_one_type_shows_it_in_full_even_when_kept(svc: Service, slack_standin: Any) -> None:
+    e = ask(svc, slack_standin, "review 7d refund", "Oversight review")
+    assert_fits_a_phone(e)
+    assert (
+        first_text(e).splitlines()[1] == "0 types can take more autonomy, 0 need more oversight, 1 keep as is"
+    )
+    entry = next(t for t in section_texts(e) if t.startswith("Keep as is · *refund*"))
+    assert "• why not expand: only 2 decisions" in entry
+    assert accept_buttons(e) == {}  # keep changes nothing: nothing to accept
+    assert [t for t in section_texts(e) if t.startswith("*Keep as is* (")] == []
+
+
 def test_an_empty_period_gets_no_chart_but_a_sentence(
     sqlite_url: str,
     make_settings: Callable[..., Any],

@@ -18,7 +18,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import Engine, text
 
-from bot.reporting.stats.model import BadPeriod, parse_period
+from bot.reporting.stats.model import BadPeriod, Counts, parse_period
 from bot.reporting.stats.query import compute_stats, percentiles
 from bot.reporting.stats.text import render_stats_text
 from bot.slack.blocks.reports import render_stats_blocks
@@ -45,14 +45,19 @@ def stats_of(engine: Engine, **kw: object):  # type: ignore[no-untyped-def]
         return compute_stats(session=session, since=SINCE, until=NOW, **kw)  # type: ignore[arg-type]
 
 
-def test_rates_and_counts_of_a_known_week(week: Engine) -> None:
-    s = stats_of(week)
-    t = s.total
+def assert_decision_rates(t: Counts) -> None:
+    """The known week's human decisions: 3 approve, 2 edit, 2 take over, 1 reject; 1 heavy edit."""
     assert (t.approve, t.edit, t.take_over, t.reject, t.auto_send) == (3, 2, 2, 1, 2)
     assert t.human == 8 and t.judged == 6
     assert t.approve_rate == pytest.approx(3 / 8) and t.edit_rate == pytest.approx(2 / 8)
     assert t.take_over_rate == pytest.approx(2 / 8) and t.reject_rate == pytest.approx(1 / 8)
     assert t.heavy_edits == 1 and t.error_rate == pytest.approx(2 / 6)
+
+
+def test_rates_and_counts_of_a_known_week(week: Engine) -> None:
+    s = stats_of(week)
+    t = s.total
+    assert_decision_rates(t)
     assert (t.sla_met, t.sla_breached) == (5, 3) and t.sla_breach_rate == pytest.approx(3 / 8)
     assert (t.qa_good, t.qa_defect, t.qa_pass_rate) == (1, 1, 0.5)
     assert t.severe_defects == 2 and t.qa_severe == 1
