@@ -64,6 +64,8 @@ USER_ID = re.compile(r"^[UW][A-Z0-9]{2,30}$")
 class ClaimHeld(DecisionError):
     """Someone else holds the review (or owns the rejected ticket); carries who, and since when."""
 
+    audit_action = "claim_refused"
+
     def __init__(self, review_id: str, holder: str, since: datetime | None, *, owner: bool = False) -> None:
         super().__init__(review_id, f"review {review_id} is held by {holder}")
         self.holder, self.since, self.owner = holder, since, owner
