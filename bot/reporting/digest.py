@@ -4,6 +4,9 @@ A cron job on the shared scheduler (policy `oversight.digest_cron`, UTC). Each r
 but only the one that inserts `SchedulerState("digest:<ISO week>")` queues the post, in the same
 transaction as the outbox row: once per week however many replicas run. A service started after
 this week's time (within a day) catches up the digest it missed while down.
+
+The post is the oversight review as `/hitl review` shows it (`render_review_blocks`): the verdict counts
+first, the types to act on with their Accept buttons, the kept types folded into one line.
 """
 
 from __future__ import annotations

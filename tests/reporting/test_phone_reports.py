@@ -375,6 +375,13 @@ def test_a_long_queue_shows_the_top_ten_and_counts_the_rest() -> None:
     lines = message["blocks"][2]["text"]["text"].splitlines()
     assert len(lines) == 11 and lines[-1] == "_and 4 more_: `/hitl queue <tier>`"
     assert "<https://acme.slack.com/archives/C0BILLING1/p1700000000000000|refund #500>" in lines[0]
+    # Slack never answered auth.test: no URL to link with, but the line still says where the card is.
+    _, unlinked = render_queue_blocks(queue, {"billing": "#support-billing"}, workspace_url=None)
+    assert (
+        unlinked[2]
+        .to_dict()["text"]["text"]
+        .startswith(":white_circle: due in 1m · refund #500 (card in <#C0BILLING1>)")
+    )
 
 
 # ---------------------------------------------------------------- many types, sections from other features

@@ -49,7 +49,7 @@ from bot.reporting.stats.text import (
     type_summary,
 )
 from bot.slack.blocks import limits
-from bot.slack.blocks.text import escape, link
+from bot.slack.blocks.text import channel_ref, escape, link
 from bot.slack.ids import ActionId
 from bot.slack.permalinks import message_permalink
 
@@ -349,11 +349,14 @@ def _customer(item: QueueItem) -> list[str]:
 
 
 def _ticket_ref(item: QueueItem, workspace_url: str | None) -> str:
-    """The card's permalink (`refund #1013`); the helpdesk ticket until the card is posted."""
+    """The card's permalink (`refund #1013`); its channel while the workspace URL is unknown; the helpdesk
+    ticket until the card is posted."""
     label = f"{item.interaction_type} #{item.ticket_id}"
     permalink = message_permalink(workspace_url, item.slack_channel, item.slack_ts)
     if permalink is not None:
         return link(permalink, label)
+    if item.slack_channel and item.slack_ts:
+        return f"{escape(label)} (card in {channel_ref(item.slack_channel)})"
     if item.ticket_url and item.ticket_url.startswith(("https://", "http://")):
         return link(item.ticket_url, label) + " (no card yet)"
     return escape(label) + " (no card yet)"
