@@ -5,6 +5,8 @@ background thread per service publishes, so a burst of opens never ties up the l
 asked for twice while waiting is published once, and each publish reads the store as it is then. Every
 Web API call goes through `bot.slack.webapi.call`, which takes slots of Slack's budget shared by all
 replicas (views.publish and chat.getPermalink are Tier 4) and turns a 429 into a wait for everybody.
+Links to the cards are built from the workspace URL (bot.slack.permalinks) without a call per line;
+chat.getPermalink is asked only while that URL is not known.
 A view identical to the one last published for that user (stored in scheduler_state) is not sent again.
 """
 
@@ -26,6 +28,7 @@ from bot.review.people import MembershipUnknown, PeopleDirectory
 from bot.review.policy import People
 from bot.slack.blocks.home import home_fallback, home_view
 from bot.slack.ids import ActionId
+from bot.slack.permalinks import message_permalink, workspace_url
 from bot.slack.webapi import call
 from storage.db import session_scope
 from storage.models import DecisionKind, SchedulerState
@@ -115,6 +118,7 @@ class HomePublisher:
         self._stopped = False
         self._busy = False
         self._snapshot: tuple[float, Snapshot] | None = None
+        self._workspace_url: str | None = None
         self.published = 0  # views.publish calls made (for the log and the demo)
         self.skipped = 0  # publishes not sent because the view had not changed
 
@@ -220,21 +224,30 @@ class HomePublisher:
         return snap
 
     def permalink(self, line: HomeLine) -> str | None:
-        """The card's permalink (chat.getPermalink, once per card and service); None while Slack will not say."""
+        """The card's permalink: built from the workspace URL (no Slack call), else chat.getPermalink once."""
         if not line.channel or not line.ts:
             return None
         key = (line.channel, line.ts)
         if key not in self.permalinks:
-            try:
-                resp = call(self.runtime, "chat_getPermalink", channel=line.channel, message_ts=line.ts)
-            except (Defer, Retry, Permanent) as exc:
-                log.info("no permalink for the card of %s yet: %s", line.review_id, exc)
-                return None
-            link = resp.get("permalink")
-            if not isinstance(link, str) or not link.startswith("https://"):
+            if self._workspace_url is None:
+                self._workspace_url = workspace_url(self.runtime, ask=False)
+            link = message_permalink(self._workspace_url, line.channel, line.ts) or self._asked_permalink(
+                line
+            )
+            if link is None:
                 return None
             self.permalinks[key] = link
         return self.permalinks[key]
+
+    def _asked_permalink(self, line: HomeLine) -> str | None:
+        """chat.getPermalink (Tier 4, paced); None while Slack will not say."""
+        try:
+            resp = call(self.runtime, "chat_getPermalink", channel=line.channel, message_ts=line.ts)
+        except (Defer, Retry, Permanent) as exc:
+            log.info("no permalink for the card of %s yet: %s", line.review_id, exc)
+            return None
+        link = resp.get("permalink")
+        return link if isinstance(link, str) and link.startswith("https://") else None
 
     def publish(self, user_id: str) -> bool:
         """Build and publish the user's Home; False when it had not changed since the last publish."""

@@ -212,6 +212,11 @@ def test_an_agent_sees_claims_then_waiting_then_breached_with_their_buttons(home
     approve = next(e for e in line["elements"] if e["action_id"] == ActionId.APPROVE)
     assert ReviewRef.model_validate_json(approve["value"]).review_id == waiting
     assert ActionId.HOME_REFRESH in {e["action_id"] for e in block(view, BlockId.HOME_ACTIONS)["elements"]}
+    # Links to the cards come from the workspace URL auth.test gave: no chat.getPermalink per line.
+    card = loop.review(waiting)
+    link = f"https://hitl-sandbox.slack.com/archives/{str(card.slack_channel).lstrip('#')}/p{str(card.slack_ts).replace('.', '')}"
+    assert link in str(block(view, f"{BlockId.HOME_LINE}:{BlockId.HOME_WAITING}:{waiting}")["text"]["text"])
+    assert not loop.standin.calls("chat.getPermalink")
 
 
 def test_a_manager_sees_the_week_and_no_decision_buttons(home_loop: Loop) -> None:
