@@ -4,7 +4,8 @@ Which decisions teach what:
 - SFT (supervised): the reply a human stood behind. Approved drafts, edited drafts (the human's text),
   and auto-sent replies a QA reviewer rated Good. Unrated auto-sends are left out: nobody looked at them.
 - DPO (preference): edited drafts only, one pair each: the human's text preferred over the AI draft.
-- jsonl: every decision row as stored (review and QA stages), for your own analysis.
+- jsonl: every decision row as stored (review and QA stages), for your own analysis, then every
+  calibration vote (stage "calibration": the voter's verdict beside the review's original decision).
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import chain
 from typing import Any, TextIO
 
 from sqlmodel import Session, col, select
 
 from bot.ai.pii import mask_pii
-from storage.models import Decision, DecisionKind
+from storage.models import CalibrationItem, CalibrationVote, Decision, DecisionKind
 
 FORMATS = ("sft", "dpo", "jsonl")
 SYSTEM_PROMPT = (
@@ -146,9 +148,13 @@ def export(
     """Write one JSON object a line in `fmt`; returns how many lines."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
+    records: Iterator[dict[str, Any]]
     if fmt == "jsonl":
-        records = raw_records(
-            decision_rows(session=session, since=since, interaction_type=interaction_type), mask=mask
+        records = chain(
+            raw_records(
+                decision_rows(session=session, since=since, interaction_type=interaction_type), mask=mask
+            ),
+            calibration_records(session=session, since=since, interaction_type=interaction_type),
         )
     else:
         rows = decision_rows(session=session, since=since, interaction_type=interaction_type, stage="review")
@@ -162,3 +168,34 @@ def export(
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
         count += 1
     return count
+
+
+def calibration_records(
+    *, session: Session, since: datetime | None = None, interaction_type: str | None = None
+) -> Iterator[dict[str, Any]]:
+    """Every calibration vote, oldest first, with the original decision of the review it judged."""
+    q = select(CalibrationVote, CalibrationItem).join(
+        CalibrationItem,
+        (col(CalibrationItem.session_id) == col(CalibrationVote.session_id))
+        & (col(CalibrationItem.review_id) == col(CalibrationVote.review_id)),
+    )
+    if since is not None:
+        q = q.where(col(CalibrationVote.voted_at) >= since)
+    if interaction_type:
+        q = q.where(col(CalibrationItem.interaction_type) == interaction_type.lower())
+    for vote, item in session.execute(q.order_by(col(CalibrationVote.voted_at), col(CalibrationVote.id))):
+        yield {
+            "stage": "calibration",
+            "session_id": vote.session_id,
+            "review_id": vote.review_id,
+            "interaction_type": item.interaction_type,
+            "verdict": vote.verdict,
+            "defect_category": vote.category,
+            "actor_id": vote.voter,
+            "actor_name": vote.voter_name,
+            "decided_at": vote.voted_at.isoformat(),
+            "changes": vote.changes,
+            "original_decision": item.original_decision,
+            "original_verdict": item.original_verdict,
+            "original_category": item.original_category,
+        }

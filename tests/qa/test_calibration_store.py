@@ -3,6 +3,8 @@ person per review (a revote replaces it), closing once, and the agreement read b
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -12,6 +14,7 @@ from sqlmodel import Session, col
 
 from bot.qa import calibration_store as store
 from bot.qa.calibration import Agreement, Verdict
+from bot.reporting.feedback import export
 from storage.db import make_engine, session_scope
 from storage.models import AuditEvent, CalibrationVote
 from tests.reporting.factory import NOW, Store
@@ -204,3 +207,31 @@ def test_the_review_says_when_no_session_was_closed_yet(engine: Engine) -> None:
         lines, per_type = store.review_summary(session=session, until=NOW)
     assert lines == ("No calibration session closed yet: `/hitl calibrate [type] [n]` starts one.",)
     assert per_type == {}
+
+
+def test_the_feedback_export_carries_every_vote_beside_the_original_decision(engine: Engine) -> None:
+    sid, ids = _start(engine, n=4)
+    _vote(engine, sid, ids["reject"], "U0ANA", G)
+    _vote(engine, sid, ids["reject"], "U0ANA", D, "hallucination")  # replaces the first
+    _vote(engine, sid, ids["light_edit"], "U0BEN", G)
+    out = io.StringIO()
+    with session_scope(engine, readonly=True) as session:
+        count = export(session=session, fmt="jsonl", out=out, interaction_type="order_status")
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    votes = [r for r in rows if r["stage"] == "calibration"]
+    assert count == len(rows) and len(rows) - len(votes) == 7  # the order_status decision rows come first
+    assert [
+        (
+            v["review_id"],
+            v["actor_id"],
+            v["verdict"],
+            v["defect_category"],
+            v["changes"],
+            v["original_verdict"],
+        )
+        for v in votes
+    ] == [
+        (ids["reject"], "U0ANA", "defect", "hallucination", 1, "defect"),
+        (ids["light_edit"], "U0BEN", "good", None, 0, "good"),
+    ]
+    assert {v["session_id"] for v in votes} == {sid}
