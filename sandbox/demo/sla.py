@@ -1,4 +1,4 @@
-"""The demo's SLA act: a draft nobody touches is warned about, then pinged up the escalation chain."""
+"""The demo's SLA act: a draft nobody touches is warned about, pinged up the chain, and acted on from the ping."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from bot.common.durations import format_duration
 from bot.review.decisions import record_decision
 from bot.sla.engine import SlaEngine
 from bot.sla.plan import sla_state
-from sandbox.demo.context import DemoContext
+from bot.slack.ids import ActionId
+from sandbox.demo.context import SIGNING_SECRET, DemoContext
+from sandbox.slack_sim import SlackSim, block_action_payload
 from storage.db import session_scope
 from storage.models import OutboxItem, Review, SlaPing
 
@@ -22,13 +24,20 @@ if TYPE_CHECKING:
     from bot.review.policy import Tier
 
 TIER = "demo_fast"
-NAMES = {"S0SUPERVISORS": "@support-supervisors", "U0MANAGER": "@Morgan (manager)", "U0SUPERVISOR": "@Sam"}
+NAMES = {
+    "S0SUPERVISORS": "@support-supervisors",
+    "U0MANAGER": "@Morgan (manager)",
+    "U0SUPERVISOR": "@Sam",
+    "U0AGENT": "@Dana (agent)",
+}
 EMOJI = {
     ":hourglass_flowing_sand:": "⏳",
     ":rotating_light:": "🚨",
     ":sos:": "🆘",
     ":arrow_right:": "➡️",
     ":bust_in_silhouette:": "👤",
+    ":zzz:": "💤",
+    ":white_check_mark:": "✅",
 }
 DRAFT: dict[str, Any] = {
     "ticket_id": "48999",
@@ -74,7 +83,7 @@ def _messages(ctx: DemoContext, rid: str, kind: str) -> list[OutboxItem]:
     with session_scope(ctx.runtime.engine, readonly=True) as s:
         q = select(OutboxItem).where(
             col(OutboxItem.dedupe_key).startswith(f"sla:{rid}:{kind}:"),
-            col(OutboxItem.kind).in_(["slack_post", "slack_dm"]),
+            col(OutboxItem.kind).in_(["slack_post", "slack_dm", "slack_sla_ping"]),
         )
         return list(s.execute(q.order_by(col(OutboxItem.id))).scalars())
 
@@ -132,18 +141,67 @@ def _show_step(ctx: DemoContext, rid: str, step: SlaPing, created: datetime) -> 
     )
     for item in _messages(ctx, rid, step.kind):
         p = item.payload
-        if item.kind == "slack_dm":
-            where = f"DM to {NAMES.get(p['user'], p['user'])}"
-        elif p.get("in_review_thread"):
-            where = f"{p['channel']} › thread"
-        else:
-            where = p["channel"]
+        where = _where(p)
         state = {"done": "", "dead": s.dim("  (not delivered)")}.get(item.status, s.dim("  (queued)"))
-        ctx.say(f"        {where:<26} {as_in_slack(p['text'])}{state}")
+        ctx.say(f"        {where:<26} {as_in_slack(_text_of(ctx, item))}{state}")
+
+
+def _where(p: dict[str, Any]) -> str:
+    if p.get("place") == "dm" or ("user" in p and "place" not in p):
+        return f"DM to {NAMES.get(p['user'], p['user'])}"
+    if p.get("place") == "thread" or p.get("in_review_thread"):
+        return "card › thread"
+    return str(p.get("channel"))
+
+
+def _posted(ctx: DemoContext, item: OutboxItem) -> dict[str, Any] | None:
+    """The message an outbox row posted, as the Slack stand-in holds it now."""
+    slack, result = ctx.standins.get("slack"), item.result or {}
+    if slack is None or not result.get("channel") or not result.get("ts"):
+        return None
+    try:
+        return dict(slack.message(result["channel"], result["ts"]))
+    except KeyError:
+        return None
+
+
+def _text_of(ctx: DemoContext, item: OutboxItem) -> str:
+    if "text" in item.payload:
+        return str(item.payload["text"])
+    message = _posted(ctx, item)
+    return str(message["text"]) if message else "(not posted yet)"
+
+
+def _section_lines(block: dict[str, Any]) -> list[str]:
+    lines = as_in_slack((block.get("text") or {}).get("text", "")).splitlines()
+    fields = [as_in_slack(f["text"]).replace("\n", ": ", 1) for f in block.get("fields") or []]
+    return lines + (["   ".join(fields)] if fields else [])
+
+
+def _button_label(element: dict[str, Any]) -> str:
+    return f"[{element['text']['text']}]" if element.get("text") else "[Reassign to… ▾]"
+
+
+def _block_lines(ctx: DemoContext, block: dict[str, Any]) -> list[str]:
+    """One block as the lines a reader sees."""
+    if block["type"] == "section":
+        return _section_lines(block)
+    if block["type"] == "context":
+        return [ctx.style.dim(" ".join(as_in_slack(e.get("text", "")) for e in block["elements"]))]
+    if block["type"] == "actions":
+        return [" ".join(_button_label(e) for e in block["elements"])]
+    return []
+
+
+def _show_message(ctx: DemoContext, message: dict[str, Any], indent: str = "        │ ") -> None:
+    """A Slack message as its reader sees it: sections, fields, notes, then its buttons."""
+    for block in message.get("blocks") or []:
+        for line in _block_lines(ctx, block):
+            ctx.say(indent + line)
 
 
 def act_sla(ctx: DemoContext) -> None:
-    """A draft in a 6-second-SLA tier: the warning at 3 s, the breach ping at 6 s, then a late approval."""
+    """A draft in a 6-second-SLA tier: the warning at 3 s, the breach ping at 6 s (acted on: Snooze), then a late approval."""
     ctx.act_heading("SLA timers: a draft nobody touches is warned about, then escalated")
     tier = ctx.runtime.policy.tiers.get(TIER)
     if tier is None:
@@ -163,9 +221,69 @@ def act_sla(ctx: DemoContext) -> None:
     if not _show_escalation(ctx, tier, rid, created):
         ctx.say("  (no SLA step fired: is the scheduler enabled?)")
         return
+    ping = _show_breach_ping(ctx, rid, tier)
+    if ping is not None:
+        _snooze_from(ctx, rid, ping)
     time.sleep(1.5)  # an agent finally opens it
     _show_late_approval(ctx, rid, created)
+    if ping is not None:
+        _show_handled_ping(ctx, ping)
     _show_chain_stopped(ctx, rid, created)
+
+
+def _breach_item(ctx: DemoContext, rid: str, tier: Tier) -> OutboxItem | None:
+    """The first breach ping posted in the escalation channel (else in the card's thread)."""
+    breach = f"breach:L{tier.escalation.levels[0].level if tier.escalation.levels else 1}:0"
+    items = [i for i in _messages(ctx, rid, breach) if i.kind == "slack_sla_ping" and i.status == "done"]
+    return next((i for i in items if i.payload.get("place") == "channel"), items[0] if items else None)
+
+
+def _show_breach_ping(ctx: DemoContext, rid: str, tier: Tier) -> dict[str, Any] | None:
+    item = _breach_item(ctx, rid, tier)
+    message = _posted(ctx, item) if item is not None else None
+    if item is None or message is None:
+        return None
+    ctx.say(f"  The breach ping in {_where(item.payload)}, as the supervisors see it (they act from it):")
+    _show_message(ctx, message)
+    return message
+
+
+def _snooze_from(ctx: DemoContext, rid: str, ping: dict[str, Any]) -> None:
+    """Sam snoozes the ping (a signed click, as Slack sends it); it says so in place."""
+    slack = ctx.standins.get("slack")
+    if slack is None:
+        return
+    payload = block_action_payload(
+        message=ping,
+        channel=ping["channel"],
+        action_id=ActionId.SNOOZE,
+        user_id="U0SUPERVISOR",
+        user_name="sam",
+    )
+    with SlackSim(ctx.base_url, SIGNING_SECRET) as sim:
+        sim.post_action(payload).raise_for_status()
+    ctx.runtime.services.wake_outbox()
+    _wait(lambda: bool(slack.message(ping["channel"], ping["ts"]).get("history")), 5)
+    edited = slack.message(ping["channel"], ping["ts"])
+    note = next((b for b in edited.get("blocks") or [] if b.get("block_id") == "sla_ping_note"), None)
+    said = as_in_slack(note["elements"][0]["text"]) if note else "(not edited)"
+    ctx.say(f"  Sam presses Snooze: {ctx.style.bold(said)}")
+
+
+def _show_handled_ping(ctx: DemoContext, ping: dict[str, Any]) -> None:
+    """Once decided, the ping says who handled it, and its buttons are gone."""
+    slack = ctx.standins.get("slack")
+    if slack is None:
+        return
+    _wait(
+        lambda: (
+            "by" in str(slack.message(ping["channel"], ping["ts"]).get("text", "")).lower()
+            and "approved" in str(slack.message(ping["channel"], ping["ts"]).get("text", "")).lower()
+        ),
+        5,
+    )
+    ctx.say(f"  The ping in {ping['channel']} now reads:")
+    _show_message(ctx, slack.message(ping["channel"], ping["ts"]))
 
 
 def _prepare_standins(ctx: DemoContext) -> None:
