@@ -82,7 +82,7 @@ def is_manager(runtime: Runtime, user_id: str) -> bool:
 
 
 def line_actions(runtime: Runtime, line: HomeLine, user_id: str) -> tuple[str, ...]:
-    """The buttons the user gets on a line: Claim/Unclaim and each decision the policy lets them make."""
+    """The buttons the user gets on a line: Claim (Unclaim on their own) and each decision they may make."""
     directory = runtime.services.people
     review = line.review
     if directory is None or review is None:
@@ -98,8 +98,9 @@ def line_actions(runtime: Runtime, line: HomeLine, user_id: str) -> tuple[str, .
         allowed.append(action)
     if not allowed:
         return ()
-    claim = ActionId.UNCLAIM if line.claimed_by == user_id else ActionId.CLAIM
-    return (claim, *allowed)
+    if line.claimed_by and line.claimed_by != user_id:
+        return tuple(allowed)  # someone else holds it: the line says who; a supervisor reassigns on the card
+    return (ActionId.UNCLAIM if line.claimed_by == user_id else ActionId.CLAIM, *allowed)
 
 
 # ---------------------------------------------------------------- building

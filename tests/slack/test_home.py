@@ -443,3 +443,15 @@ def test_customer_text_on_a_home_line_cannot_ping_or_fake_a_link() -> None:
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     assert "<https://evil.example" not in text and "no SLA" in text and "card in <#C0CARDS001>" in text
     assert valid({"type": "home", **view})["blocks"][0]["block_id"] == BlockId.HOME_HEADER
+
+
+def test_a_review_someone_else_claimed_shows_who_and_offers_no_claim(home_loop: Loop) -> None:
+    loop = home_loop
+    _, _, claimed = three_reviews(loop)  # claimed by Alex
+    view = valid(open_home(loop, SUPERVISOR))
+    assert claimed in line_ids(view, BlockId.HOME_WAITING)
+    text = block(view, f"{BlockId.HOME_LINE}:{BlockId.HOME_WAITING}:{claimed}")["text"]["text"]
+    assert f"claimed by <@{ALEX}>" in text
+    assert buttons(view, BlockId.HOME_WAITING, claimed) == DECISION_BUTTONS, (
+        "claiming does not block deciding"
+    )
