@@ -199,11 +199,15 @@ def _tune_sqlite(engine: Engine) -> None:
     # up to 100 ms: at 8 concurrent writers that is most of the p99. Writers of this process queue on
     # a lock instead and are handed the database the moment it is free; other processes still meet
     # at the busy timeout. The wait is bounded, so a lock never held back by a lost release stalls us.
-    gate = threading.RLock()
+    # The lock belongs to the connection's transaction, not to a thread (a plain Lock, released by
+    # whichever thread ends the transaction).
+    gate = threading.Lock()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        if mode == "AUTOCOMMIT":
+            return  # reads only, each statement its own snapshot (storage.fastpath.reads_then_write)
         if mode == "IMMEDIATE" and gate.acquire(timeout=30):
             conn.info["hitl_gate"] = True
         try:
@@ -213,11 +217,33 @@ def _tune_sqlite(engine: Engine) -> None:
             raise
 
     def _release(conn: Any) -> None:
-        if conn.info.pop("hitl_gate", False):
+        try:
+            held = conn.info.pop("hitl_gate", False)  # a Connection, or the pool's proxy of its DBAPI one
+        except NotImplementedError:
+            return  # the ad-hoc proxy of a first connect, which never began through us
+        if held:
             gate.release()
 
-    event.listen(engine, "commit", _release)
-    event.listen(engine, "rollback", _release)
+    # The lock is handed on once COMMIT or ROLLBACK has run, not before: SQLAlchemy's commit and rollback
+    # events fire before the statement, and a writer let in then would find SQLite still locked and
+    # sleep in the busy handler after all. The pool's reset-on-return goes through do_rollback too.
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def _commit_then_release(dbapi_conn: Any) -> None:
+        try:
+            commit(dbapi_conn)
+        finally:
+            _release(dbapi_conn)
+
+    def _rollback_then_release(dbapi_conn: Any) -> None:
+        try:
+            rollback(dbapi_conn)
+        finally:
+            _release(dbapi_conn)
+
+    dialect.do_commit = _commit_then_release  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = _rollback_then_release  # type: ignore[method-assign,assignment]
 
 
 def is_sqlite(engine: Engine) -> bool:

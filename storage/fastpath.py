@@ -57,6 +57,25 @@ def _insert_once(table: Table, unique: str, dialect: str) -> Executable:
     return insert.on_conflict_do_nothing(index_elements=[unique]).returning(*table.primary_key.columns)
 
 
+def add_now(session: Session, obj: SQLModel) -> None:
+    """Insert `obj` at once with a core `INSERT … RETURNING` its key, then attach it to `session` as loaded.
+
+    What `session.add(obj); session.flush()` does for one new row, without the unit of work's flush.
+    """
+    table: Table = obj.__table__  # type: ignore[attr-defined]
+    key = session.execute(_insert_returning_key(table), row_of(obj)).first()
+    if key is not None:
+        for column, value in zip(table.primary_key.columns, key, strict=True):
+            setattr(obj, column.name, value)
+    make_transient_to_detached(obj)
+    session.add(obj)
+
+
+@functools.cache
+def _insert_returning_key(table: Table) -> Executable:
+    return table.insert().returning(*table.primary_key.columns)
+
+
 def insert_rows(session: Session, objs: Sequence[SQLModel]) -> None:
     """Insert new rows of one table in one executemany (the ORM would send them one by one on SQLite)."""
     if not objs:
@@ -79,17 +98,23 @@ def insert_new_in_batches(session: Session, *models: type[SQLModel]) -> None:
 
 @contextmanager
 def reads_then_write(engine: Engine) -> Iterator[tuple[Session, Session | None]]:
-    """(write session, read session or None): on SQLite the reads run in their own deferred transaction.
+    """(write session, read session or None): on SQLite the reads run beside the write, outside its lock.
 
     SQLite lets one writer in at a time (BEGIN IMMEDIATE behind a per-process lock, storage/db.py); reads
-    made in the write session would hold that slot for their whole length. A read session beside it
-    keeps them outside. PostgreSQL reads take no lock: one session, one transaction, fewer round trips.
+    made in the write session would hold that slot for their whole length. The read session beside it
+    opens no transaction: each SELECT reads its own snapshot and lets it go when it ends, so no snapshot
+    outlives the reads. (A read transaction kept open across the write would, at 8 concurrent requests,
+    nearly always leave some reader holding an old snapshot: the WAL could then never be checkpointed
+    back to its start and would grow without bound.) Nothing read there needs one snapshot: the dedupe
+    and the click's status are settled again by the write (ON CONFLICT, WHERE status = 'pending').
+    PostgreSQL reads take no lock: one session, one transaction, fewer round trips.
     """
     if not is_sqlite(engine):
         with session_scope(engine) as session:
             yield session, None
         return
-    with session_scope(engine, readonly=True) as reads, session_scope(engine) as session:
+    no_begin = engine.execution_options(sqlite_begin="AUTOCOMMIT")  # storage/db.py: BEGIN left out
+    with Session(no_begin, expire_on_commit=False) as reads, session_scope(engine) as session:
         yield session, reads
 
 

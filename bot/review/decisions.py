@@ -8,12 +8,14 @@ the audit row are written in the same transaction, and delivered by the outbox a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql import Executable
 from sqlmodel import Session, col, select
 
 from bot.callbacks.queue import CallbackEvent, queue_callback
@@ -38,7 +40,7 @@ from bot.slack.clicks import workspace_team
 from bot.slack.dedupe import first_delivery, record_delivery
 from storage import repo
 from storage.db import session_scope
-from storage.fastpath import insert_new_in_batches, once_more_on_disconnect, reads_then_write
+from storage.fastpath import add_now, insert_new_in_batches, once_more_on_disconnect, reads_then_write
 from storage.models import (
     AuditEvent,
     Decision,
@@ -286,11 +288,8 @@ def record_decision(
     if kind == DecisionKind.TAKE_OVER:
         values["assignee"] = actor_id
     won = session.execute(
-        update(Review)
-        .where(col(Review.id) == review_id, col(Review.status) == ReviewStatus.PENDING)
-        .values(**values)
-        .returning(*_REVIEWS.columns)
-        .execution_options(synchronize_session=False)
+        _decide_statement(tuple(values)),
+        {"review_id": review_id, **{f"new_{k}": v for k, v in values.items()}},
     ).first()
     if won is None:
         session.refresh(review)  # who decided first
@@ -298,7 +297,7 @@ def record_decision(
     for name, value in won._mapping.items():
         set_committed_value(review, name, value)  # the row as the update left it, with no second SELECT
     row = _feedback_row(review, kind, final=final, distance=distance, now=now)
-    session.add(row)
+    add_now(session, row)  # one INSERT … RETURNING id, no unit-of-work flush
     _queue_after_decision(session=session, review=review, now=now, settings=settings)
     repo.audit(
         session=session,
@@ -315,6 +314,18 @@ def record_decision(
     insert_new_in_batches(session, AuditEvent, OutboxItem)  # one statement each, not one per row
     session.flush()
     return row
+
+
+@functools.cache
+def _decide_statement(columns: tuple[str, ...]) -> Executable:
+    """`UPDATE reviews SET … WHERE id = :review_id AND status = 'pending' RETURNING *`, built once per set of
+    columns (building it per click cost more than running it), on the table: no ORM bulk-update pass."""
+    return (
+        update(_REVIEWS)
+        .where(_REVIEWS.c.id == bindparam("review_id"), _REVIEWS.c.status == ReviewStatus.PENDING.value)
+        .values({name: bindparam(f"new_{name}") for name in columns})
+        .returning(*_REVIEWS.columns)
+    )
 
 
 def _queue_after_decision(

@@ -1,19 +1,22 @@
 """The hot paths' storage helpers (storage/fastpath.py), on SQLite and PostgreSQL: a duplicate create is
-refused like a plain INSERT, batched rows keep the order they were added in, and a dropped connection is
-retried once."""
+refused like a plain INSERT, batched rows keep the order they were added in, a dropped connection is
+retried once; on SQLite, writers of one process take turns without meeting SQLite's lock, and the reads
+beside a write hold no snapshot."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import col
 
 from storage import repo
 from storage.db import make_engine, session_scope
-from storage.fastpath import add_once, insert_new_in_batches, once_more_on_disconnect
+from storage.fastpath import add_once, insert_new_in_batches, once_more_on_disconnect, reads_then_write
 from storage.models import AuditEvent, OutboxItem, Review
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -85,3 +88,47 @@ def test_work_is_retried_once_on_a_dropped_connection_and_not_for_other_errors()
     with pytest.raises(DBAPIError):
         once_more_on_disconnect(broken)
     assert len(calls) == 1
+
+
+def test_writers_of_one_process_are_let_in_only_once_the_previous_commit_has_run(sqlite_url: str) -> None:
+    # With SQLite's busy wait turned off, a writer let in before the previous COMMIT had run would fail
+    # at once with "database is locked"; the process-wide lock must hand the database on only after it.
+    engine = make_engine(sqlite_url)
+    event.listen(engine, "connect", lambda conn, _record: conn.execute("PRAGMA busy_timeout=0"))
+    failures: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        for i in range(40):
+            try:
+                with session_scope(engine) as s:
+                    repo.audit(session=s, at=NOW, actor=f"U{n}", action=f"write-{i}")
+            except OperationalError as exc:  # noqa: PERF203 - each write is its own attempt
+                failures.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with session_scope(engine, readonly=True) as s:
+        stored = s.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
+    engine.dispose()
+    assert failures == [] and stored == 8 * 40
+
+
+def test_the_reads_beside_a_write_hold_no_snapshot_so_the_wal_can_start_over(sqlite_url: str) -> None:
+    # A read transaction left open across the write would keep every checkpoint from reaching the WAL's
+    # end: under steady load some reader always would, and the WAL would grow without bound.
+    engine = make_engine(sqlite_url)
+    with session_scope(engine) as s:
+        add_once(s, review("a" * 32, "key-1"), unique="idempotency_key")
+    other = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), timeout=0)
+    with reads_then_write(engine) as (session, reads):
+        assert reads is not None
+        assert repo.review_by_key(session=reads, idempotency_key="key-1") is not None
+        repo.prior_contacts(session=reads, customer_key="id:c1", since=NOW, before=NOW)
+        busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        repo.audit(session=session, at=NOW, actor="api", action="ingest")
+    other.close()
+    engine.dispose()
+    assert busy == 0
