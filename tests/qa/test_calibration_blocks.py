@@ -140,17 +140,19 @@ def test_a_closed_card_shows_the_original_decision_and_every_vote_without_button
     assert ActionId.CALIBRATE_GOOD not in text and "closed" in text
 
 
-def test_a_25_review_report_fits_one_message() -> None:
+def _report_of_25() -> ReportView:
     items = [_item(i) for i in range(1, 26)]
     votes = [v for i in range(1, 26) for v in _votes(i)]
     result = agreement(
         [Vote(v.review_id, v.voter, Verdict(v.verdict)) for v in votes],
         {i.review_id: Verdict.DEFECT for i in items},
     )
-    view = ReportView(
-        _session(closed=True), items, {i.review_id: f"T{i.position}" for i in items}, votes, result
-    )
-    blocks = report_blocks(view)
+    tickets = {i.review_id: f"T{i.position}" for i in items}
+    return ReportView(_session(closed=True), items, tickets, votes, result)
+
+
+def test_a_25_review_report_fits_one_message() -> None:
+    blocks = report_blocks(_report_of_25())
     text = _checked(blocks)
     assert len(blocks) <= 50 and all(len(t) <= 3000 for t in _section_texts(blocks))
     assert sum(len(t) for t in _section_texts(blocks)) < 12000  # under msg_blocks_too_long
