@@ -77,6 +77,8 @@ def _show_posting(ctx: DemoContext, slack: Any) -> None:
 def _clicks(ctx: DemoContext, slack: Any, sim: SlackSim) -> None:
     standard, handoff, refund = _picked_reviews(ctx)
     approved = _approve(ctx, slack, sim, standard[0]["id"])
+    if len(standard) > 3:
+        _claim(ctx, slack, sim, standard[3]["id"])
     _edit(ctx, slack, sim, standard[1])
     _take_over(ctx, slack, sim, handoff["id"])
     _reject(ctx, slack, sim, standard[2]["id"])
@@ -117,10 +119,38 @@ def _approve(ctx: DemoContext, slack: Any, sim: SlackSim, review_id: str) -> dic
     ms = _click(sim, approved, ActionId.APPROVE, "U0ALEX")
     review = _decided(ctx, slack, review_id)
     ctx.say(
-        f"  ✅ Alex approves #{review.ticket_id}: HTTP 200 in {ms:.0f} ms; the card loses its buttons and says "
-        f"“{plain_text(_decision_line(slack, approved))}”"
+        f"  ✅ Alex approves #{review.ticket_id}: HTTP 200 in {ms:.0f} ms; the card collapses in place to two "
+        "lines and a Details button (the texts are one click away, in a modal):"
     )
+    _wait(lambda: _delivery_known(slack, approved), 10)  # the helpdesk write refreshes the card once it lands
+    for line in card_as_text(slack.message(approved["channel"], approved["ts"])["blocks"]):
+        ctx.say("  │ " + line)
     return approved
+
+
+def _delivery_known(slack: Any, card: dict[str, Any]) -> bool:
+    """The collapsed card says what the helpdesk made of the decision (not "Writing to the helpdesk…")."""
+    return "Writing to the helpdesk" not in _decision_line(slack, card)
+
+
+def _claim(ctx: DemoContext, slack: Any, sim: SlackSim, review_id: str) -> None:
+    """Priya claims a card, so nobody else works it; Jordan, a moment later, is told she has it."""
+    card = _card(ctx, slack, review_id)
+    _click(sim, card, ActionId.CLAIM, "U0PRIYA")
+    _wait(lambda: _review(ctx, review_id).claimed_by == "U0PRIYA")
+    claimed = _wait(lambda: _claim_line(slack, card))
+    ticket = _review(ctx, review_id).ticket_id
+    ctx.say(
+        f"  🙋 Priya clicks Claim on #{ticket} (claiming decides nothing). The card now says: “{claimed}”"
+    )
+    _, note = _click_and_hear(sim, slack, card, ActionId.CLAIM, "U0JORDAN")
+    ctx.say(f"     Jordan clicks Claim too, a moment later. Only he sees: “{plain_text(note)}”")
+
+
+def _claim_line(slack: Any, card: dict[str, Any]) -> str | None:
+    blocks = slack.message(card["channel"], card["ts"])["blocks"]
+    line = next((b["text"]["text"] for b in blocks if b.get("block_id") == BlockId.REVIEW_CLAIM), None)
+    return plain_text(line) if line else None
 
 
 def _edit(ctx: DemoContext, slack: Any, sim: SlackSim, result: dict[str, Any]) -> None:
@@ -191,6 +221,18 @@ def _reject(ctx: DemoContext, slack: Any, sim: SlackSim, review_id: str) -> None
 def _refund_over_limit(ctx: DemoContext, slack: Any, sim: SlackSim, review_id: str) -> None:
     """An outsider and an agent are refused on a refund over the limit; a supervisor approves it."""
     card = _card(ctx, slack, review_id)
+    approve = next(
+        e
+        for b in card["blocks"]
+        if b.get("block_id") == BlockId.REVIEW_ACTIONS
+        for e in b["elements"]
+        if e["action_id"] == ActionId.APPROVE
+    )
+    asks = f" and asks “{approve['confirm']['title']['text']}” first" if approve.get("confirm") else ""
+    ctx.say(
+        f"  🔒 On refund #{_review(ctx, review_id).ticket_id} the button says “{approve['text']['text']}”, is not "
+        f"green{asks}; the supervisor group is not @-mentioned on the card."
+    )
     _, note = _click_and_hear(sim, slack, card, ActionId.APPROVE, OUTSIDER)
     ticket = _review(ctx, review_id).ticket_id
     ctx.say(
@@ -230,7 +272,11 @@ def _context_as_text(block: dict[str, Any]) -> list[str]:
 
 
 def _actions_as_text(block: dict[str, Any]) -> list[str]:
-    return ["  ".join(f"[{e['text']['text']}]" for e in block["elements"])]
+    return [
+        "  ".join(
+            f"[{(e.get('text') or e.get('placeholder') or {}).get('text', '')}]" for e in block["elements"]
+        )
+    ]
 
 
 # How each block type reads in the terminal; other types are left out.
