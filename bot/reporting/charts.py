@@ -46,39 +46,48 @@ def _bar_kw(series: tuple[str, str]) -> dict[str, Any]:
     return {"color": color, "hatch": hatch, "edgecolor": "#222222", "linewidth": 0.5}
 
 
+def _legend(ax: Any, columns: int) -> None:
+    """The legend under the panel, where it never hides a bar."""
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=columns, frameon=False)
+
+
+def _totals(ax: Any, totals: list[float]) -> None:
+    """Each stacked bar's total printed after it, with room on the right to read it."""
+    for y, total in enumerate(totals):
+        ax.text(total, y, f" {total:.0f}", va="center", fontsize=8)
+    ax.set_xlim(0, max([*totals, 1.0]) * 1.15)
+
+
 def _decision_mix(ax: Any, stats: Stats, types: list[str]) -> None:
     left = [0.0] * len(types)
     for kind in ("approve", "edit", "take_over", "reject", "auto_send"):
         values = [float(getattr(stats.by_type[t], kind)) for t in types]
         ax.barh(types, values, left=left, label=kind.replace("_", " "), **_bar_kw(SERIES[kind]))
         left = [a + b for a, b in zip(left, values, strict=True)]
-    for y, total in enumerate(left):
-        ax.text(total, y, f" {total:.0f}", va="center", fontsize=8)
+    _totals(ax, left)
     ax.set_title("Decisions by interaction type", loc="left")
-    ax.legend(fontsize=7, loc="lower right", ncols=3)
+    _legend(ax, 3)
+
+
+def _rate_bars(
+    ax: Any, ys: list[float], rates: list[float | None], label: str, series: tuple[str, str]
+) -> None:
+    """One bar per type at its rate; a type without the rate gets a printed "no data", not a 0% bar."""
+    bars = ax.barh(ys, [100 * (r or 0) for r in rates], height=0.4, label=label, **_bar_kw(series))
+    ax.bar_label(bars, labels=["no data" if r is None else f"{r:.0%}" for r in rates], fontsize=7, padding=2)
 
 
 def _rates(ax: Any, stats: Stats, types: list[str]) -> None:
-    ys = range(len(types))
-    err = [100 * (stats.by_type[t].error_rate or 0) for t in types]
-    qa = [100 * (stats.by_type[t].qa_pass_rate or 0) for t in types]
-    bars_err = ax.barh(
-        [y + 0.2 for y in ys],
-        err,
-        height=0.4,
-        label="AI error rate (rejects + heavy edits)",
-        **_bar_kw((VERMILLION, "//")),
-    )
-    bars_qa = ax.barh(
-        [y - 0.2 for y in ys], qa, height=0.4, label="QA pass rate of auto-sent", **_bar_kw((BLUE, ""))
-    )
-    for bars in (bars_err, bars_qa):
-        ax.bar_label(bars, fmt="%.0f%%", fontsize=7, padding=2)
-    ax.set_yticks(list(ys), types)
+    ys = [float(y) for y in range(len(types))]
+    err = [stats.by_type[t].error_rate for t in types]
+    qa = [stats.by_type[t].qa_pass_rate for t in types]
+    _rate_bars(ax, [y + 0.2 for y in ys], err, "AI error rate (rejects + heavy edits)", (VERMILLION, "//"))
+    _rate_bars(ax, [y - 0.2 for y in ys], qa, "QA pass rate of auto-sent", (BLUE, ""))
+    ax.set_yticks(ys, types)
     ax.set_xlim(0, 115)
-    ax.set_xlabel("%")
+    ax.xaxis.set_major_formatter("{x:.0f}%")
     ax.set_title("AI error rate and QA pass rate", loc="left")
-    ax.legend(fontsize=7, loc="lower right")
+    _legend(ax, 2)
 
 
 def _volume(ax: Any, stats: Stats) -> None:
@@ -88,10 +97,9 @@ def _volume(ax: Any, stats: Stats) -> None:
         values = [float(stats.volume.get((route, tier), 0)) for tier in tiers]
         ax.barh(tiers, values, left=left, label=route.replace("_", " "), **_bar_kw(ROUTE_SERIES[route]))
         left = [a + b for a, b in zip(left, values, strict=True)]
-    for y, total in enumerate(left):
-        ax.text(total, y, f" {total:.0f}", va="center", fontsize=8)
+    _totals(ax, left)
     ax.set_title("Drafts by tier and route", loc="left")
-    ax.legend(fontsize=7, loc="lower right", ncols=3)
+    _legend(ax, 3)
 
 
 def _sla(ax: Any, stats: Stats, types: list[str]) -> None:
@@ -100,10 +108,11 @@ def _sla(ax: Any, stats: Stats, types: list[str]) -> None:
     ax.barh(types, met, label="SLA met", **_bar_kw((BLUE, "")))
     bars = ax.barh(types, breached, left=met, label="SLA breached", **_bar_kw((ORANGE, "//")))
     ax.bar_label(bars, labels=[f" {b:.0f} breached" if b else "" for b in breached], fontsize=7)
+    ax.set_xlim(0, max([a + b for a, b in zip(met, breached, strict=True)] + [1.0]) * 1.3)
     ax.set_title(
         f"SLA · decision median {_mins(stats.median_seconds)}, p90 {_mins(stats.p90_seconds)}", loc="left"
     )
-    ax.legend(fontsize=7, loc="lower right")
+    _legend(ax, 2)
 
 
 def stats_chart_png(stats: Stats) -> bytes | None:
@@ -133,8 +142,8 @@ def stats_chart_png(stats: Stats) -> bytes | None:
 
 def _panel_heights(stats: Stats, types: list[str]) -> list[float]:
     """Inches per panel (decision mix, rates, volume, SLA): room for each bar and the legend."""
-    per_type = 1.3 + 0.35 * max(len(types), 1)
-    per_tier = 1.3 + 0.35 * max(len({tier for _, tier in stats.volume}), 1)
+    per_type = 1.7 + 0.35 * max(len(types), 1)
+    per_tier = 1.7 + 0.35 * max(len({tier for _, tier in stats.volume}), 1)
     return [per_type, per_type, per_tier, per_type]
 
 
