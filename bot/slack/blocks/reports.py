@@ -169,7 +169,11 @@ def accept_button(rec: Recommendation, period: timedelta) -> ButtonElement:
         style="danger" if rec.verdict == "increase" else "primary",
         confirm=ConfirmObject(
             title=limits.plain(f"Accept for {rec.interaction_type}?", 100),
-            text=limits.plain(f"{VERDICT_WORDS[rec.verdict]}: {change}. Recorded with your name.", 300),
+            text=limits.plain(
+                f"{VERDICT_WORDS[rec.verdict]}: {change}. Next you say why; the change is recorded "
+                "with its policy diff and your name.",
+                300,
+            ),
             confirm="Accept",
             deny="Cancel",
         ),
