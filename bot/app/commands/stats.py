@@ -7,6 +7,9 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
+from bot.app.commands.review import add_apply_arguments
+from bot.app.commands.review import apply as apply_verdict
+
 if TYPE_CHECKING:
     from bot.app.runtime import Runtime
     from bot.reporting.manager import Command
@@ -47,6 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         action="store_true",
         help="queue the review as the digest to HITL_MANAGERS_CHANNEL now (a running service sends it)",
     )
+    add_apply_arguments(rv)  # issue 12: --apply TYPE (bot/app/commands/review.py)
     rv.set_defaults(func=review)
 
 
@@ -107,6 +111,8 @@ def stats(args: argparse.Namespace) -> int:
 
 
 def review(args: argparse.Namespace) -> int:
+    if args.apply:
+        return apply_verdict(args)
     from bot.app.commands.common import CliError
     from bot.reporting.digest import post_digest
     from bot.reporting.oversight.review import build_review

@@ -20,12 +20,15 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 
+from bot.app.runtime import Runtime
 from bot.reporting.format import span_label
 from bot.reporting.oversight.changes import same_threshold
 from bot.reporting.oversight.recommend import Recommendation
 from bot.reporting.oversight.review import build_review
+from bot.review.people import MembershipUnknown
 from bot.review.policy import Policy, PolicyError, parse_policy
 from storage import repo
+from storage.db import session_scope
 from storage.models import OversightChange
 
 
@@ -46,7 +49,7 @@ class VerdictRef(BaseModel):
     v: Literal["expand", "increase", "keep"]
     c: float | None = None
     p: float | None = None
-    d: int = Field(ge=1, le=731)
+    d: float = Field(gt=0, le=731, allow_inf_nan=False)  # 30 for 30d, 0.5 for 12h
 
 
 @dataclass(frozen=True)
@@ -211,10 +214,18 @@ class Acceptance:
     ref: VerdictRef | None = None  # the verdict the manager saw (Slack); None: today's (CLI)
 
 
-def accept_verdict(
+@dataclass(frozen=True)
+class Prepared:
+    """A change checked against today's evidence and written as a diff, not recorded yet."""
+
+    change: OversightChange
+    evidence: tuple[str, ...]
+
+
+def prepare_change(
     *, session: Session, policy: Policy, policy_path: Path, now: datetime, acceptance: Acceptance
-) -> Accepted:
-    """Recompute the verdict, write the policy change as a diff, record it and audit it (one transaction)."""
+) -> Prepared:
+    """Recompute the verdict (refusing keep, no evidence, or a verdict that changed) and write the diff."""
     a = acceptance
     reason = a.reason.strip()
     if not reason:
@@ -226,7 +237,6 @@ def accept_verdict(
         check_still_stands(a.ref, rec)
     current, proposed = acceptable(rec)
     review_at = policy.thresholds(a.interaction_type).review_at
-    diff = policy_diff(policy_path, policy, a.interaction_type, proposed)
     change = OversightChange(
         interaction_type=a.interaction_type,
         verdict=rec.verdict,
@@ -237,25 +247,59 @@ def accept_verdict(
         source=a.source,
         period_days=max(1, round(a.period / timedelta(days=1))),
         accepted_at=now,
-        diff=diff,
+        diff=policy_diff(policy_path, policy, a.interaction_type, proposed),
     )
+    return Prepared(change, rec.evidence)
+
+
+def record_change(*, session: Session, prepared: Prepared, policy_path: Path) -> Accepted:
+    """Store the change and its `oversight_accepted` audit entry (who, what, why, the evidence, the diff)."""
+    change = prepared.change
     session.add(change)
     session.flush()
     repo.audit(
         session=session,
-        at=now,
-        actor=a.actor,
+        at=change.accepted_at,
+        actor=change.actor,
         action="oversight_accepted",
         change_id=change.id,
-        interaction_type=a.interaction_type,
-        verdict=rec.verdict,
+        interaction_type=change.interaction_type,
+        verdict=change.verdict,
         before=change.before,
         after=change.after,
-        reason=reason[:2000],
-        source=a.source,
-        evidence=list(rec.evidence),
+        reason=change.reason[:2000],
+        source=change.source,
+        evidence=list(prepared.evidence),
+        policy_file=str(policy_path),
+        diff=change.diff[:20_000],
     )
-    return Accepted(change, diff, policy_path)
+    return Accepted(change, change.diff, policy_path)
+
+
+def accept(runtime: Runtime, acceptance: Acceptance) -> Accepted:
+    """Check and write the change reading only, then record it in one short write transaction."""
+    now = runtime.clock.now()
+    path = Path(runtime.settings.policy_file)
+    with session_scope(runtime.engine, readonly=True) as session:
+        prepared = prepare_change(
+            session=session, policy=runtime.policy, policy_path=path, now=now, acceptance=acceptance
+        )
+    with session_scope(runtime.engine) as session:
+        return record_change(session=session, prepared=prepared, policy_path=path)
+
+
+def not_a_manager(runtime: Runtime, user_id: str) -> str | None:
+    """Why this user may not accept a verdict (None: a manager, or the policy names nobody)."""
+    managers = runtime.policy.managers
+    if managers.anyone or user_id in managers.users:
+        return None
+    directory = runtime.services.people
+    if directory is None:
+        return "not_a_manager"
+    try:
+        return None if directory.includes(managers, user_id) else "not_a_manager"
+    except MembershipUnknown:
+        return "membership_unknown"
 
 
 def ref_of(value: str) -> VerdictRef:
