@@ -42,6 +42,13 @@ STATE_PREFIX = "home_view:"
 SAME_VIEW_FOR = timedelta(minutes=10)  # an identical view older than this is sent again anyway
 SNAPSHOT_SECONDS = 60.0  # the managers' stats are computed at most once a minute per service
 MAX_TRIES = 5
+MEMBERSHIP_RETRY_SECONDS = 30.0
+MEMBERSHIP_RETRIES = 3
+IDLE_HORIZON = 1.0  # a publish due further off than this (a retry later) does not count as pending work
+UNKNOWN_MEMBERSHIP = (
+    ":warning: Slack did not say just now which user groups you are in, so some buttons may be missing. "
+    "This tab updates itself in a minute (or press Refresh)."
+)
 DECISIONS = (
     (ActionId.APPROVE, DecisionKind.APPROVE),
     (ActionId.EDIT, DecisionKind.EDIT),
@@ -53,32 +60,41 @@ DECISIONS = (
 # ---------------------------------------------------------------- who may do what
 
 
-def _includes(directory: PeopleDirectory | None, people: People, user_id: str) -> bool:
-    """Membership as far as it can be known now (a Slack directory that does not answer: not a member)."""
-    if people.anyone or user_id in people.users:
-        return True
-    if directory is None:
-        return False
-    try:
-        return directory.includes(people, user_id)
-    except MembershipUnknown:
-        return False
+class Membership:
+    """Who is in which policy group, as far as Slack says now; `unknown` once it did not answer."""
+
+    def __init__(self, directory: PeopleDirectory | None) -> None:
+        self.directory = directory
+        self.unknown = False
+
+    def includes(self, people: People, user_id: str) -> bool:
+        """Listed, or in a listed group (a group Slack does not answer for counts as not, and is noted)."""
+        if people.anyone or user_id in people.users:
+            return True
+        if self.directory is None:
+            self.unknown = self.unknown or bool(people.usergroups)
+            return False
+        try:
+            return self.directory.includes(people, user_id)
+        except MembershipUnknown:
+            self.unknown = True
+            return False
 
 
-def decider_tiers(runtime: Runtime, user_id: str) -> list[str]:
+def decider_tiers(runtime: Runtime, user_id: str, membership: Membership | None = None) -> list[str]:
     """The policy's tiers whose approvers or supervisors include the user."""
-    directory = runtime.services.people
+    known = membership or Membership(runtime.services.people)
     return [
         name
         for name, tier in runtime.policy.tiers.items()
-        if _includes(directory, tier.approvers, user_id) or _includes(directory, tier.supervisors, user_id)
+        if known.includes(tier.approvers, user_id) or known.includes(tier.supervisors, user_id)
     ]
 
 
-def is_manager(runtime: Runtime, user_id: str) -> bool:
+def is_manager(runtime: Runtime, user_id: str, membership: Membership | None = None) -> bool:
     """Whether the user gets the managers' reports (policy `managers`; nobody named: everybody, as `/hitl`)."""
     managers = runtime.policy.managers
-    return managers.anyone or _includes(runtime.services.people, managers, user_id)
+    return managers.anyone or (membership or Membership(runtime.services.people)).includes(managers, user_id)
 
 
 def line_actions(runtime: Runtime, line: HomeLine, user_id: str) -> tuple[str, ...]:
@@ -120,6 +136,7 @@ class HomePublisher:
         self._busy = False
         self._snapshot: tuple[float, Snapshot] | None = None
         self._workspace_url: str | None = None
+        self._unknown_for: dict[str, int] = {}  # users whose groups Slack did not answer for: times retried
         self.published = 0  # views.publish calls made (for the log and the demo)
         self.skipped = 0  # publishes not sent because the view had not changed
 
@@ -138,9 +155,10 @@ class HomePublisher:
             self._cond.notify()
 
     def idle(self) -> bool:
-        """Nothing is waiting to be published, and no publish is under way."""
+        """No publish is under way or due now (retries scheduled for later do not count)."""
+        horizon = time.monotonic() + IDLE_HORIZON
         with self._cond:
-            return not self._due and not self._busy
+            return not self._busy and all(at > horizon for at in self._due.values())
 
     def stop(self) -> None:
         with self._cond:
@@ -193,20 +211,32 @@ class HomePublisher:
     def data(self, user_id: str) -> HomeData:
         """What the user's Home shows now, with the buttons they get and the links to the cards."""
         runtime, now = self.runtime, self.runtime.clock.now()
-        tiers = decider_tiers(runtime, user_id)
-        manager = is_manager(runtime, user_id)
+        membership = Membership(runtime.services.people)
+        tiers = decider_tiers(runtime, user_id, membership)
+        manager = is_manager(runtime, user_id, membership)
         with session_scope(runtime.engine, readonly=True) as session:
             data = home_data(session=session, user_id=user_id, now=now, tiers=tiers or None)
-        notes = [] if runtime.services.people is not None else ["Permissions cannot be checked yet."]
+        notes = []
+        if membership.unknown:
+            notes.append(UNKNOWN_MEMBERSHIP)
+            self._again_later(user_id)
+        else:
+            self._unknown_for.pop(user_id, None)
         return replace(
             data,
             my_claims=self._dressed(data.my_claims, user_id),
             waiting=self._dressed(data.waiting, user_id),
             breached=self._dressed(data.breached, user_id),
-            decides_anywhere=bool(tiers),
+            decides_anywhere=bool(tiers) or membership.unknown,
             snapshot=self._stats() if manager else None,
             notes=notes,
         )
+
+    def _again_later(self, user_id: str) -> None:
+        """Publish again in a while, a few times: Slack may answer for the user groups by then."""
+        tries = self._unknown_for[user_id] = self._unknown_for.get(user_id, 0) + 1
+        if tries <= MEMBERSHIP_RETRIES:
+            self.request(user_id, delay=MEMBERSHIP_RETRY_SECONDS)
 
     def _dressed(self, lines: list[HomeLine], user_id: str) -> list[HomeLine]:
         return [

@@ -48,6 +48,25 @@ def home_policy(tmp_path: Path) -> Path:
     return path
 
 
+def start_home_loop(
+    make_settings: Callable[..., Any],
+    standin: SlackStandin,
+    start_service: Callable[..., Service],
+    db_url: str,
+    tmp_path: Path,
+) -> Loop:
+    settings = make_settings(
+        SLACK_API_URL=standin.base_url,
+        HITL_OPS_CHANNEL="#ops",
+        HITL_DATABASE_URL=db_url,
+        HITL_POLICY_FILE=str(home_policy(tmp_path)),
+        HITL_SCHEDULER=False,
+    )
+    loop = Loop(start_service(settings, clock=FakeClock()), standin)
+    wait_for(lambda: stored_team(loop.runtime), 15, "the service to learn its workspace")
+    return loop
+
+
 @pytest.fixture
 def home_loop(
     make_settings: Callable[..., Any],
@@ -58,16 +77,7 @@ def home_loop(
 ) -> Loop:
     """The service on a clock the test moves (SLA states), with approvers, a supervisor and a manager."""
     slack_standin.add_usergroup(APPROVERS, [ALEX])
-    settings = make_settings(
-        SLACK_API_URL=slack_standin.base_url,
-        HITL_OPS_CHANNEL="#ops",
-        HITL_DATABASE_URL=db_url,
-        HITL_POLICY_FILE=str(home_policy(tmp_path)),
-        HITL_SCHEDULER=False,
-    )
-    loop = Loop(start_service(settings, clock=FakeClock()), slack_standin)
-    wait_for(lambda: stored_team(loop.runtime), 15, "the service to learn its workspace")
-    return loop
+    return start_home_loop(make_settings, slack_standin, start_service, db_url, tmp_path)
 
 
 # ---------------------------------------------------------------- helpers
@@ -455,3 +465,28 @@ def test_a_review_someone_else_claimed_shows_who_and_offers_no_claim(home_loop: 
     assert buttons(view, BlockId.HOME_WAITING, claimed) == DECISION_BUTTONS, (
         "claiming does not block deciding"
     )
+
+
+def test_while_slack_will_not_say_who_is_in_a_group_home_says_so_and_catches_up(
+    make_settings: Callable[..., Any],
+    slack_standin: SlackStandin,
+    start_service: Callable[..., Service],
+    sqlite_url: str,
+    tmp_path: Path,
+) -> None:
+    loop = start_home_loop(make_settings, slack_standin, start_service, sqlite_url, tmp_path)  # group unknown
+    _, waiting, _ = three_reviews(loop)
+    view = valid(open_home(loop, ALEX))
+    note = " ".join(e["text"] for i in ids(view) if ":note:" in i for e in block(view, i)["elements"])
+    assert "did not say" in note and "not an approver" not in str(view)
+    assert not [i for i in ids(view) if i.startswith(BlockId.HOME_LINE_ACTIONS)], "fail closed: no buttons"
+
+    slack_standin.add_usergroup(APPROVERS, [ALEX])  # Slack answers again
+    payload = home_action_payload(view=view, action_id=ActionId.HOME_REFRESH, user_id=ALEX)
+    assert loop.sim.post_action(payload).status_code == 200
+    home = wait_for(
+        lambda: (h := loop.standin.home(ALEX)) and buttons(h, BlockId.HOME_WAITING, waiting) and h,
+        10,
+        "the buttons",
+    )
+    assert buttons(home, BlockId.HOME_WAITING, waiting) == {ActionId.CLAIM, *DECISION_BUTTONS}
