@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -21,6 +22,7 @@ from sqlmodel import Session
 from bot.app.runtime import Runtime
 from bot.outbox.kinds import CalibrationMessage, OutboxKind, enqueue_calibration
 from bot.outbox.registry import Permanent
+from bot.outbox.worker import set_in_doubt
 from bot.qa import calibration_store as store
 from bot.qa.calibration import Verdict
 from bot.review.decisions import ClickRefused, DecisionError, NotAllowed, tell
@@ -40,9 +42,10 @@ from bot.slack.blocks.calibration import (
 from bot.slack.clicks import workspace_team
 from bot.slack.dedupe import record_delivery
 from bot.slack.delivery import call, slack_kind
+from bot.slack.webapi import NoAnswer
 from storage import repo
 from storage.db import session_scope
-from storage.models import CalibrationSession, Review
+from storage.models import CalibrationSession, OutboxItem, Review
 
 log = logging.getLogger("hitl.qa.calibration")
 
@@ -53,6 +56,8 @@ USAGE = (
 _NUMBER = re.compile(r"^[+-]?\d+$")
 _TYPE = re.compile(r"^[a-z0-9_.-]{1,64}$")
 # Where Slack will not let the app post: the cards go to the runner's DM instead.
+CARD_EVENT = "hitl_calibration_card"  # the metadata a card carries, to find it again after a lost answer
+HISTORY_PAGES = 10
 NOT_HERE = frozenset({"not_in_channel", "channel_not_found", "is_archived", "channel_is_archived"})
 
 
@@ -361,12 +366,12 @@ def install(runtime: Runtime) -> None:
     runtime.services.kinds.register(OutboxKind.SLACK_CALIBRATION, deliver, slack_kind(runtime))
 
 
-def deliver(runtime: Runtime, item: Any, msg: CalibrationMessage) -> dict[str, Any]:
+def deliver(runtime: Runtime, item: OutboxItem, msg: CalibrationMessage) -> dict[str, Any]:
     """Post or re-render one calibration message from the store."""
     if msg.part == "intro":
         return _deliver_intro(runtime, msg.session_id)
     if msg.part == "card":
-        return _deliver_card(runtime, msg.session_id, msg.review_id or "")
+        return _deliver_card(runtime, item, msg.session_id, msg.review_id or "")
     return _deliver_report(runtime, msg.session_id)
 
 
@@ -377,7 +382,9 @@ def _load_session(session: Session, session_id: int) -> CalibrationSession:
     return cal
 
 
-def _post(runtime: Runtime, channel: str, text: str, blocks: list[Any]) -> tuple[str, str]:
+def _post(
+    runtime: Runtime, channel: str, text: str, blocks: list[Any], metadata: dict[str, Any] | None = None
+) -> tuple[str, str]:
     resp = call(
         runtime,
         "chat_postMessage",
@@ -385,6 +392,7 @@ def _post(runtime: Runtime, channel: str, text: str, blocks: list[Any]) -> tuple
         channel=channel,
         text=text,
         blocks=blocks,
+        metadata=metadata,
         unfurl_links=False,
         unfurl_media=False,
     )
@@ -419,7 +427,7 @@ def _slack_error(exc: Exception) -> str:
     return str(cause.response.get("error") or "") if isinstance(cause, SlackApiError) else ""
 
 
-def _deliver_card(runtime: Runtime, session_id: int, review_id: str) -> dict[str, Any]:
+def _deliver_card(runtime: Runtime, row: OutboxItem, session_id: int, review_id: str) -> dict[str, Any]:
     """Post a review's card once; after that, re-render it in place (votes so far, or the verdicts)."""
     with session_scope(runtime.engine, readonly=True) as session:
         cal = _load_session(session, session_id)
@@ -441,10 +449,58 @@ def _deliver_card(runtime: Runtime, session_id: int, review_id: str) -> dict[str
         return {"channel": item.channel, "ts": item.ts, "updated": True}
     if not cal.posted_channel:
         raise Permanent(f"calibration session {session_id} has no channel (its intro was not posted)")
-    channel, ts = _post(runtime, cal.posted_channel, card_text(view), card_blocks(view))
+    channel, ts = _post_card_once(runtime, row, view, cal.posted_channel)
     with session_scope(runtime.engine) as session:
         store.record_card(session=session, item_id=item.id or 0, channel=channel, ts=ts)
     return {"channel": channel, "ts": ts}
+
+
+def _post_card_once(runtime: Runtime, row: OutboxItem, view: CardView, channel: str) -> tuple[str, str]:
+    """Post the card with its metadata; if an earlier try went unanswered, adopt the card it left instead."""
+    payload: dict[str, Any] = {"session_id": view.item.session_id, "review_id": view.item.review_id}
+    meta = {"event_type": CARD_EVENT, "event_payload": payload}
+    if row.in_doubt_at is not None:
+        found = _find_card(runtime, channel, payload, oldest=row.in_doubt_at.timestamp() - 120)
+        if found is not None:
+            log.info(
+                "calibration #%s: adopting the card of %s an unanswered post left",
+                view.cal.id,
+                view.item.review_id,
+            )
+            return channel, found
+    pacer = runtime.services.slack_gate
+    wall = pacer.wall() if pacer is not None else time.time()
+    set_in_doubt(runtime=runtime, row=row, at=datetime.fromtimestamp(wall, UTC))
+    try:
+        return _post(runtime, channel, card_text(view), card_blocks(view), metadata=meta)
+    except NoAnswer:
+        raise  # stays in doubt: the next try looks in the channel first
+    except Exception:
+        set_in_doubt(runtime=runtime, row=row, at=None)
+        raise
+
+
+def _find_card(runtime: Runtime, channel: str, payload: dict[str, Any], *, oldest: float) -> str | None:
+    """The ts of the card carrying this metadata payload in `channel` since `oldest`, if Slack has one."""
+    cursor: str | None = None
+    for _ in range(HISTORY_PAGES):
+        resp = call(
+            runtime,
+            "conversations_history",
+            channel=channel,
+            oldest=f"{oldest:.6f}",
+            include_all_metadata=True,
+            limit=200,
+            cursor=cursor,
+        )
+        for message in resp.get("messages") or []:
+            meta = message.get("metadata") or {}
+            if meta.get("event_type") == CARD_EVENT and meta.get("event_payload") == payload:
+                return str(message["ts"])
+        cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return None
+    return None
 
 
 def _deliver_report(runtime: Runtime, session_id: int) -> dict[str, Any]:

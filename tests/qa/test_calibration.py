@@ -390,3 +390,30 @@ def test_cards_go_to_the_runners_dm_when_the_app_cannot_post_in_the_channel(
         ephemeral(loop, SUPERVISOR, "Your vote on calibration #1 card: *Good*")
     finally:
         loop.sim.close()
+
+
+def test_a_card_post_whose_answer_was_lost_is_found_in_the_channel_not_posted_twice(
+    make_loop: Callable[..., Loop], slack_standin: SlackStandin, sqlite_url: str, tmp_path: Path
+) -> None:
+    _two_decisions(sqlite_url)
+    slack_standin.add_usergroup(REVIEWERS, [ANA, BEN, CHO])
+    loop = make_loop(
+        HITL_POLICY_FILE=str(_policy(tmp_path)), HITL_OUTBOX_WORKER="false", HITL_SLACK_TIMEOUT_SECONDS=1
+    )
+    worker = loop.runtime.services.outbox
+    command(loop, "calibrate order_status 2")
+    wait_for(lambda: len(loop.outbox("slack_calibration")) == 3, what="the intro and two cards queued")
+    worker.run_once()  # the intro
+    slack_standin.drop_responses("chat.postMessage", times=1, hang=3)
+    worker.run_once()  # the first card: Slack stores it, its answer never comes
+    assert [c for c in slack_standin.calls("chat.postMessage") if c.get("answer_lost")]
+    shown = wait_for(lambda: worker.drain(5) and _in_room(slack_standin, 2), timeout=30, what="both cards")
+    assert len(slack_standin.calls("chat.postMessage")) == 3, "the lost card was adopted, not posted again"
+    assert slack_standin.calls("conversations.history")
+    good(loop, shown[0], ANA)  # the adopted card is the session's own: its buttons count
+    wait_for(lambda: votes(loop), what="the vote on the adopted card")
+
+
+def _in_room(standin: SlackStandin, n: int) -> list[dict[str, Any]] | None:
+    found = sorted((m for m in standin.messages(ROOM) if " of " in _header(m)), key=_header)
+    return found if len(found) == n else None
