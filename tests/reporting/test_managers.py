@@ -105,7 +105,7 @@ def test_a_manager_in_the_managers_user_group_gets_the_figures(
     sim = start(MANAGERS)
     command(sim, "stats 7d", IN_GROUP)
     e = ephemeral(slack_standin, IN_GROUP, "hitl stats")
-    assert "12 drafts, 8 human decisions" in e["text"]
+    assert "12 drafts in 7d" in e["text"] and "8 by humans" in str(e["blocks"])
 
 
 def test_a_manager_listed_by_id_gets_the_queue_and_the_review(
