@@ -8,7 +8,6 @@ the clicker's Home again after any click on it (handlers/slack/errors.py).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt import Ack, App, BoltContext
@@ -23,8 +22,6 @@ from handlers.slack.context import runtime_of
 from handlers.slack.errors import answers_refusals
 from handlers.slack.payloads import home_interaction
 from storage.db import session_scope
-
-log = logging.getLogger("hitl.slack.home")
 
 
 def home_opened(body: dict[str, Any], event: dict[str, Any], context: BoltContext) -> None:
