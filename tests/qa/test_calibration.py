@@ -55,6 +55,13 @@ def loop(make_loop: Callable[..., Loop], tmp_path: Path, slack_standin: Any) -> 
     return make_loop(HITL_POLICY_FILE=str(_policy(tmp_path)))
 
 
+@pytest.fixture
+def db_loop(make_loop: Callable[..., Loop], tmp_path: Path, slack_standin: Any, db_url: str) -> Loop:
+    """The loop on SQLite and on PostgreSQL."""
+    slack_standin.add_usergroup(REVIEWERS, [ANA, BEN, CHO])
+    return make_loop(HITL_POLICY_FILE=str(_policy(tmp_path)), HITL_DATABASE_URL=db_url)
+
+
 # ---------------------------------------------------------------- steps
 
 
@@ -155,8 +162,9 @@ def valid(message: dict[str, Any]) -> str:
 
 
 def test_a_session_hides_the_decisions_counts_votes_once_and_reports_the_hand_computed_kappa(
-    loop: Loop,
+    db_loop: Loop,
 ) -> None:
+    loop = db_loop
     history = decide_history(loop)
     command(loop, "calibrate order_status 4")
     started = ephemeral(loop, SUPERVISOR, "Calibration session *#1* started")
@@ -281,6 +289,12 @@ def check_the_next_review(loop: Loop) -> None:
     section = next(s for s in review.sections if s.title == "Calibration")
     assert "Fleiss' kappa 0.31 (fair" in section.per_type["order_status"][0]
     assert "with the original decisions 83% (10 of 12;" in section.lines[0]
+    # ... and so does the review a manager asks Slack for.
+    command(loop, "review 30d", user=MANAGER)
+    shown = ephemeral(loop, MANAGER, "review")
+    assert "*Calibration*" in str(shown["blocks"]) and "calibration #1 (order_status, closed" in str(
+        shown["blocks"]
+    )
 
 
 def _value(card: dict[str, Any]) -> str:
