@@ -174,7 +174,7 @@ def deliver_ping(runtime: Runtime, item: OutboxItem, p: SlaPingMessage) -> dict[
     )
     posted, ts = str(resp["channel"]), str(resp["ts"])
     record_message(runtime, review_id=review.id, kind=record_kind(p), channel=posted, ts=ts)
-    return {"channel": posted, "ts": ts}
+    return {"channel": posted, "ts": ts, "holder": review.claimed_by or ""}
 
 
 def _rerender(runtime: Runtime, review: Review, p: SlaPingMessage) -> dict[str, Any]:
@@ -182,7 +182,7 @@ def _rerender(runtime: Runtime, review: Review, p: SlaPingMessage) -> dict[str, 
     view = ping_view(runtime, review, p, card_permalink(runtime, review))
     text, blocks = sla_ping_message(review, view, runtime.clock.now(), settings=runtime.settings)
     call(runtime, "chat_update", channel=p.channel, ts=p.ts, text=text, blocks=[b.to_dict() for b in blocks])
-    return {"channel": p.channel, "ts": p.ts, "edited": True}
+    return {"channel": p.channel, "ts": p.ts, "edited": True, "holder": review.claimed_by or ""}
 
 
 def record_message(runtime: Runtime, *, review_id: str, kind: str, channel: str, ts: str) -> None:
@@ -208,29 +208,68 @@ def _place_of(message: ReviewMessage, review: Review) -> str:
 
 
 def update_review_messages(runtime: Runtime, review: Review) -> int:
-    """Once a review is decided, queue one edit per ping posted about it (who handled it, no buttons).
+    """Bring the pings posted about a review in line with it: handled once decided, its holder while pending.
 
-    Called by the card refresh (bot.slack.delivery.deliver_refresh); each edit is queued once (dedupe key)
-    and paced like every Slack call. Returns how many edits were queued now.
+    Called by the card refresh (bot.slack.delivery.deliver_refresh). Once decided, each ping is edited once
+    to say who handled it (no buttons); while pending, a ping whose shown holder (Claim / "Claimed by")
+    is no longer the review's is re-rendered. Edits are outbox rows, paced like every Slack call. Returns
+    how many edits were queued now.
     """
-    if review.status == ReviewStatus.PENDING:
-        return 0
     try:
         with session_scope(runtime.engine) as session:
+            if review.status == ReviewStatus.PENDING:
+                return _queue_holder_edits(session, runtime.clock.now(), review)
             return _queue_handled_edits(session, runtime.clock.now(), review)
     except IntegrityError:  # another replica's refresh queued them at the same moment
         return 0
 
 
-def _queue_handled_edits(session: Session, now: datetime, review: Review) -> int:
-    messages = list(
-        session.exec(
-            select(ReviewMessage).where(
-                ReviewMessage.review_id == review.id, col(ReviewMessage.kind).in_(PING_KINDS)
-            )
-        )
+def _ping_messages(session: Session, review_id: str) -> list[ReviewMessage]:
+    q = select(ReviewMessage).where(
+        ReviewMessage.review_id == review_id, col(ReviewMessage.kind).in_(PING_KINDS)
     )
-    keys = {m.id: f"sla:handled:{m.id}" for m in messages}
+    return list(session.exec(q.order_by(col(ReviewMessage.id))))
+
+
+def _renders(session: Session, review_id: str, channel: str, ts: str) -> list[OutboxItem]:
+    """The ping rows that posted or edited `channel`/`ts`, oldest first (a post's result names where it went)."""
+    rows = session.exec(
+        select(OutboxItem)
+        .where(
+            OutboxItem.kind == OutboxKind.SLACK_SLA_PING,
+            col(OutboxItem.dedupe_key).startswith(f"sla:{review_id}:"),
+        )
+        .order_by(col(OutboxItem.id))
+    )
+    return [
+        r
+        for r in rows
+        if ((r.result or {}).get("channel"), (r.result or {}).get("ts")) == (channel, ts)
+        or (r.payload.get("channel"), r.payload.get("ts")) == (channel, ts)
+    ]
+
+
+def _queue_holder_edits(session: Session, now: datetime, review: Review) -> int:
+    """Re-render pending pings that show another holder than the review has now (claimed, unclaimed, moved)."""
+    count = 0
+    for message in _ping_messages(session, review.id):
+        renders = _renders(session, review.id, message.channel, message.ts)
+        done = [r for r in renders if r.status == OutboxStatus.DONE]
+        if not done or any(r.status == OutboxStatus.PENDING for r in renders):
+            continue  # not posted yet, or an edit is on its way (it renders the current state)
+        if (done[-1].result or {}).get("holder", "") == (review.claimed_by or ""):
+            continue
+        spec = SlaPingMessage.model_validate(done[-1].payload)
+        edit = spec.model_copy(update={"channel": message.channel, "ts": message.ts})
+        key = f"sla:{review.id}:holder:{message.id}:{len(renders)}"
+        enqueue_sla_ping(session, now=now, ping=edit, dedupe_key=key[:200])
+        count += 1
+    return count
+
+
+def _queue_handled_edits(session: Session, now: datetime, review: Review) -> int:
+    messages = _ping_messages(session, review.id)
+    keys = {m.id: f"sla:{review.id}:handled:{m.id}" for m in messages}
     queued = set(
         session.exec(select(OutboxItem.dedupe_key).where(col(OutboxItem.dedupe_key).in_(list(keys.values()))))
     )
@@ -399,27 +438,19 @@ def snoozes_raw(review: Review) -> dict[str, Any]:
 
 def _queue_in_place(session: Session, review: Review, click: Click, now: datetime, level: int) -> None:
     """Re-render the ping the Snooze was pressed in (its step as first posted: headline, mention)."""
-    original = _posted_ping(session, review.id, click.channel, click.message_ts)
-    base = original or SlaPingMessage(review_id=review.id, place="channel", level=level)
-    edit = base.model_copy(update={"channel": click.channel, "ts": click.message_ts})
-    key = f"sla:snoozed:{review.id}:{click.channel}:{click.message_ts}"[:200]
-    enqueue_sla_ping(session, now=now, ping=edit, dedupe_key=key)
-
-
-def _posted_ping(session: Session, review_id: str, channel: str, ts: str) -> SlaPingMessage | None:
-    """The payload of the ping that posted `channel`/`ts` (its outbox row's result names where it went)."""
-    rows = session.exec(
-        select(OutboxItem).where(
-            OutboxItem.kind == OutboxKind.SLACK_SLA_PING,
-            OutboxItem.status == OutboxStatus.DONE,
-            col(OutboxItem.dedupe_key).startswith(f"sla:{review_id}:"),
-        )
+    done = [
+        r
+        for r in _renders(session, review.id, click.channel, click.message_ts)
+        if r.status == OutboxStatus.DONE
+    ]
+    base = (
+        SlaPingMessage.model_validate(done[-1].payload)
+        if done
+        else SlaPingMessage(review_id=review.id, place="channel", level=level)
     )
-    for row in rows:
-        result = row.result or {}
-        if result.get("channel") == channel and result.get("ts") == ts:
-            return SlaPingMessage.model_validate(row.payload)
-    return None
+    edit = base.model_copy(update={"channel": click.channel, "ts": click.message_ts})
+    key = f"sla:{review.id}:snoozed:{click.channel}:{click.message_ts}"[:200]
+    enqueue_sla_ping(session, now=now, ping=edit, dedupe_key=key)
 
 
 __all__ = [

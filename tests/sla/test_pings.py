@@ -221,3 +221,32 @@ def test_snooze_is_refused_for_someone_the_tier_does_not_list(
     loop.click(channel_ping, ActionId.SNOOZE, OUTSIDER, "olly")
     assert "may snooze" in loop.ephemerals(OUTSIDER)[0]["text"]
     assert loop.audits("sla_snoozed", rid) == []
+
+
+def test_a_claim_from_a_ping_shows_on_every_ping_about_the_review(pings_loop: Loop) -> None:
+    loop = pings_loop
+    rid = loop.post_draft(interaction_type="order_status")
+    ping_of(loop, rid, "sla_breach", n=2)
+    supervisors = loop.standin.messages("#supervisors")[0]
+    assert ActionId.CLAIM in actions_in(supervisors["blocks"])
+    assert loop.click(supervisors, ActionId.CLAIM, SUPERVISOR, "sam").status_code == 200
+    wait_for(lambda: loop.review(rid).claimed_by == SUPERVISOR, 5, "the claim")
+
+    def shows_holder() -> bool:
+        for row in recorded(loop, rid):
+            blocks = loop.standin.message(row.channel, row.ts)["blocks"]
+            if ActionId.CLAIM in actions_in(blocks) or f"Claimed by <@{SUPERVISOR}>" not in json.dumps(
+                blocks
+            ):
+                return False
+        return True
+
+    wait_for(shows_holder, 10, "every ping to name who holds the review, without a Claim button")
+    edited = loop.standin.message(supervisors["channel"], supervisors["ts"])
+    assert edited["blocks"][0]["text"]["text"].startswith(
+        ":rotating_light: *SLA breached*"
+    )  # still the breach
+    assert "<!subteam^S0SUPERS>" in edited["blocks"][0]["text"]["text"]
+    assert ActionId.APPROVE in actions_in(edited["blocks"]) and ActionId.REASSIGN in actions_in(
+        edited["blocks"]
+    )
