@@ -212,16 +212,22 @@ def update_review_messages(runtime: Runtime, review: Review) -> int:
 
     Called by the card refresh (bot.slack.delivery.deliver_refresh). Once decided, each ping is edited once
     to say who handled it (no buttons); while pending, a ping whose shown holder (Claim / "Claimed by")
-    is no longer the review's is re-rendered. Edits are outbox rows, paced like every Slack call. Returns
-    how many edits were queued now.
+    is no longer the review's is re-rendered. Edits are outbox rows, paced like every Slack call; the
+    store is only written when there is an edit to queue. Returns how many edits were queued now.
     """
+    with session_scope(runtime.engine, readonly=True) as session:
+        pending = review.status == ReviewStatus.PENDING
+        edits = _holder_edits(session, review) if pending else _handled_edits(session, review)
+    if not edits:
+        return 0
+    now = runtime.clock.now()
     try:
         with session_scope(runtime.engine) as session:
-            if review.status == ReviewStatus.PENDING:
-                return _queue_holder_edits(session, runtime.clock.now(), review)
-            return _queue_handled_edits(session, runtime.clock.now(), review)
+            for key, edit in edits:
+                enqueue_sla_ping(session, now=now, ping=edit, dedupe_key=key)
     except IntegrityError:  # another replica's refresh queued them at the same moment
         return 0
+    return len(edits)
 
 
 def _ping_messages(session: Session, review_id: str) -> list[ReviewMessage]:
@@ -249,9 +255,9 @@ def _renders(session: Session, review_id: str, channel: str, ts: str) -> list[Ou
     ]
 
 
-def _queue_holder_edits(session: Session, now: datetime, review: Review) -> int:
-    """Re-render pending pings that show another holder than the review has now (claimed, unclaimed, moved)."""
-    count = 0
+def _holder_edits(session: Session, review: Review) -> list[tuple[str, SlaPingMessage]]:
+    """Pending pings that show another holder than the review has now (claimed, unclaimed, reassigned)."""
+    edits: list[tuple[str, SlaPingMessage]] = []
     for message in _ping_messages(session, review.id):
         renders = _renders(session, review.id, message.channel, message.ts)
         done = [r for r in renders if r.status == OutboxStatus.DONE]
@@ -261,32 +267,31 @@ def _queue_holder_edits(session: Session, now: datetime, review: Review) -> int:
             continue
         spec = SlaPingMessage.model_validate(done[-1].payload)
         edit = spec.model_copy(update={"channel": message.channel, "ts": message.ts})
-        key = f"sla:{review.id}:holder:{message.id}:{len(renders)}"
-        enqueue_sla_ping(session, now=now, ping=edit, dedupe_key=key[:200])
-        count += 1
-    return count
+        edits.append((f"sla:{review.id}:holder:{message.id}:{len(renders)}"[:200], edit))
+    return edits
 
 
-def _queue_handled_edits(session: Session, now: datetime, review: Review) -> int:
+def _handled_edits(session: Session, review: Review) -> list[tuple[str, SlaPingMessage]]:
+    """One edit per ping of a decided review, unless it was queued before."""
     messages = _ping_messages(session, review.id)
-    keys = {m.id: f"sla:{review.id}:handled:{m.id}" for m in messages}
+    keys = {m.id: f"sla:{review.id}:handled:{m.id}"[:200] for m in messages}
     queued = set(
         session.exec(select(OutboxItem.dedupe_key).where(col(OutboxItem.dedupe_key).in_(list(keys.values()))))
     )
-    count = 0
-    for message in messages:
-        if keys[message.id] in queued:
-            continue
-        edit = SlaPingMessage(
-            review_id=review.id,
-            place=_place_of(message, review),  # type: ignore[arg-type]
-            level=0 if message.kind == "sla_warning" else 1,
-            channel=message.channel,
-            ts=message.ts,
+    return [
+        (
+            keys[m.id],
+            SlaPingMessage(
+                review_id=review.id,
+                place=_place_of(m, review),  # type: ignore[arg-type]
+                level=0 if m.kind == "sla_warning" else 1,
+                channel=m.channel,
+                ts=m.ts,
+            ),
         )
-        enqueue_sla_ping(session, now=now, ping=edit, dedupe_key=keys[message.id])
-        count += 1
-    return count
+        for m in messages
+        if keys[m.id] not in queued
+    ]
 
 
 # ---------------------------------------------------------------- snooze
