@@ -4,8 +4,7 @@ All aggregates run in the database and read the period only:
 - the reviewers are found by a loose index scan of the partial index ix_decisions_approvals (approvals
   only, 0006: one seek per reviewer), and each one's approvals of the period are a range of it
   (actor, decided_at): counted in one UNION ALL statement, the median read at its rank (LIMIT 2 OFFSET);
-- the team's median reads the period's approvals per type from ix_decisions_stats (a sort of the
-  period's approval times, never of the whole table);
+- the team's median is the median of those reviewers' medians (each reviewer counts once);
 - the QA verdicts start from the period's QA ratings (few: a sampled share), each joined to the
   approval it rates through the unique (review_id, stage) key.
 """
@@ -38,7 +37,8 @@ class ReviewerPace:
 
 @dataclass(frozen=True)
 class TeamPace:
-    """Every reviewer with enough approvals, and the team's own median and QA defect rate."""
+    """Every reviewer with enough approvals; the team's median (the median of those reviewers' own medians,
+    so one busy reviewer does not set the bar) and the QA defect rate of all approved replies rated."""
 
     reviewers: tuple[ReviewerPace, ...]
     median_seconds: float | None
@@ -92,31 +92,27 @@ class _Q:
         )
         return _median(self, sql, timed, {"actor": actor})
 
-    def team_median(self, types: list[str]) -> float | None:
-        """The median time of every approval of the period (ix_decisions_stats, type by type)."""
-        if not types:
-            return None
-        names = ", ".join(f":t{i}" for i in range(len(types)))
-        where = (
-            f"FROM decisions WHERE interaction_type IN ({names}) AND stage = 'review' AND decision = 'approve' "
-            "AND decided_at >= :since AND decided_at < :until AND seconds_to_decision IS NOT NULL"
-        )
-        params = {f"t{i}": t for i, t in enumerate(types)}
-        timed = int(self.run(f"SELECT count(*) {where}", params).scalar_one())
-        sql = f"SELECT seconds_to_decision {where} ORDER BY seconds_to_decision LIMIT 2 OFFSET :skip"
-        return _median(self, sql, timed, params)
-
     def qa_of_approvals(self, types: list[str]) -> dict[str, tuple[int, int]]:
-        """(QA-rated, defects) per approver, of the approvals of the period rated so far."""
+        """(QA-rated, defects) per approver, of the approvals of the period rated so far.
+
+        Driven from the period's QA ratings of human replies (ix_decisions_stats, a sampled share) to the
+        approval each rates (the unique review_id, stage key); SQLite is told that order (CROSS JOIN), as
+        its planner would otherwise walk every approval of the period."""
         if not types:
             return {}
         names = ", ".join(f":t{i}" for i in range(len(types)))
+        sqlite = self.session.get_bind().dialect.name == "sqlite"
+        q_from = (
+            "decisions q INDEXED BY ix_decisions_stats CROSS JOIN decisions r"
+            if sqlite
+            else ("decisions q JOIN decisions r ON r.review_id = q.review_id")
+        )
         sql = (
             "SELECT r.actor_id, count(*), sum(CASE WHEN q.decision = 'qa_defect' THEN 1 ELSE 0 END) "
-            "FROM decisions q JOIN decisions r ON r.review_id = q.review_id AND r.stage = 'review' "
-            f"WHERE q.interaction_type IN ({names}) AND q.stage = 'qa' AND q.decided_at >= :since "
-            "AND q.decided_at < :until AND q.route != 'auto_send' AND r.decision = 'approve' "
-            "AND r.decided_at >= :since AND r.decided_at < :until GROUP BY r.actor_id"
+            f"FROM {q_from} WHERE r.review_id = q.review_id AND r.stage = 'review' "
+            f"AND q.interaction_type IN ({names}) AND q.stage = 'qa' AND q.decision IN ('qa_good', 'qa_defect') "
+            "AND q.decided_at >= :since AND q.decided_at < :until AND q.route != 'auto_send' "
+            "AND r.decision = 'approve' AND r.decided_at >= :since AND r.decided_at < :until GROUP BY r.actor_id"
         )
         rows = self.run(sql, {f"t{i}": t for i, t in enumerate(types)})
         return {str(a): (int(n), int(bad or 0)) for a, n, bad in rows if a is not None}
@@ -132,26 +128,48 @@ def _median(q: _Q, sql: str, n: int, params: dict[str, Any]) -> float | None:
     return values[0] if n % 2 or len(values) < 2 else (values[0] + values[1]) / 2
 
 
+def _middle(values: list[float]) -> float | None:
+    """The median of a few numbers (the reviewers' own medians)."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
 def _rate(rated_and_defects: tuple[int, int] | None) -> Rate:
     rated, defects = rated_and_defects or (0, 0)
     return Rate(defects, rated)
 
 
-def reviewer_pace(*, session: Session, since: datetime, until: datetime, min_approvals: int) -> TeamPace:
-    """Approval pace and later QA defect rate per reviewer with at least `min_approvals` in [since, until)."""
-    q = _Q(session, since, until)
-    counts = q.counts(q.reviewers())
-    types = distinct_values(session, "decisions", "interaction_type")
-    qa = q.qa_of_approvals(types)
-    reviewers = tuple(
-        ReviewerPace(actor, n, q.reviewer_median(actor, timed), _rate(qa.get(actor)))
-        for actor, (n, timed) in sorted(counts.items())
-        if n >= min_approvals
+def _worse_than_team(rate: Rate, team: Rate) -> bool:
+    return rate.low is not None and team.value is not None and rate.low > team.value
+
+
+def _paces(
+    q: _Q, counts: dict[str, tuple[int, int]], qa: dict[str, tuple[int, int]], *, timed: bool
+) -> tuple[ReviewerPace, ...]:
+    """Each reviewer's pace; their median approval time only when `timed`."""
+    return tuple(
+        ReviewerPace(actor, n, q.reviewer_median(actor, t) if timed else None, _rate(qa.get(actor)))
+        for actor, (n, t) in sorted(counts.items())
     )
-    rated, defects = sum(n for n, _ in qa.values()), sum(bad for _, bad in qa.values())
+
+
+def reviewer_pace(*, session: Session, since: datetime, until: datetime, min_approvals: int) -> TeamPace:
+    """Approval pace and later QA defect rate per reviewer with at least `min_approvals` in [since, until).
+
+    The medians (the one costly part: each reviewer's approval times of the period, ordered) are read
+    only when some reviewer's approved replies fail QA more often than the team's, on the Wilson lower
+    bound: otherwise no warning can follow, and `median_seconds` stays None."""
+    q = _Q(session, since, until)
+    counts = {a: c for a, c in q.counts(q.reviewers()).items() if c[0] >= min_approvals}
+    qa = q.qa_of_approvals(distinct_values(session, "decisions", "interaction_type"))
+    team = Rate(sum(bad for _, bad in qa.values()), sum(n for n, _ in qa.values()))
+    reviewers = _paces(q, counts, qa, timed=any(_worse_than_team(_rate(qa.get(a)), team) for a in counts))
     return TeamPace(
         reviewers=reviewers,
-        median_seconds=q.team_median(types),
-        approvals=sum(n for n, _ in counts.values()),
-        qa=Rate(defects, rated),
+        median_seconds=_middle([r.median_seconds for r in reviewers if r.median_seconds is not None]),
+        approvals=sum(r.approvals for r in reviewers),
+        qa=team,
     )
