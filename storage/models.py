@@ -423,3 +423,42 @@ class CalibrationVote(SQLModel, table=True):
     category: str | None = Field(default=None, max_length=32)
     voted_at: datetime = ts_col(nullable=False)
     changes: int = 0
+
+
+class StatsRollup(SQLModel, table=True):
+    """One closed UTC day or hour of the feedback store, aggregated once (0008; bot.reporting.stats.rollup).
+
+    `params_key` names the policy parameters and constants the aggregates were computed with, so a policy
+    change or an upgrade reads fresh rows; `generation` is the day's StatsRollupEpoch when it was
+    computed: a late fact about the day (an outcome, a tier move) makes the row stale."""
+
+    __tablename__ = "stats_rollup"
+
+    params_key: str = Field(primary_key=True, max_length=64)
+    start: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    unit: str = Field(primary_key=True, max_length=8)  # day | hour
+    generation: int = 0
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON: the counts of each type
+    computed_at: datetime = ts_col(nullable=False)
+
+
+class StatsRollupEpoch(SQLModel, table=True):
+    """Per UTC day, how many times something dated that day was written after the day could be cached."""
+
+    __tablename__ = "stats_rollup_epochs"
+
+    day: datetime = Field(sa_column=Column(UTCDateTime(), primary_key=True))
+    generation: int = 0
+    updated_at: datetime = ts_col(nullable=False)
+
+
+# 0008: one day's outcomes of every type as one index range (ix_outcomes_stats leads with the type).
+_outcomes = Outcome.__table__.c  # type: ignore[attr-defined]
+Index(
+    "ix_outcomes_at",
+    _outcomes.at,
+    _outcomes.interaction_type,
+    _outcomes.kind,
+    _outcomes.decision,
+    _outcomes.satisfied,
+)

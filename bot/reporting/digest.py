@@ -113,7 +113,7 @@ def post_digest(
     period = runtime.policy.oversight.digest_period
     # Build outside the write transaction: SQLite takes its write lock at BEGIN.
     with session_scope(runtime.engine, readonly=True) as session:
-        review = build_review(session=session, policy=runtime.policy, now=now, period=period)
+        review = build_review(session=session, policy=runtime.policy, now=now, period=period, cached=True)
     text, blocks = render_review_blocks(review, title=TITLE)
     try:
         with session_scope(runtime.engine) as session:

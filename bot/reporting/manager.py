@@ -21,7 +21,7 @@ from bot.reporting.format import span_label
 from bot.reporting.oversight.review import build_review
 from bot.reporting.queue import pending_queue
 from bot.reporting.stats.model import BadPeriod, is_period, parse_period
-from bot.reporting.stats.query import compute_stats
+from bot.reporting.stats.rollup import cached_stats
 from bot.review.people import MembershipUnknown
 from bot.review.policy import People
 from bot.slack.blocks.reports import (
@@ -283,7 +283,7 @@ def _type_hint(runtime: Runtime, itype: str | None) -> str | None:
 
 def stats_reply(runtime: Runtime, cmd: Command, now: datetime) -> Reply:
     with session_scope(runtime.engine, readonly=True) as session:
-        stats = compute_stats(
+        stats = cached_stats(
             session=session,
             since=now - cmd.span,
             until=now,
@@ -323,6 +323,7 @@ def review_reply(runtime: Runtime, cmd: Command, now: datetime) -> Reply:
             period=cmd.span,
             interaction_type=cmd.interaction_type,
             thresholds=cmd.thresholds,
+            cached=True,
         )
     text, blocks = render_review_blocks(review)
     hint = _type_hint(runtime, cmd.interaction_type) if not review.recommendations else None

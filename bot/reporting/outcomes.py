@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from bot.reporting.stats.query import columns
+from bot.reporting.stats.rollup import invalidate
 from storage.models import Decision, Outcome, Review
 
 OutcomeKind = Literal["csat", "reopened", "resolved"]
@@ -125,6 +126,7 @@ def record_outcome(*, session: Session, outcome: OutcomeIn, now: datetime) -> Re
     if row is not None and (outcome.at <= row.at or _stored(outcome)[0] == row.value):
         return Recorded(row, "unchanged")
     review, decision = review_for(session=session, ticket_id=outcome.ticket_id, at=outcome.at)
+    invalidate(session, outcome.at, row.at if row is not None else None, now=now)  # cached days of both dates
     fields = _fields(outcome, review, decision)
     if row is None:
         row = Outcome(ticket_id=outcome.ticket_id, kind=outcome.kind, received_at=now, **fields)

@@ -74,7 +74,7 @@ def _runtime() -> Runtime:
 
 def stats(args: argparse.Namespace) -> int:
     from bot.app.commands.common import CliError
-    from bot.reporting.stats.query import compute_stats
+    from bot.reporting.stats.rollup import cached_stats
     from bot.reporting.stats.text import render_stats_text
     from storage.db import session_scope
 
@@ -83,7 +83,7 @@ def stats(args: argparse.Namespace) -> int:
     now = runtime.clock.now()
     try:
         with session_scope(runtime.engine, readonly=True) as session:
-            result = compute_stats(
+            result = cached_stats(
                 session=session,
                 since=now - cmd.span,
                 until=now,
@@ -142,6 +142,7 @@ def review(args: argparse.Namespace) -> int:
                 period=cmd.span,
                 interaction_type=cmd.interaction_type,
                 thresholds=cmd.thresholds,
+                cached=True,
             )
         print(render_review_text(result))
     finally:

@@ -7,6 +7,7 @@ seek per reply on ix_reviews_customer_created); the rest is arithmetic on `Count
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -111,16 +112,35 @@ def _came_back(
 
 
 def customer_outcomes(
-    *, session: Session, types: list[str], since: datetime, until: datetime, window: timedelta
+    *,
+    session: Session,
+    types: list[str],
+    since: datetime,
+    until: datetime,
+    window: timedelta,
+    counted: Mapping[str, CustomerOutcomes] | None = None,
 ) -> dict[str, CustomerOutcomes]:
-    """Outcomes reported in [since, until) and came-back counts of the replies made then, per type."""
+    """Outcomes reported in [since, until) and came-back counts of the replies made then, per type.
+
+    `counted`: the outcome counts of the period already summed (the stats rollup); came-back is always
+    read live (a bounded sample of the latest replies, not a sum of days)."""
     out: dict[str, CustomerOutcomes] = {}
     for itype in types:
         c = CustomerOutcomes()
-        _outcome_counts(session, itype, since, until, c)
+        if counted is None:
+            _outcome_counts(session, itype, since, until, c)
+        elif itype in counted:
+            c.add(counted[itype])
         _came_back(session, itype, since, until, window, c)
         out[itype] = c
     return out
+
+
+def outcome_counts(csat: Mapping[str, list[int]], reopened: int, resolved: int) -> CustomerOutcomes:
+    """Outcome counts summed elsewhere, as `customer_outcomes` keeps them (CSAT by the kinds it shows)."""
+    return CustomerOutcomes(
+        csat={k: list(v) for k, v in csat.items() if k in CSAT_GROUPS}, reopened=reopened, resolved=resolved
+    )
 
 
 # ---------------------------------------------------------------- arithmetic on the counts

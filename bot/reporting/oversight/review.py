@@ -299,12 +299,13 @@ def build_review(
     period: timedelta,
     interaction_type: str | None = None,
     thresholds: dict[str, float] | None = None,
-    cached: bool = True,
+    cached: bool = False,
 ) -> OversightReview:
     """The oversight review of [now - period, now), compared with the period(s) before it.
 
-    `cached` reads closed days from the stats rollup (the same numbers; `False`: exact queries over
-    every period)."""
+    `cached` reads closed days and hours from the stats rollup: the same numbers, provided rows are
+    written with the writer's clock (the service does; a test or an import writing into the past must
+    not ask for it). The default runs the exact queries over every period."""
     o = policy.oversight
     since = now - period
     periods = _Periods(session, o, now, interaction_type, cached)
