@@ -65,6 +65,10 @@ class CalibrationClosed(DecisionError):
     """A vote on a closed session."""
 
 
+def closed_text(session_id: int) -> str:
+    return f"Calibration session #{session_id} is closed; votes are no longer taken."
+
+
 # ---------------------------------------------------------------- the words
 
 
@@ -296,14 +300,30 @@ def vote(runtime: Runtime, click: VoteClick) -> store.VoteResult | None:
     """Record one vote (None for a redelivered click), re-render the card, confirm to the voter."""
     now = runtime.clock.now()
     _check_workspace(runtime, click)
+    with session_scope(runtime.engine, readonly=True) as session:
+        _, review = _open_card(session, click)
+    check_voter(runtime, review, click.user_id)  # may ask Slack for a user group: outside the write
+    try:
+        result = _record(runtime, click, now)
+    except store.SessionClosed as exc:
+        raise CalibrationClosed(click.review_id, closed_text(exc.session_id)) from None
+    except store.CalibrationProblem as exc:  # a Defect without a category: not a value our menu sends
+        raise ClickRefused(click.review_id, str(exc)) from None
+    if result is not None:
+        text = _confirmation(click, result)
+        tell(runtime, user_id=click.user_id, channel=click.channel, text=text, review_id=None)
+    return result
+
+
+def _record(runtime: Runtime, click: VoteClick, now: datetime) -> store.VoteResult | None:
+    """The vote, its delivery key and the card's re-render, in one transaction that holds the session open."""
     with session_scope(runtime.engine) as session:
-        cal, review = _open_card(session, click)
-        check_voter(runtime, review, click.user_id)
+        store.lock_open(session=session, session_id=click.session_id)  # a close waits for this vote, or wins
         if not record_delivery(session=session, key=click.delivery_key, now=now):
             return None
         result = store.record_vote(
             session=session,
-            session_id=cal.id or 0,
+            session_id=click.session_id,
             review_id=click.review_id,
             voter=click.user_id,
             voter_name=click.user_name,
@@ -313,13 +333,6 @@ def vote(runtime: Runtime, click: VoteClick) -> store.VoteResult | None:
         )
         message = CalibrationMessage(session_id=click.session_id, part="card", review_id=click.review_id)
         enqueue_calibration(session, now=now, message=message)
-    tell(
-        runtime,
-        user_id=click.user_id,
-        channel=click.channel,
-        text=_confirmation(click, result),
-        review_id=None,
-    )
     return result
 
 
@@ -343,9 +356,7 @@ def _open_card(session: Session, click: VoteClick) -> tuple[CalibrationSession, 
             click.review_id, "This button does not belong to the calibration card it was clicked in."
         )
     if cal.closed_at is not None:
-        raise CalibrationClosed(
-            click.review_id, f"Calibration session #{cal.id} is closed; votes are no longer taken."
-        )
+        raise CalibrationClosed(click.review_id, closed_text(cal.id or 0))
     return cal, review
 
 

@@ -183,6 +183,22 @@ def session_agreement(*, session: Session, session_id: int, interaction_type: st
 # ---------------------------------------------------------------- writing
 
 
+def lock_open(*, session: Session, session_id: int) -> None:
+    """In a vote's transaction: hold the session open (FOR SHARE on PostgreSQL) or raise SessionClosed."""
+    q = select(CalibrationSession).where(col(CalibrationSession.id) == session_id).with_for_update(read=True)
+    found = session.execute(q).scalars().first()
+    if found is None or found.closed_at is not None:
+        raise SessionClosed(session_id)
+
+
+class SessionClosed(CalibrationProblem):
+    """The session was closed before this vote could be recorded."""
+
+    def __init__(self, session_id: int) -> None:
+        super().__init__(f"Calibration session #{session_id} is closed; votes are no longer taken.")
+        self.session_id = session_id
+
+
 def record_card(*, session: Session, item_id: int, channel: str, ts: str) -> None:
     """The card of one review was posted (the first answer wins; a repost never moves it)."""
     session.execute(
