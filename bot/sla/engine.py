@@ -48,6 +48,7 @@ from bot.outbox.kinds import (
     enqueue_slack_post,
     review_order,
 )
+from bot.reporting.stats.rollup import invalidate
 from bot.review.policy import Tier, TimeoutAction
 from bot.sla import messages as sla_messages
 from bot.sla.clock import sla_times
@@ -614,6 +615,7 @@ class SlaEngine:
         moves.append({"from": old_tier, "to": timeout.to, "at": f.now.isoformat()})
         review.extra = {**(review.extra or {}), "sla_round": round_, "sla_moves": moves}
         review.tier = timeout.to
+        invalidate(f.session, review.created_at, now=f.now)  # its day's cached drafts-per-tier count
         review.sla_warn_at, review.sla_due_at = sla_times(policy, timeout.to, f.now)
         # slack_channel/slack_ts keep naming the old card until the repost replaces them: if the repost
         # never succeeds, the old card (still with its buttons) is where humans can act.
