@@ -252,3 +252,20 @@ def test_timeout_notes_say_who_has_it_now_or_where_it_went() -> None:
     assert (
         moved == ":arrow_right: *No decision 1h after the SLA breach*: moved to #tier-2 (priority, SLA 2h)."
     )
+
+
+def test_the_pings_policy_keys_are_checked_with_the_key_and_line_named() -> None:
+    import pytest
+
+    from bot.app.settings import BUNDLED_POLICY
+    from bot.review.policy import PolicyError, parse_policy
+
+    text = BUNDLED_POLICY.read_text(encoding="utf-8")
+    good = parse_policy(text)
+    assert good.pings.currency == "USD" and good.pings.snooze == timedelta(minutes=15)
+    with pytest.raises(PolicyError, match=r"pings\.snooze: .*more than 0"):
+        parse_policy(text.replace("snooze: 15m", "snooze: 0s"))
+    with pytest.raises(PolicyError, match=r"pings\.currency"):
+        parse_policy(text.replace("currency: USD", "currency: euro"))
+    with pytest.raises(PolicyError, match=r"ops\.dead_letter_retry\.user: unknown key"):
+        parse_policy(text.replace("    users: []\n", "    user: []\n"))
