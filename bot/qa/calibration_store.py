@@ -24,6 +24,7 @@ from storage.models import (
     CalibrationVote,
     Decision,
     DefectCategory,
+    Route,
 )
 
 DEFAULT_N = 10
@@ -50,11 +51,12 @@ class VoteResult:
 
 def decided_rows(*, session: Session, interaction_type: str | None, limit: int) -> list[Decision]:
     """The latest decisions a session can show, newest first: human review decisions, and QA ratings of
-    auto-sent replies (an auto-send nobody rated has no verdict to compare with)."""
+    auto-sent replies (an auto-send nobody rated has no verdict to compare with). A human-decided reply
+    that QA rated later is shown once, with the human decision: that is the decision being calibrated."""
     q = select(Decision).where(
         or_(
             and_(col(Decision.stage) == "review", col(Decision.decision).in_(list(HUMAN_DECISION_KINDS))),
-            col(Decision.stage) == "qa",
+            and_(col(Decision.stage) == "qa", col(Decision.route) == Route.AUTO_SEND),
         )
     )
     if interaction_type:

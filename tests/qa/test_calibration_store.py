@@ -43,6 +43,8 @@ def _history(session: Session) -> dict[str, str]:
     rated = s.decided("order_status", "auto_send", at=NOW - timedelta(hours=1))
     s.decide(rated, "qa_defect", stage="qa", defect="tone_mismatch", at=NOW - timedelta(minutes=30))
     made["qa_defect"] = rated
+    # An approved reply QA rated afterwards (QA of human decisions): shown once, as the approval it was.
+    s.decide(made["approve"], "qa_defect", stage="qa", defect="other", at=NOW - timedelta(minutes=10))
     return {k: r.id for k, r in made.items()}
 
 
@@ -219,7 +221,7 @@ def test_the_feedback_export_carries_every_vote_beside_the_original_decision(eng
         count = export(session=session, fmt="jsonl", out=out, interaction_type="order_status")
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     votes = [r for r in rows if r["stage"] == "calibration"]
-    assert count == len(rows) and len(rows) - len(votes) == 7  # the order_status decision rows come first
+    assert count == len(rows) and len(rows) - len(votes) == 8  # the order_status decision rows come first
     assert [
         (
             v["review_id"],
