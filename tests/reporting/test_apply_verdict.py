@@ -28,6 +28,7 @@ from bot.app.settings import BUNDLED_POLICY
 from bot.reporting.oversight.accept import Acceptance, accept, edited_policy
 from bot.reporting.oversight.review import build_review
 from bot.review.policy import load_policy, parse_policy
+from bot.slack.blocks.reports import render_review_blocks
 from bot.slack.ids import ActionId, BlockId
 from sandbox.slack_sim import SlackSim, block_action_payload, slash_command_form, view_submission_payload
 from storage.db import make_engine, session_scope
@@ -321,6 +322,10 @@ def test_once_the_policy_has_the_change_the_review_shows_the_type_before_and_aft
     )
     [stored] = changes(engine)
     assert stored.applied_at == restarted_at
+    # Slack shows the same lines under the type's verdict, the manager as a live mention.
+    _, blocks = render_review_blocks(review)
+    shown = str([b.to_dict() for b in blocks])
+    assert "the 7d after: approved without edit 100% (10 of 10" in shown and f"<@{MANAGER}>" in shown
 
 
 # ---------------------------------------------------------------- hitl review --apply

@@ -28,6 +28,7 @@ from bot.reporting.oversight.reviewers import reviewer_pace
 from bot.reporting.oversight.signals import fast_approver_signs
 from bot.reporting.stats.query import compute_stats
 from bot.review.policy import Policy, load_policy, parse_policy
+from bot.slack.blocks.reports import render_review_blocks
 from bot.slack.ids import ActionId, BlockId
 from sandbox.slack_sim import SlackSim, block_action_payload, view_submission_payload
 from sandbox.slack_standin import SlackStandin
@@ -312,7 +313,8 @@ def team(store: Store, *, fast_defects: int) -> None:
 def test_a_fast_approver_with_more_later_defects_is_named(db_url: str) -> None:
     """Fast reviewer: 6 defects of 10 rated. Wilson(6, 10): centre (0.6 + 0.1921) / 1.3841 = 0.5723,
     half-width 1.96 * sqrt(0.024 + 0.0096) / 1.3841 = 0.2596, so 31.3%–83.2%. The team: 9 of 40 = 22.5%.
-    Median 60 s < 0.5 × the team's 300 s (90 of the 120 approvals take 300 s), and 31.3% > 22.5%: warned."""
+    Median 60 s < 0.5 × the team's 300 s (the median of the reviewers' medians 60, 300, 300, 300), and
+    31.3% > 22.5%: warned."""
     engine = make_engine(db_url)
     try:
         with session_scope(engine) as session:
@@ -329,6 +331,10 @@ def test_a_fast_approver_with_more_later_defects_is_named(db_url: str) -> None:
         assert len(signs) == 1
         assert "<@U0FAST0001> approves fast: median 1m over 30 approvals, the team's 5m" in signs[0].message
         assert "60% (6 of 10; 95% Wilson 31%–83%), the team's 22% (9 of 40)" in signs[0].message
+        # In Slack the reviewer is a live mention (customer-proof escaping otherwise).
+        _, blocks = render_review_blocks(review)
+        shown = str([b.to_dict() for b in blocks])
+        assert "<@U0FAST0001> approves fast" in shown
         # The type's evidence: human-approved replies' QA defects with their interval.
         rec = next(r for r in review.recommendations if r.interaction_type == "order_status")
         assert "QA defects of human-approved replies 22% (9 of 40; 95% Wilson 12%–38%)" in rec.evidence

@@ -121,16 +121,11 @@ def _threshold(value: object) -> str:
     return "—"
 
 
-def _escape(text: str) -> str:
-    """A person's words in mrkdwn: nothing in them can ping or fake a link."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _head(change: OversightChange) -> str:
     before, after = change.before.get("auto_send_at"), change.after.get("auto_send_at")
     return (
         f"change #{change.id} ({change.verdict}: auto_send_at {_threshold(before)} → {_threshold(after)}), "
-        f"accepted {change.accepted_at:%Y-%m-%d} by {_who(change.actor)}: “{_escape(change.reason[:200])}”"
+        f"accepted {change.accepted_at:%Y-%m-%d} by {_who(change.actor)}: “{change.reason[:200]}”"
     )
 
 

@@ -49,6 +49,7 @@ from bot.reporting.stats.text import (
     type_summary,
 )
 from bot.slack.blocks import limits
+from bot.slack.blocks.mentions import escape_keeping_mentions
 from bot.slack.blocks.text import channel_ref, escape, link
 from bot.slack.ids import ActionId
 from bot.slack.permalinks import message_permalink
@@ -194,7 +195,7 @@ def _entry_body(review: OversightReview, rec: Recommendation) -> str:
     if rec.customer:
         details.append("customers: " + " · ".join(rec.customer))
     details += type_lines(review, rec)
-    body = "\n".join(lines) + "\n" + _bullets([escape(d) for d in details])
+    body = "\n".join(lines) + "\n" + _bullets([escape_keeping_mentions(d) for d in details])
     return limits.fit(body, limits.SECTION_TEXT)
 
 
@@ -286,7 +287,7 @@ def _warning_blocks(review: OversightReview) -> list[Block]:
     if not review.warnings:
         return [_context("Warning signs: none")]
     lines = [
-        f":warning: *{escape(w.interaction_type or 'all types')}*: {escape(w.message)}"
+        f":warning: *{escape(w.interaction_type or 'all types')}*: {escape_keeping_mentions(w.message)}"
         for w in review.warnings
     ]
     shown = top_n(lines, WARNINGS_TOP, more="more warning signs: `hitl review`")
