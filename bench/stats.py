@@ -8,8 +8,12 @@ Loads synthetic reviews (customers drawn from a pool, so some come back), their 
 them QA ratings of auto-sent replies) and outcomes (one for a fifth of the decided reviews)
 spread over `--days` (default 30, so a 30-day window covers every row: the worst case), with
 SQLAlchemy core executemany in large batches on SQLite and COPY on PostgreSQL, then times
-`compute_stats` exactly as the slash command calls it. The PostgreSQL database is created for the
-run and dropped afterwards; the SQLite file lives in a temporary directory.
+`/hitl stats 30d` and `/hitl review 30d` exactly as the slash command computes them (the stats rollup,
+bot.reporting.stats.rollup): the first call of each (cold: it computes and stores the closed days and
+hours), then warm calls interleaved (median and max), and the exact queries over the whole period once
+each for comparison, checking that both give the same numbers. The load average is printed beside
+the figures (the machine may be shared). The PostgreSQL database is created for the run and dropped
+afterwards; the SQLite file lives in a temporary directory.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from sqlalchemy.engine import make_url
 
 from bot.app.settings import BUNDLED_POLICY
 from bot.reporting.oversight.review import build_review
+from bot.reporting.oversight.text import render_review_text
 from bot.reporting.stats.query import compute_stats
+from bot.reporting.stats.rollup import cached_stats
 from bot.review.policy import load_policy
 from storage.db import make_engine, normalise_url, session_scope, upgrade
 from storage.models import Decision, Outcome, Review
@@ -330,38 +336,88 @@ def _copy_pg(raw: Any, reviews: Rows, decisions: Rows, outcomes: Rows) -> None:
     raw.commit()
 
 
-def time_stats(engine: Engine, period: timedelta, itype: str | None, repeat: int) -> tuple[list[float], Any]:
-    """Seconds per `compute_stats` call (a fresh session each, as the slash command does)."""
-    times, stats = [], None
+def slash_stats(engine: Engine, period: timedelta, itype: str | None, cached: bool = True) -> Any:
+    """`/hitl stats <period> [type]` as bot.reporting.manager.stats_reply computes it (a fresh session)."""
+    with session_scope(engine, readonly=True) as session:
+        compute = cached_stats if cached else compute_stats
+        return compute(
+            session=session,
+            since=NOW - period,
+            until=NOW,
+            interaction_type=itype,
+            oversight=POLICY.oversight,
+            now=NOW,
+        )
+
+
+def slash_review(engine: Engine, period: timedelta, cached: bool = True) -> Any:
+    """`/hitl review <period>` as bot.reporting.manager.review_reply computes it."""
+    with session_scope(engine, readonly=True) as session:
+        return build_review(session=session, policy=POLICY, now=NOW, period=period, cached=cached)
+
+
+def timed(fn: Any, *args: Any, **kw: Any) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    out = fn(*args, **kw)
+    return time.perf_counter() - t0, out
+
+
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f} on {os.cpu_count()} cores"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:7.0f} ms"
+
+
+def warm(times: list[float]) -> str:
+    return f"median {ms(statistics.median(times))}   max {ms(max(times))}"
+
+
+COMMANDS = (
+    ("/hitl stats 30d", lambda e, c: slash_stats(e, timedelta(days=30), None, c)),
+    ("/hitl stats 7d", lambda e, c: slash_stats(e, timedelta(days=7), None, c)),
+    ("/hitl stats 30d refund", lambda e, c: slash_stats(e, timedelta(days=30), "refund", c)),
+    ("/hitl review 30d", lambda e, c: slash_review(e, timedelta(days=30), c)),
+)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if hasattr(a, "as_dict"):
+        return json.dumps(a.as_dict(), sort_keys=True, default=str) == json.dumps(
+            b.as_dict(), sort_keys=True, default=str
+        )
+    return bool(render_review_text(a) == render_review_text(b))
+
+
+def time_commands(engine: Engine, repeat: int) -> dict[str, Any]:
+    """Cold calls in order, then `repeat` warm rounds interleaved, then the exact queries once each."""
+    cold: dict[str, tuple[float, Any]] = {}
+    for label, run in COMMANDS:
+        cold[label] = timed(run, engine, True)
+        print(f"{label:<24} cold  {ms(cold[label][0])}   ({load_average()})", flush=True)
+    warm_times: dict[str, list[float]] = {label: [] for label, _ in COMMANDS}
     for _ in range(repeat):
-        t0 = time.perf_counter()
-        with session_scope(engine, readonly=True) as session:
-            stats = compute_stats(
-                session=session,
-                since=NOW - period,
-                until=NOW,
-                interaction_type=itype,
-                oversight=POLICY.oversight,
-            )
-        times.append(time.perf_counter() - t0)
-    return times, stats
-
-
-def time_review(engine: Engine, period: timedelta, repeat: int) -> list[float]:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        with session_scope(engine, readonly=True) as session:
-            build_review(session=session, policy=POLICY, now=NOW, period=period)
-        times.append(time.perf_counter() - t0)
-    return times
-
-
-def fmt(times: list[float]) -> str:
-    return (
-        f"first {times[0] * 1000:7.0f} ms   median {statistics.median(times) * 1000:7.0f} ms   "
-        f"best {min(times) * 1000:7.0f} ms"
+        for label, run in COMMANDS:
+            warm_times[label].append(timed(run, engine, True)[0])
+    out: dict[str, Any] = {}
+    for label, run in COMMANDS:
+        exact_s, exact = timed(run, engine, False)
+        same = _same(cold[label][1], exact)
+        print(
+            f"{label:<24} warm  {warm(warm_times[label])}   exact queries {ms(exact_s)}   "
+            f"same numbers: {'yes' if same else 'NO'}   ({load_average()})",
+            flush=True,
+        )
+        out[label] = cold[label][1]
+    stats = out["/hitl stats 30d"]
+    print(
+        f"({stats.total.decided:,} decisions, {stats.total.volume:,} drafts in the 30d window; "
+        f"median {stats.median_seconds:.0f}s, p90 {stats.p90_seconds:.0f}s)",
+        flush=True,
     )
+    return out
 
 
 def run_backend(name: str, url: str, rows: int, days: float, repeat: int) -> dict[str, Any]:
@@ -387,24 +443,7 @@ def run_backend(name: str, url: str, rows: int, days: float, repeat: int) -> dic
             conn.exec_driver_sql("ANALYZE")
             conn.commit()
     print(f"ANALYZE in {time.perf_counter() - t0:.1f} s", flush=True)
-    out: dict[str, Any] = {}
-    for label, period, itype in (
-        ("/hitl stats 30d", timedelta(days=30), None),
-        ("/hitl stats 7d", timedelta(days=7), None),
-        ("/hitl stats 30d refund", timedelta(days=30), "refund"),
-    ):
-        times, stats = time_stats(engine, period, itype, repeat)
-        out[label] = stats
-        print(
-            f"{label:<24} {fmt(times)}   ({stats.total.decided:,} decisions, {stats.total.volume:,} drafts "
-            f"in window; median {stats.median_seconds:.0f}s, p90 {stats.p90_seconds:.0f}s)",
-            flush=True,
-        )
-    print(
-        f"{'/hitl review 30d':<24} {fmt(time_review(engine, timedelta(days=30), max(1, repeat // 2)))}   "
-        "(two periods + what-if + warning signs + outcomes and came back)",
-        flush=True,
-    )
+    out = time_commands(engine, repeat)
     engine.dispose()
     return out
 
