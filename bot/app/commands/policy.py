@@ -71,3 +71,4 @@ def _print_other_rules(policy: Policy) -> None:
         f"QA sample of auto-sent replies: {policy.qa.sample_rate:.0%}"
         + (f" in {policy.qa.channel}" if policy.qa.channel else "")
     )
+    print(f"QA sample of approved and edited replies, once delivered: {policy.qa.human_sample_rate:.0%}")
