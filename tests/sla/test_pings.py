@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.sla.plan import ping_plan
-from bot.slack.ids import ActionId
+from bot.slack.ids import ActionId, BlockId
 from sandbox.slack_standin import SlackStandin
 from storage.db import session_scope
 from storage.models import ReviewMessage, SlaPing
@@ -249,4 +249,30 @@ def test_a_claim_from_a_ping_shows_on_every_ping_about_the_review(pings_loop: Lo
     assert "<!subteam^S0SUPERS>" in edited["blocks"][0]["text"]["text"]
     assert ActionId.APPROVE in actions_in(edited["blocks"]) and ActionId.REASSIGN in actions_in(
         edited["blocks"]
+    )
+
+
+def test_reject_from_a_ping_opens_the_modal_and_records_the_reason(pings_loop: Loop) -> None:
+    loop = pings_loop
+    rid = loop.post_draft(interaction_type="order_status")
+    ping_of(loop, rid, "sla_breach", n=2)
+    supervisors = loop.standin.messages("#supervisors")[0]
+    loop.click(supervisors, ActionId.REJECT, SUPERVISOR, "sam", modal=True)
+    view = wait_for(lambda: loop.standin.views(), 5, "the reject modal")[-1]
+    values = {
+        BlockId.REJECT_CATEGORY: {
+            ActionId.REJECT_CATEGORY: {"type": "static_select", "selected_option": {"value": "tone_mismatch"}}
+        },
+        BlockId.REJECT_COMMENT: {ActionId.REJECT_COMMENT: {"type": "plain_text_input", "value": "Too curt"}},
+    }
+    assert loop.submit(view, values, user_id=SUPERVISOR).status_code == 200
+    decided = loop.decided(rid)
+    assert decided.status == "rejected" and decided.extra["reject_category"] == "tone_mismatch"
+    wait_for(lambda: all_handled_as(loop, rid, "Rejected"), 10, "every ping edited to say it was rejected")
+
+
+def all_handled_as(loop: Loop, review_id: str, word: str) -> bool:
+    messages = [loop.standin.message(r.channel, r.ts) for r in recorded(loop, review_id)]
+    return bool(messages) and all(
+        not actions_in(m["blocks"]) and f"*{word}* by" in json.dumps(m["blocks"]) for m in messages
     )
