@@ -22,7 +22,7 @@ from bot.slack.ids import ActionId, BlockId
 from sandbox.slack_sim import block_action_payload, slash_command_form
 from sandbox.slack_standin import SlackStandin
 from storage.db import make_engine, session_scope
-from storage.models import AuditEvent, CalibrationVote, Review
+from storage.models import AuditEvent, CalibrationSession, CalibrationVote
 from tests.conftest import BOT_TOKEN, Service, wait_for
 from tests.reporting.factory import Store
 from tests.slack import conftest as slack_fixtures
@@ -320,9 +320,12 @@ def test_only_managers_and_supervisors_run_sessions(loop: Loop) -> None:
     command(loop, "calibrate", user=ANA)
     refusal = ephemeral(loop, ANA, "`/hitl calibrate` is for managers")
     assert "tier supervisors" in refusal["text"]
+    refused = loop.audits("report_refused")
+    assert [(a.actor, a.detail["reason"]) for a in refused] == [(ANA, "not_a_manager_or_supervisor")]
+    assert loop.count(CalibrationSession) == 0
     command(loop, "calibrate", user=MANAGER)
     ephemeral(loop, MANAGER, "no decided reviews to calibrate on yet")
-    assert loop.count(Review) == 0
+    assert loop.count(CalibrationSession) == 0
 
 
 @pytest.mark.parametrize(
