@@ -381,27 +381,36 @@ def test_hitl_review_apply_prints_the_diff_and_records_who_and_why(db_url: str, 
             and "hitl policy check" in out.stderr
         )
 
+        # The same change again, before it is applied: refused, and said which one is waiting.
+        twice = hitl("review", "--apply", "order_status", "--reason", "Again", env=env)
+        assert twice.returncode == 2 and "this change was accepted already: #" in twice.stderr, twice.stderr
+        assert policy_file.read_text(encoding="utf-8") == original  # never edited by the tool
+
+        # The diff applies as printed; with the file at 0.95 the rejects still call for more humans: 1.00,
+        # written to a file this time, and recorded as the OS user.
+        (tmp_path / "printed.diff").write_text(out.stdout, encoding="utf-8")
+        patched = subprocess.run(
+            ["patch", "-p1", "-i", "printed.diff"], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert patched.returncode == 0, patched.stdout + patched.stderr
+        assert (
+            yaml.safe_load(policy_file.read_text())["interaction_types"]["order_status"]["auto_send_at"]
+            == 0.95
+        )
         written = tmp_path / "out.diff"
         again = hitl(
             "review", "--apply", "order_status", "--reason", "Still", "--write-diff", str(written), env=env
         )
-        assert again.returncode == 0 and again.stdout == "" and written.read_text() == out.stdout
-        recorded = changes(engine)
-        assert [(c.actor, c.source, c.reason) for c in recorded] == [
-            ("ana", "cli", "Half rejected"),
-            (recorded[1].actor, "cli", "Still"),
-        ]
-        assert recorded[1].actor  # the OS user
-        assert [a.actor for a in audits(engine, "oversight_accepted")] == ["ana", recorded[1].actor]
-        assert policy_file.read_text(encoding="utf-8") == original  # never edited by the tool
-        # The diff applies as written.
-        applied = subprocess.run(
-            ["patch", "-p1", "-i", str(written)], cwd=tmp_path, capture_output=True, text=True, check=False
-        )
+        assert again.returncode == 0 and again.stdout == "", again.stderr
         assert (
-            applied.returncode == 0
-            and yaml.safe_load(policy_file.read_text())["interaction_types"]["order_status"]["auto_send_at"]
-            == 0.95
+            "+  order_status:   {auto_send_at: 1.00, review_at: 0.60, tier: standard}" in written.read_text()
         )
+        recorded = changes(engine)
+        assert [(c.actor, c.source, c.reason, c.after["auto_send_at"]) for c in recorded] == [
+            ("ana", "cli", "Half rejected", 0.95),
+            (recorded[1].actor, "cli", "Still", 1.0),
+        ]
+        assert recorded[1].actor not in ("", "ana")  # the OS user
+        assert [a.actor for a in audits(engine, "oversight_accepted")] == ["ana", recorded[1].actor]
     finally:
         engine.dispose()

@@ -18,7 +18,7 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.app.runtime import Runtime
 from bot.reporting.format import span_label
@@ -236,6 +236,7 @@ def prepare_change(
     if a.ref is not None:
         check_still_stands(a.ref, rec)
     current, proposed = acceptable(rec)
+    refuse_duplicate(session, a.interaction_type, proposed)
     review_at = policy.thresholds(a.interaction_type).review_at
     change = OversightChange(
         interaction_type=a.interaction_type,
@@ -252,9 +253,23 @@ def prepare_change(
     return Prepared(change, rec.evidence)
 
 
+def refuse_duplicate(session: Session, interaction_type: str, proposed: float) -> None:
+    """ChangeRefused when the same change was accepted already and is still waiting to be applied."""
+    q = select(OversightChange).where(
+        col(OversightChange.interaction_type) == interaction_type, col(OversightChange.applied_at).is_(None)
+    )
+    for earlier in session.execute(q).scalars():
+        if same_threshold(earlier.after.get("auto_send_at"), round(proposed, 2)):
+            raise ChangeRefused(
+                f"this change was accepted already: #{earlier.id} by {earlier.actor} on "
+                f"{earlier.accepted_at:%Y-%m-%d %H:%M} UTC, waiting to be applied to the policy file"
+            )
+
+
 def record_change(*, session: Session, prepared: Prepared, policy_path: Path) -> Accepted:
     """Store the change and its `oversight_accepted` audit entry (who, what, why, the evidence, the diff)."""
     change = prepared.change
+    refuse_duplicate(session, change.interaction_type, float(change.after["auto_send_at"]))
     session.add(change)
     session.flush()
     repo.audit(
