@@ -54,7 +54,7 @@ from bot.slack.webapi import (
 )
 from storage import repo
 from storage.db import session_scope
-from storage.models import OutboxItem, OutboxStatus, Review, SchedulerState
+from storage.models import OutboxItem, OutboxStatus, Review, ReviewStatus, SchedulerState
 
 __all__ = ["PERMANENT_ERRORS", "call", "install", "installation_changed"]
 
@@ -329,7 +329,15 @@ def deliver_refresh(runtime: Runtime, item: OutboxItem, p: RefreshCard) -> dict[
     if not review.slack_ts or not review.slack_channel:
         return {"skipped": "not posted yet; the post renders the current state"}
     text, blocks = review_message(review, runtime.policy, runtime.clock.now(), settings=runtime.settings)
-    call(runtime, "chat_update", channel=review.slack_channel, ts=review.slack_ts, text=text, blocks=blocks)
+    try:
+        call(
+            runtime, "chat_update", channel=review.slack_channel, ts=review.slack_ts, text=text, blocks=blocks
+        )
+    except Permanent as exc:
+        if review.status == ReviewStatus.PENDING or not str(exc).endswith("message_not_found"):
+            raise  # a pending review whose card is gone cannot be decided in Slack: dead-letter it loudly
+        log.warning("review %s: its decided card is no longer in Slack; nothing to refresh", review.id)
+        return {"skipped": "the decided card is no longer in Slack (message_not_found)"}
     return {"channel": review.slack_channel, "ts": review.slack_ts}
 
 

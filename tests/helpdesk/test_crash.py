@@ -190,7 +190,10 @@ def _seed_decisions(engine: Engine) -> None:
     with session_scope(engine) as session:
         for n in range(DECISIONS):  # half approved by an agent in Slack, half auto-sent
             decision = DecisionKind.APPROVE if n % 2 else DecisionKind.AUTO_SEND
-            add_decision(session, datetime.now(UTC), str(FIRST_TICKET + n), decision, draft=reply_text(n))
+            # No Slack card (thread=False): the outbox holds the helpdesk writes only, no card refreshes.
+            add_decision(
+                session, datetime.now(UTC), str(FIRST_TICKET + n), decision, draft=reply_text(n), thread=False
+            )
 
 
 def _lost_and_duplicated(sent: dict[int, list[str]]) -> tuple[list[int], list[int]]:
