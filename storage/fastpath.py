@@ -87,13 +87,16 @@ def insert_rows(session: Session, objs: Sequence[SQLModel]) -> None:
 def insert_new_in_batches(session: Session, *models: type[SQLModel]) -> None:
     """Send the session's new, not yet flushed rows of each of `models` as one executemany, in the order
     they were added (no ids come back: for rows nobody reads again in this transaction, like audit and
-    outbox rows)."""
+    outbox rows). All are taken out of the session first, so no autoflush sends the later ones one by one."""
+    batches: list[list[SQLModel]] = []
     for model in models:
         new = [o for o in session.new if type(o) is model]
         new.sort(key=lambda o: inspect(o).insert_order)
         for obj in new:
             session.expunge(obj)
-        insert_rows(session, new)
+        batches.append(new)
+    for batch in batches:
+        insert_rows(session, batch)
 
 
 @contextmanager
