@@ -134,6 +134,19 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
 
+def wait_until_up(name: str, proc: subprocess.Popen[bytes], base: str) -> None:
+    """Wait for the server's /healthz; stop at once if it died (an import error, a port taken)."""
+    for _ in range(300):
+        if proc.poll() is not None:
+            raise SystemExit(f"the {name} server exited (code {proc.returncode}) before answering")
+        try:
+            httpx.get(f"{base}/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    raise SystemExit(f"the {name} server never answered /healthz")
+
+
 def bench_backend(name: str, url: str, requests: int, clients: int, rounds: int = 4) -> None:
     sys.path.insert(0, str(ROOT))
     from sandbox.server import free_port
@@ -144,12 +157,7 @@ def bench_backend(name: str, url: str, requests: int, clients: int, rounds: int 
     proc = subprocess.Popen([sys.executable, __file__, "--serve", url, "--port", str(port)], cwd=ROOT)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_until_up(name, proc, base)
         load(base, "/v1/drafts", 200, clients)  # warm-up
         load(base, "/bench/bare", 200, clients)
         endpoints = (("POST /v1/drafts", "/v1/drafts"), ("bare insert (floor)", "/bench/bare"))
