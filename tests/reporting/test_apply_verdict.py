@@ -25,7 +25,7 @@ from slack_sdk.models.views import View
 from sqlalchemy import select
 
 from bot.app.settings import BUNDLED_POLICY
-from bot.reporting.oversight.accept import Acceptance, accept, edited_policy
+from bot.reporting.oversight.accept import Acceptance, Accepted, accept, edited_policy
 from bot.reporting.oversight.review import build_review
 from bot.review.policy import load_policy, parse_policy
 from bot.slack.blocks.reports import render_review_blocks
@@ -414,3 +414,21 @@ def test_hitl_review_apply_prints_the_diff_and_records_who_and_why(db_url: str, 
         assert [a.actor for a in audits(engine, "oversight_accepted")] == ["ana", recorded[1].actor]
     finally:
         engine.dispose()
+
+
+def test_a_change_to_the_bundled_policy_says_to_copy_it_first(tmp_path: Path) -> None:
+    change = OversightChange(
+        id=7,
+        interaction_type="order_status",
+        verdict="increase",
+        reason="r",
+        actor="a",
+        source="cli",
+        period_days=30,
+        accepted_at=NOW,
+        diff="",
+    )
+    bundled = Accepted(change, "", BUNDLED_POLICY).instructions()
+    assert "runs the bundled policy" in bundled and "point HITL_POLICY_FILE at it" in bundled
+    own = Accepted(change, "", tmp_path / "policy.yml").instructions()
+    assert f"Apply it in {tmp_path}" in own and "patch -p1 < oversight-change-7.diff" in own

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from bot.app.runtime import Runtime
+from bot.app.settings import BUNDLED_POLICY
 from bot.reporting.format import span_label
 from bot.reporting.oversight.changes import same_threshold
 from bot.reporting.oversight.recommend import Recommendation
@@ -63,6 +64,12 @@ class Accepted:
     def instructions(self) -> str:
         """How to apply the diff: the tool never edits the policy file itself."""
         folder, name = self.policy_path.parent, self.policy_path.name
+        if self.policy_path.resolve() == BUNDLED_POLICY.resolve():
+            return (
+                f"The service runs the bundled policy ({self.policy_path}): copy it, apply the diff to the copy "
+                f"(`patch -p1 < oversight-change-{self.change.id}.diff` beside it, or edit it by hand), point "
+                "HITL_POLICY_FILE at it, run `hitl policy check` on it and restart the service."
+            )
         return (
             f"Apply it in {folder}: save the diff as oversight-change-{self.change.id}.diff and run "
             f"`patch -p1 < oversight-change-{self.change.id}.diff` (or edit {name} by hand), then "
