@@ -63,7 +63,9 @@ def _when_recorded(session: Session, change: OversightChange, now: datetime) -> 
     )
     needle = f"interaction_types.{change.interaction_type}"
     for event in session.execute(q).scalars():
-        if any(str(line).startswith(needle) for line in event.detail.get("changes") or []):
+        if any(
+            str(line).startswith((f"{needle}.", f"{needle}:")) for line in event.detail.get("changes") or []
+        ):
             recorded: datetime = event.at
             return recorded
     return now
