@@ -518,10 +518,8 @@ def _decide_once(
         if review is None:
             raise ReviewNotFound(click.review_id, "This review is no longer in the store.")
         check_click(runtime, click, review)
-        if reads is not None:
-            review = session.merge(review, load=False)  # decided in the write session without reading again
-        if click.delivery_key and not record_delivery(session=session, key=click.delivery_key, now=now):
-            return None
+        # Checked before the first write (the delivery key's INSERT takes SQLite's write lock): a refusal
+        # of a redelivery is still silent, as decide() records the key before it answers.
         if review.status != ReviewStatus.PENDING:
             raise AlreadyDecided.of(review)
         supervisor = may_decide(
@@ -531,6 +529,11 @@ def _decide_once(
             policy=runtime.policy,
             directory=people(runtime),
         )
+        if reads is not None:
+            reads.expunge(review)
+            session.add(review)  # decided in the write session without reading (or copying) it again
+        if click.delivery_key and not record_delivery(session=session, key=click.delivery_key, now=now):
+            return None
         repo.audit(
             session=session,
             at=now,

@@ -197,29 +197,33 @@ def ingest_draft(
         status=ReviewStatus.PENDING,
         created_at=now,
     )
-    if decision.route == Route.AUTO_SEND:
-        _auto_send(session=session, review=review, policy=policy, now=now)
-    else:
-        _to_humans(
+    # Every row is built before the first write: on SQLite the review's INSERT takes the write lock, and
+    # the rows follow it at once, so the lock is held for the statements only, not for building them.
+    with session.no_autoflush:
+        if decision.route == Route.AUTO_SEND:
+            _auto_send(session=session, review=review, policy=policy, now=now)
+        else:
+            _to_humans(
+                session=session,
+                review=review,
+                policy=policy,
+                now=now,
+                summarize=bool(assist and assist.summarize),
+            )
+        repo.audit(
             session=session,
-            review=review,
-            policy=policy,
-            now=now,
-            summarize=bool(assist and assist.summarize),
+            at=now,
+            actor=actor,
+            action="ingest",
+            review_id=review_id,
+            ticket_id=draft.ticket_id,
+            route=decision.route,
+            tier=decision.tier,
+            reasons=[r.code for r in decision.reasons],
         )
-    repo.audit(
-        session=session,
-        at=now,
-        actor=actor,
-        action="ingest",
-        review_id=review_id,
-        ticket_id=draft.ticket_id,
-        route=decision.route,
-        tier=decision.tier,
-        reasons=[r.code for r in decision.reasons],
-    )
-    # The rows nobody reads again in this transaction go out as one INSERT per table, with no flush pass.
-    insert_new_in_batches(session, Decision, AuditEvent, OutboxItem)
+        add_once(session, review, unique="idempotency_key")  # a duplicate raises here, before any other row
+        # The rows nobody reads again in this transaction: one INSERT per table, with no flush pass.
+        insert_new_in_batches(session, Decision, AuditEvent, OutboxItem)
     return IngestResult(review, created=True)
 
 
@@ -278,7 +282,6 @@ def _extra(draft: DraftIn, history: History, assist: Assist | None) -> dict[str,
 def _to_humans(*, session: Session, review: Review, policy: Policy, now: datetime, summarize: bool) -> None:
     """Human-in/as-the-loop: the SLA clock starts and the card is queued for the tier's channel."""
     review.sla_warn_at, review.sla_due_at = sla_times(policy, review.tier, now)
-    add_once(session, review, unique="idempotency_key")
     enqueue_review_card(
         session, now=now, card=ReviewCard(review_id=review.id), dedupe_key=f"post:{review.id}"
     )
@@ -297,7 +300,6 @@ def _auto_send(*, session: Session, review: Review, policy: Policy, now: datetim
     review.final_text = review.draft
     sampled = policy.qa.channel is not None and qa_sampled(review.id, policy.qa.sample_rate)
     review.extra = {**review.extra, "qa_sampled": sampled}
-    add_once(session, review, unique="idempotency_key")
     session.add(
         Decision(
             review_id=review.id,

@@ -176,7 +176,7 @@ def build_router(runtime: Runtime) -> APIRouter:
                 assist=assist,
                 settings=runtime.settings,
             )
-            return _public(result.review), result.created
+        return _public(result.review), result.created  # after COMMIT: outside SQLite's write lock
 
     def store(draft: DraftIn, assist: Assist | None = None) -> tuple[dict[str, Any], bool]:
         try:
