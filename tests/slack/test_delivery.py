@@ -107,7 +107,7 @@ def test_a_review_moved_to_another_tier_is_reposted_and_the_old_card_points_ther
     assert "Moved to #support-vip" in slack_standin.message(old.slack_channel, old.slack_ts)["text"]
 
 
-def test_refresh_re_renders_the_sla_countdown(runtime: Runtime, slack_standin: Any, clock: FakeClock) -> None:
+def test_refresh_re_renders_the_sla_state(runtime: Runtime, slack_standin: Any, clock: FakeClock) -> None:
     review_id = ingest(runtime)
     drain(runtime)
     card = review(runtime, review_id)
@@ -115,7 +115,8 @@ def test_refresh_re_renders_the_sla_countdown(runtime: Runtime, slack_standin: A
     enqueue(runtime, "slack_refresh_review", {"review_id": review_id})
     drain(runtime)
     blocks = slack_standin.message(card.slack_channel, card.slack_ts)["blocks"]
-    assert "SLA breached 10m ago" in str(blocks)
+    assert blocks[0]["text"]["text"].startswith("🔥 SLA breached · ")  # the breach shows in the header
+    assert "🔥 *SLA breached*: was due <!date^" in str(blocks)  # an absolute due time, never a countdown
 
 
 def test_dm_and_ephemeral_kinds_reach_slack(runtime: Runtime, slack_standin: Any) -> None:
