@@ -16,12 +16,14 @@ from bot.outbox import alerts as outbox_alerts
 from bot.outbox.worker import OutboxWorker
 from bot.qa import calibration_service, rating
 from bot.reporting import digest, policy_audit
+from bot.reporting.stats import prefill
 from bot.sla import engine as sla_engine
 from bot.slack import delivery as slack_delivery
 
 PARTS = (
     scheduling.install,
     digest.install,
+    prefill.install,  # the stats rollup's closed days, hourly
     policy_audit.install,
     slack_delivery.install,
     outbox_alerts.install,  # the ops channel's dead-letter alert (issue 13)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,15 +20,18 @@ import pytest
 from sqlalchemy import Engine, select, text, update
 from sqlmodel import Session, col
 
+from bot.app.runtime import build_runtime
 from bot.app.settings import BUNDLED_POLICY
 from bot.reporting.outcomes import OutcomeIn, record_outcome
 from bot.reporting.oversight.review import build_review
 from bot.reporting.oversight.text import render_review_text
+from bot.reporting.stats.prefill import prefill
 from bot.reporting.stats.query import compute_stats
 from bot.reporting.stats.rollup import GRACE, Unit, cached_stats, invalidate, split, window
 from bot.review.policy import Oversight, Policy, load_policy
 from storage.db import make_engine, session_scope
 from storage.models import Outcome, Review
+from tests.conftest import FakeClock
 from tests.reporting.factory import Store
 
 NOW = datetime(2026, 11, 20, 14, 37, 12, tzinfo=UTC)
@@ -313,3 +316,21 @@ def test_a_period_is_whole_days_whole_hours_and_short_live_edges() -> None:
         Unit("day", datetime(2026, 11, 3, tzinfo=UTC)),
     ]
     assert len([u for u in units if u.kind == "hour"]) == 1 + 8  # 23:00 on the 1st; 00:00-08:00 on the 4th
+
+
+def test_the_hourly_prefill_stores_closed_units_once_across_replicas(
+    store10: Engine, db_url: str, make_settings: Callable[..., Any]
+) -> None:
+    settings = make_settings(HITL_DATABASE_URL=db_url)
+    a, b = (build_runtime(settings, clock=FakeClock(NOW), engine=make_engine(db_url)) for _ in range(2))
+    try:
+        first = prefill(a)
+        assert first > 0 and prefill(b) == 0  # the second replica finds them stored
+        since = NOW - timedelta(days=30)
+        with session_scope(store10, readonly=True) as session:
+            w = window(session, since=since, until=NOW, now=NOW, oversight=a.policy.oversight)
+        assert w.computed == 0 and w.cached > 0  # a manager's /hitl stats 30d reads them
+        assert live_and_cached(store10, since, NOW, NOW)[1] == live_and_cached(store10, since, NOW, NOW)[0]
+    finally:
+        a.engine.dispose()
+        b.engine.dispose()

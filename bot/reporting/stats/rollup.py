@@ -422,13 +422,32 @@ def _write(
         where=table.c.generation < ins.excluded.generation,
     )
     try:
-        with engine.begin() as conn:
-            for i in range(0, len(rows), 100):
-                conn.execute(upsert, rows[i : i + 100])
+        with engine.connect() as conn:
+            _store_rows(conn, upsert, rows)
     except SQLAlchemyError as exc:
         log.warning("stats rollup not stored (%s): this report was answered from live queries", exc)
         return False
     return True
+
+
+SQLITE_WAIT_MS = 200  # a report in a SQLite write transaction holds the lock: give up soon, answer anyway
+
+
+def _store_rows(conn: Connection, upsert: Any, rows: list[dict[str, Any]]) -> None:
+    sqlite_db = conn.dialect.name == "sqlite"
+    busy = 0
+    if sqlite_db:
+        busy = int(conn.exec_driver_sql("PRAGMA busy_timeout").scalar() or 0)
+        conn.exec_driver_sql(f"PRAGMA busy_timeout = {SQLITE_WAIT_MS}")
+        conn.commit()  # the pragmas began a transaction of their own
+    try:
+        with conn.begin():
+            for i in range(0, len(rows), 100):
+                conn.execute(upsert, rows[i : i + 100])
+    finally:
+        if sqlite_db:
+            conn.exec_driver_sql(f"PRAGMA busy_timeout = {busy}")
+            conn.commit()
 
 
 def invalidate(session: Session, *at: datetime | None, now: datetime) -> None:
