@@ -42,7 +42,7 @@ from bot.slack.blocks.calibration import (
 from bot.slack.clicks import workspace_team
 from bot.slack.dedupe import record_delivery
 from bot.slack.delivery import call, slack_kind
-from bot.slack.webapi import NoAnswer
+from bot.slack.webapi import NoAnswer, find_by_metadata
 from storage import repo
 from storage.db import session_scope
 from storage.models import CalibrationSession, OutboxItem, Review
@@ -57,7 +57,6 @@ _NUMBER = re.compile(r"^[+-]?\d+$")
 _TYPE = re.compile(r"^[a-z0-9_.-]{1,64}$")
 # Where Slack will not let the app post: the cards go to the runner's DM instead.
 CARD_EVENT = "hitl_calibration_card"  # the metadata a card carries, to find it again after a lost answer
-HISTORY_PAGES = 10
 NOT_HERE = frozenset({"not_in_channel", "channel_not_found", "is_archived", "channel_is_archived"})
 
 
@@ -493,25 +492,8 @@ def _post_card_once(runtime: Runtime, row: OutboxItem, view: CardView, channel: 
 
 def _find_card(runtime: Runtime, channel: str, payload: dict[str, Any], *, oldest: float) -> str | None:
     """The ts of the card carrying this metadata payload in `channel` since `oldest`, if Slack has one."""
-    cursor: str | None = None
-    for _ in range(HISTORY_PAGES):
-        resp = call(
-            runtime,
-            "conversations_history",
-            channel=channel,
-            oldest=f"{oldest:.6f}",
-            include_all_metadata=True,
-            limit=200,
-            cursor=cursor,
-        )
-        for message in resp.get("messages") or []:
-            meta = message.get("metadata") or {}
-            if meta.get("event_type") == CARD_EVENT and meta.get("event_payload") == payload:
-                return str(message["ts"])
-        cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
-        if not cursor:
-            return None
-    return None
+    metadata = {"event_type": CARD_EVENT, "event_payload": payload}
+    return find_by_metadata(runtime, channel, metadata, oldest=oldest)
 
 
 def _deliver_report(runtime: Runtime, session_id: int) -> dict[str, Any]:

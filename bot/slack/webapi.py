@@ -252,6 +252,16 @@ def review_metadata(review_id: str) -> dict[str, Any]:
 
 def find_card(runtime: Runtime, channel: str, review_id: str, *, oldest: float) -> str | None:
     """The ts of a card for `review_id` posted in `channel` since `oldest` (epoch s), if there is one."""
+    return find_by_metadata(runtime, channel, review_metadata(review_id), oldest=oldest, exact=False)
+
+
+def find_by_metadata(
+    runtime: Runtime, channel: str, metadata: dict[str, Any], *, oldest: float, exact: bool = True
+) -> str | None:
+    """The ts of a message posted in `channel` since `oldest` (epoch s) carrying `metadata` (its event_type
+    and payload; with `exact=False` the payload's keys need only be among the message's), if there is one.
+
+    Used after a post whose answer was lost: Slack may have stored it, and looking is cheaper than a twin."""
     cursor: str | None = None
     for _ in range(HISTORY_PAGES):
         resp = call(
@@ -263,7 +273,7 @@ def find_card(runtime: Runtime, channel: str, review_id: str, *, oldest: float) 
             limit=200,
             cursor=cursor,
         )
-        found = _card_among(resp.get("messages") or [], review_id)
+        found = _carrying(resp.get("messages") or [], metadata, exact)
         if found is not None:
             return found
         cursor = (resp.get("response_metadata") or {}).get("next_cursor") or None
@@ -272,10 +282,13 @@ def find_card(runtime: Runtime, channel: str, review_id: str, *, oldest: float) 
     return None
 
 
-def _card_among(messages: list[dict[str, Any]], review_id: str) -> str | None:
+def _carrying(messages: list[dict[str, Any]], metadata: dict[str, Any], exact: bool) -> str | None:
+    want = metadata.get("event_payload") or {}
     for message in messages:
         meta = message.get("metadata") or {}
         payload = meta.get("event_payload") or {}
-        if meta.get("event_type") == REVIEW_EVENT and payload.get("review_id") == review_id:
+        if meta.get("event_type") != metadata.get("event_type"):
+            continue
+        if payload == want or (not exact and all(payload.get(k) == v for k, v in want.items())):
             return str(message["ts"])
     return None
