@@ -1,4 +1,4 @@
-"""A delivery process for the crash test: drains `helpdesk_write` rows into the helpdesk, then exits.
+"""A delivery process for the crash test: drains `helpdesk_write` rows (and sampled QA cards), then exits.
 
 Run as `python -m tests.helpdesk.crash_worker --db URL --zendesk URL --slack URL` (or `--helpdesk freshdesk
 --url URL`, `--helpdesk intercom --url URL`); the test SIGKILLs it
@@ -19,6 +19,7 @@ from bot.app.runtime import build_runtime
 from bot.app.settings import Settings
 from bot.helpdesk import delivery
 from bot.outbox.worker import OutboxWorker
+from bot.qa import rating
 from bot.slack import delivery as slack_delivery
 from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = build_runtime(settings)
     slack_delivery.install(runtime)  # the Slack clients (users.info finds the approver's email)
     delivery.install(runtime)
+    rating.install(runtime)  # a settled human approval may be sampled for QA: its card is a row too
     worker = OutboxWorker(runtime, lease=timedelta(seconds=args.lease), batch=10)
     while True:
         if worker.run_once():

@@ -62,6 +62,7 @@ def test_two_replicas_with_writes_slower_than_the_lease_send_each_reply_once(
         delivered = [
             e.detail.get("instance")
             for e in session.execute(select(AuditEvent).where(AuditEvent.action == "delivered")).scalars()
+            if e.detail.get("kind") == "helpdesk_write"  # not the card refreshes the writes queued
         ]
     assert len(delivered) == DECISIONS
     assert {"replica-a", "replica-b"} <= set(delivered), set(delivered)
