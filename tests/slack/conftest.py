@@ -114,8 +114,10 @@ class Loop:
             f"{n} ephemeral(s) for {user}",
         )
 
-    def settled(self, timeout: float = 10.0) -> None:
-        """Wait until the outbox has nothing due (Slack updates, thread replies, ephemerals sent)."""
+    def settled(self, timeout: float = 30.0) -> None:
+        """Wait until the outbox has nothing due (Slack updates, thread replies, ephemerals sent).
+
+        Posts to one channel are paced at about 1/s as Slack paces them, so a loaded CI machine needs room."""
         assert self.runtime.services.outbox.drain(timeout), "outbox did not drain"
 
     def count(self, model: Any, *where: Any) -> int:
