@@ -161,7 +161,8 @@ def test_a_429_storm_waits_retry_after_each_time_then_sends_once(
         if not pending:
             break
         soonest = min(r.next_attempt_at for r in pending)
-        assert desk.worker.run_once(soonest - timedelta(seconds=1)) == 0  # nothing before Retry-After
+        desk.worker.run_once(soonest - timedelta(seconds=1))  # a QA card a settled write drew may go out
+        assert {r.id: r.attempts for r in desk.rows("helpdesk_write")} == tries  # no write before Retry-After
         clock.t = soonest
 
     assert len(waits) >= 10 and all(30 <= w <= 30 * 1.25 for w in waits), waits

@@ -108,7 +108,9 @@ def test_two_replicas_each_killed_once_lose_nothing_and_send_nothing_twice(
     engine = make_engine(pg_url)
     with session_scope(engine) as session:
         for n in range(DECISIONS):
-            add_decision(session, datetime.now(UTC), str(FIRST_TICKET + n), "approve", draft=reply_text(n))
+            # No Slack card (thread=False): card refreshes go at chat.update's ~50/min, not under test here.
+            ticket = str(FIRST_TICKET + n)
+            add_decision(session, datetime.now(UTC), ticket, "approve", draft=reply_text(n), thread=False)
 
     with SlackStandin(token="xoxb-test") as slack:
         slack.add_user(AGENT_SLACK_ID, "Ana Agent", AGENT_EMAIL)
