@@ -32,6 +32,7 @@ from bot.outbox.kinds import (
     enqueue_slack_post,
     review_order,
 )
+from bot.reporting.stats.came_back import REPLY_STATUSES, invalidate_decided
 from bot.review.edit_distance import edit_distance
 from bot.review.people import MembershipUnknown, PeopleDirectory
 from bot.review.policy import Policy
@@ -296,6 +297,8 @@ def record_decision(
         raise AlreadyDecided.of(review)
     for name, value in won._mapping.items():
         set_committed_value(review, name, value)  # the row as the update left it, with no second SELECT
+    if review.status in REPLY_STATUSES:  # decided after its window passed: its cached came-back is stale
+        invalidate_decided(session, review.created_at, window=policy.oversight.came_back_window, now=now)
     row = _feedback_row(review, kind, final=final, distance=distance, now=now)
     add_now(session, row)  # one INSERT … RETURNING id, no unit-of-work flush
     _queue_after_decision(session=session, review=review, now=now, settings=settings)

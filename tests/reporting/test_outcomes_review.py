@@ -140,8 +140,7 @@ def test_the_review_shows_each_customer_number_of_a_hand_computed_week(svc: Serv
         "taken over 0% (0 of 1; 95% Wilson 0%–79%)"
     )
     assert came_back == (
-        "came back within 72h 12% (2 of 16; 95% Wilson 3%–36%) (replies whose 72h had passed, "
-        "latest 1000 per kind); 1 reopened"
+        "came back within 72h 12% (2 of 16; 95% Wilson 3%–36%) (replies whose 72h had passed); 1 reopened"
     )
     assert errors == (
         "customer-facing errors ≈ 0.3/day (1.4 auto-sent a day × QA defect rate; 95% Wilson 0.1–0.9), "

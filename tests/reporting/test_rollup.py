@@ -25,12 +25,15 @@ from bot.app.settings import BUNDLED_POLICY
 from bot.reporting.outcomes import OutcomeIn, record_outcome
 from bot.reporting.oversight.review import build_review
 from bot.reporting.oversight.text import render_review_text
+from bot.reporting.stats.came_back import came_back
+from bot.reporting.stats.came_back import key as came_back_key
 from bot.reporting.stats.prefill import prefill
 from bot.reporting.stats.query import compute_stats
 from bot.reporting.stats.rollup import GRACE, Unit, cached_stats, invalidate, split, window
+from bot.review.decisions import record_decision
 from bot.review.policy import Oversight, Policy, load_policy
 from storage.db import make_engine, session_scope
-from storage.models import Outcome, Review
+from storage.models import Outcome, Review, UTCDateTime
 from tests.conftest import FakeClock
 from tests.reporting.factory import Store
 
@@ -334,3 +337,66 @@ def test_the_hourly_prefill_stores_closed_units_once_across_replicas(
     finally:
         a.engine.dispose()
         b.engine.dispose()
+
+
+def _came_back_both(engine: Engine, since: datetime, until: datetime, now: datetime) -> tuple[Any, Any]:
+    window = Oversight().came_back_window
+    with session_scope(engine, readonly=True) as session:
+        exact = came_back(session, since=since, until=until, window=window, cached=False)
+    with session_scope(engine, readonly=True) as session:
+        cached = came_back(session, since=since, until=until, window=window, now=now)
+    return exact, cached
+
+
+def _came_back_rows(engine: Engine) -> list[datetime]:
+    with session_scope(engine, readonly=True) as session:
+        q = text("SELECT start FROM stats_rollup WHERE params_key = :k ORDER BY start").columns(
+            start=UTCDateTime()
+        )
+        return list(session.execute(q, {"k": came_back_key(Oversight().came_back_window)}).scalars())
+
+
+def test_came_back_counts_every_reply_and_a_unit_is_cached_only_once_its_window_has_passed(
+    store10: Engine,
+) -> None:
+    since = NOW - timedelta(days=9, hours=5)
+    exact, cached = _came_back_both(store10, since, NOW, NOW)
+    assert cached == exact and sum(n for n, _ in exact.values()) > 100 and sum(b for _, b in exact.values())
+    assert _came_back_rows(store10) and max(_came_back_rows(store10)) < NOW - timedelta(hours=72) - GRACE
+    assert _came_back_both(store10, since, NOW, NOW)[1] == exact  # warm: read from the stored units
+
+    # Two days later the customers of the last days' replies have written again: the days whose window
+    # was still open at the first report were not cached then, so they count the new contacts.
+    later = NOW + timedelta(days=2)
+    populate(store10, start=NOW, end=later, n=200, seed=14)
+    exact2, cached2 = _came_back_both(store10, since, later, later)
+    assert cached2 == exact2 and exact2 != exact
+
+
+def test_a_review_decided_after_its_came_back_was_cached_is_counted(store10: Engine, policy: Policy) -> None:
+    period = timedelta(days=9)
+    assert reviews(store10, policy, NOW, period)[1] == reviews(store10, policy, NOW, period)[0]
+    with session_scope(store10) as session:
+        old = session.execute(  # still pending days after it arrived, its customer wrote again since
+            select(Review)
+            .where(
+                col(Review.status) == "pending",
+                col(Review.created_at) < NOW - timedelta(days=4),
+                col(Review.created_at) >= NOW - period,
+                col(Review.customer_key).is_not(None),
+            )
+            .order_by(col(Review.created_at))
+            .limit(1)
+        ).scalar_one()
+        record_decision(
+            session=session,
+            review_id=old.id,
+            decision="approve",
+            actor_id="U_SUP",
+            actor_name="Sam",
+            now=NOW,
+            policy=policy,
+            is_supervisor=True,
+        )
+    live, cached = reviews(store10, policy, NOW, period)
+    assert cached == live

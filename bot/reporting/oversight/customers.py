@@ -1,8 +1,8 @@
 """What the customer saw: CSAT by how the reply was made, came-back rate, customer-facing errors, time to
 first reply and what oversight costs in reviewer time.
 
-`customer_outcomes` runs the outcome and came-back queries (ix_outcomes_stats, ix_reviews_came_back then a
-seek per reply on ix_reviews_customer_created); the rest is arithmetic on `Counts` and the what-if.
+`customer_outcomes` reads the outcome counts (the stats rollup, or ix_outcomes_stats) and came-back
+(`bot.reporting.stats.came_back`); the rest is arithmetic on `Counts` and the what-if.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ from sqlmodel import Session
 from bot.reporting.format import plural
 from bot.reporting.oversight.interval import Rate
 from bot.reporting.oversight.whatif import WhatIf
+from bot.reporting.stats.came_back import came_back
 from bot.reporting.stats.model import REPLY_EDGES, Counts
 from bot.review.policy import Oversight
 from storage.models import UTCDateTime
 
 # How the reply that the customer judged was made: the review's decision kind.
 CSAT_GROUPS = {"auto_send": "auto-sent", "approve": "approved", "edit": "edited", "take_over": "taken over"}
-REPLY_STATUSES = ("approved", "edited", "auto_sent")  # drafts that went to the customer as a reply
-CAME_BACK_SAMPLE = 1000  # latest replies per type and kind of reply checked for a later contact
 
 
 @dataclass
@@ -78,39 +77,6 @@ def _outcome_counts(
             into.resolved += int(satisfied or 0)
 
 
-def _later_contact(dialect: str) -> str:
-    """A later draft of the same customer within :window seconds (ix_reviews_customer_created)."""
-    if dialect == "sqlite":
-        within = "julianday(l.created_at) <= julianday(r.created_at) + :window / 86400.0"
-    else:
-        within = "l.created_at <= r.created_at + make_interval(secs => :window)"
-    return (
-        "EXISTS (SELECT 1 FROM reviews l WHERE l.customer_key = r.customer_key "
-        f"AND l.created_at > r.created_at AND {within})"
-    )
-
-
-def _came_back(
-    session: Session, itype: str, since: datetime, until: datetime, window: timedelta, into: CustomerOutcomes
-) -> None:
-    """Replies whose window closed by `until` (the latest CAME_BACK_SAMPLE per kind of reply), and how many
-    of those customers wrote again within it: one index seek per reply, so the cost is bounded."""
-    branches = [
-        f"SELECT customer_key, created_at FROM (SELECT customer_key, created_at FROM reviews "
-        f"WHERE interaction_type = :itype AND status = '{status}' AND created_at >= :since "
-        f"AND created_at < :closed AND customer_key IS NOT NULL ORDER BY created_at DESC LIMIT {CAME_BACK_SAMPLE}) s{i}"
-        for i, status in enumerate(REPLY_STATUSES)
-    ]
-    sql = text(
-        f"SELECT count(*), sum(CASE WHEN {_later_contact(session.get_bind().dialect.name)} THEN 1 ELSE 0 END) "
-        f"FROM ({' UNION ALL '.join(branches)}) r"
-    ).bindparams(bindparam("since", type_=UTCDateTime()), bindparam("closed", type_=UTCDateTime()))
-    params = {"itype": itype, "since": since, "closed": until - window, "window": window.total_seconds()}
-    n, back = session.execute(sql, params).one()
-    into.replies += int(n or 0)
-    into.came_back += int(back or 0)
-
-
 def customer_outcomes(
     *,
     session: Session,
@@ -119,11 +85,13 @@ def customer_outcomes(
     until: datetime,
     window: timedelta,
     counted: Mapping[str, CustomerOutcomes] | None = None,
+    now: datetime | None = None,
 ) -> dict[str, CustomerOutcomes]:
     """Outcomes reported in [since, until) and came-back counts of the replies made then, per type.
 
-    `counted`: the outcome counts of the period already summed (the stats rollup); came-back is always
-    read live (a bounded sample of the latest replies, not a sum of days)."""
+    `counted`: the outcome counts of the period already summed (the stats rollup); came-back is then read
+    from the rollup too (`came_back`). None: both by the exact queries over the whole period."""
+    back = came_back(session, since=since, until=until, window=window, now=now, cached=counted is not None)
     out: dict[str, CustomerOutcomes] = {}
     for itype in types:
         c = CustomerOutcomes()
@@ -131,7 +99,7 @@ def customer_outcomes(
             _outcome_counts(session, itype, since, until, c)
         elif itype in counted:
             c.add(counted[itype])
-        _came_back(session, itype, since, until, window, c)
+        c.replies, c.came_back = back.get(itype, [0, 0])
         out[itype] = c
     return out
 
@@ -251,8 +219,7 @@ def came_back_text(co: CustomerOutcomes, window: timedelta) -> str:
     hours = int(window.total_seconds() // 3600)
     extra = f"; {co.reopened} reopened" if co.reopened else ""
     return (
-        f"came back within {hours}h {co.came_back_rate().text()} (replies whose {hours}h had passed, "
-        f"latest {CAME_BACK_SAMPLE} per kind){extra}"
+        f"came back within {hours}h {co.came_back_rate().text()} (replies whose {hours}h had passed){extra}"
     )
 
 

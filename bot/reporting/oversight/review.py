@@ -322,6 +322,7 @@ def build_review(
         until=now,
         window=o.came_back_window,
         counted=periods.outcomes(since, now),
+        now=now,
     )
     judge = _Judge(session, policy, earlier, period, thresholds, customers)
     cur_sig = periods.signals(since, now)

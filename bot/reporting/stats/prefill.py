@@ -5,7 +5,8 @@ Every hour at minute 20 (after the rollup's 15-minute grace), each replica compu
 hours of the default reports' periods not cached yet (the last hour's and the hours where each period
 starts, once the service runs; after a policy change or an upgrade, all of them) and stores them with
 INSERT ... ON CONFLICT: two replicas doing it at once store each unit once, and the second mostly
-finds them cached. Also once at start-up, on its own thread.
+finds them cached. Came-back units (bot.reporting.stats.came_back) of the reviews' periods too. Also
+once at start-up, on its own thread.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from datetime import timedelta
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.app.runtime import Runtime
+from bot.reporting.stats import came_back
 from bot.reporting.stats.rollup import fill, floor_hour
 from storage.db import session_scope
 
@@ -45,6 +47,10 @@ def prefill(runtime: Runtime) -> int:
         with session_scope(runtime.engine, readonly=True) as session:  # the rows go on their own connection
             computed = sum(
                 fill(session, since=floor_hour(now - back), now=now, oversight=o) for back in starts(runtime)
+            )
+            computed += sum(  # came-back, which the reviews read for their own period
+                came_back.fill(session, since=floor_hour(now - back), now=now, window=o.came_back_window)
+                for back in {REVIEW_PERIOD, o.digest_period}
             )
     except Exception:  # a report computes what is missing itself; the next hour tries again
         log.exception("stats rollup pre-fill failed")

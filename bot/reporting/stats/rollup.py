@@ -34,8 +34,9 @@ queries return for a unit of time, and a period is the sum of its units:
   day store it once, and a database that refuses the write (a read-only replica) only costs the report
   its speed: it answers from what it computed. The scheduler pre-fills closed hours (`prefill`), so a
   manager rarely pays for the cold rows.
-- **Kept live** (cheap, or not sums): the queue now, came-back (a bounded sample), SLA escalations
-  (distinct reviews), the QA backlog, what-if replays.
+- **Kept live** (cheap, or not sums): the queue now, SLA escalations (distinct reviews), the QA
+  backlog, what-if replays. Came-back has units of its own (`bot.reporting.stats.came_back`): a reply's
+  answer is final only once its window has passed, later than the unit closes.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import logging
 import math
 import operator
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -357,7 +359,7 @@ def measure(
 # ---------------------------------------------------------------- the cache table
 
 
-def _read(
+def read_units(
     session: Session, key: str, units: list[Unit]
 ) -> tuple[dict[Unit, dict[str, Any]], dict[datetime, int]]:
     """Cached rows of `units` still current (their generation is their day's), and the days' generations."""
@@ -393,10 +395,10 @@ def _insert(dialect: str) -> Any:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
-def _write(
+def write_units(
     session: Session,
     key: str,
-    computed: dict[Unit, dict[str, Any]],
+    computed: Mapping[Unit, Mapping[str, Any]],
     generation: dict[datetime, int],
     now: datetime,
 ) -> bool:
@@ -497,12 +499,12 @@ def window(
     open edges live."""
     units, live = split(since, until, now - GRACE)
     key = params_key(oversight)
-    cached, generation = _read(session, key, units)
+    cached, generation = read_units(session, key, units)
     missing = [u for u in units if u not in cached]
     types = interaction_types(session, None) if missing or live else []
     computed = _compute(session, missing, oversight, types)
     if computed and store:
-        _write(session, key, computed, generation, now)
+        write_units(session, key, computed, generation, now)
     live_json = _as_json(measure(session, live, oversight, types, None)) if live else {}
     sums = _summed([*(json.loads(json.dumps(p)) for p in computed.values()), *cached.values(), live_json])
     return Window(since, until, sums, cached=len(cached), computed=len(missing), live=live)
