@@ -63,7 +63,15 @@ def test_metrics_count_drafts_a_click_and_the_slack_deliveries_it_caused(
     assert loop.click(card, ActionId.APPROVE).status_code == 200
     loop.decided(first)
 
-    m = scrape(loop.svc.url)
+    # Both cards out (the one the 429 deferred waits its Retry-After), and nothing else in line.
+    m = scrape_until(
+        loop.svc.url,
+        lambda m: (
+            value(m, "hitl_outbox_delivered_total", kind="slack_post_review") >= 2
+            and value(m, "hitl_outbox_depth") == 0
+        ),
+        "every card delivered",
+    )
     seen = loop.standin.calls("chat.postMessage")
     expected = {
         ("hitl_drafts_total", "route=review,interaction_type=order_status"): 1,
