@@ -22,7 +22,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import TextClause, bindparam, text
 from sqlmodel import Session
 
 from bot.reporting.stats.rollup import (
@@ -61,27 +61,31 @@ def later_contact(dialect: str) -> str:
     )
 
 
-def measure(session: Session, ranges: Ranges, window: timedelta) -> CameBack:
-    """Replies created in `ranges` and how many came back, per type, by the exact query."""
-    if not ranges:
-        return {}
-    dialect = session.get_bind().dialect.name
+def _statement(dialect: str, n_ranges: int) -> TextClause:
+    """Replies per type created in each of `n_ranges` ranges, and how many came back (one GROUP BY each)."""
     statuses = ", ".join(f"'{s}'" for s in REPLY_STATUSES)
     hint = " INDEXED BY ix_reviews_created_at" if dialect == "sqlite" else ""
     branches = [
         f"SELECT r.interaction_type, count(*), sum(CASE WHEN {later_contact(dialect)} THEN 1 ELSE 0 END) "
         f"FROM reviews r{hint} WHERE r.created_at >= :since{i} AND r.created_at < :until{i} "
         f"AND r.status IN ({statuses}) AND r.customer_key IS NOT NULL GROUP BY r.interaction_type"
-        for i in range(len(ranges))
+        for i in range(n_ranges)
     ]
     times = [
-        bindparam(f"{end}{i}", type_=UTCDateTime()) for i in range(len(ranges)) for end in ("since", "until")
+        bindparam(f"{end}{i}", type_=UTCDateTime()) for i in range(n_ranges) for end in ("since", "until")
     ]
+    return text(" UNION ALL ".join(branches)).bindparams(*times)
+
+
+def measure(session: Session, ranges: Ranges, window: timedelta) -> CameBack:
+    """Replies created in `ranges` and how many came back, per type, by the exact query."""
+    if not ranges:
+        return {}
     params: dict[str, Any] = {"window": window.total_seconds()}
     for i, (since, until) in enumerate(ranges):
         params[f"since{i}"], params[f"until{i}"] = since, until
     out: CameBack = {}
-    for itype, n, back in session.execute(text(" UNION ALL ".join(branches)).bindparams(*times), params):
+    for itype, n, back in session.execute(_statement(session.get_bind().dialect.name, len(ranges)), params):
         mine = out.setdefault(str(itype), [0, 0])
         mine[0] += int(n or 0)
         mine[1] += int(back or 0)
