@@ -81,7 +81,9 @@ class Registration(Generic[P]):
 
 
 class KindRegistry:
-    """The kinds this runtime can deliver (kinds without a registration are dead-lettered, loudly)."""
+    """The kinds this runtime can deliver. A row of a kind it does not know is left to the replicas that do
+    (a rolling deploy: a newer replica queued it) and dead-lettered, loudly, only once it has waited
+    `UNKNOWN_KIND_GRACE` (bot.outbox.worker): then no running replica knows it."""
 
     def __init__(self) -> None:
         self._kinds: dict[str, Registration[Any]] = {}
@@ -97,6 +99,10 @@ class KindRegistry:
 
     def get(self, kind: str) -> Registration[Any] | None:
         return self._kinds.get(kind)
+
+    def names(self) -> tuple[str, ...]:
+        """The kinds registered, sorted (the worker leases only these while they are young)."""
+        return tuple(sorted(self._kinds))
 
     def policy(self, kind: str) -> KindPolicy:
         registration = self._kinds.get(kind)

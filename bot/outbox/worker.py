@@ -116,7 +116,7 @@ class OutboxWorker:
     def claim(self, now: datetime, token: str) -> list[OutboxItem]:
         """Lease, under `token`, the due rows that are first in line for their order key."""
         with session_scope(self.runtime.engine) as session:
-            q = _due_rows(now).limit(self.batch)
+            q = _due_rows(now, self.runtime.services.kinds.names()).limit(self.batch)
             if session.get_bind().dialect.name == "postgresql":
                 q = q.with_for_update(skip_locked=True, of=OutboxItem)
             ids = list(session.execute(q).scalars())
@@ -417,8 +417,13 @@ def set_in_doubt(*, runtime: Runtime, row: OutboxItem, at: datetime | None) -> N
         )
 
 
-def _due_rows(now: datetime) -> Select[Any]:
-    """Ids of pending rows that are due, not leased, and first in line for their order key."""
+UNKNOWN_KIND_GRACE = timedelta(minutes=10)  # a kind no replica has registered for this long is dead-lettered
+
+
+def _due_rows(now: datetime, kinds: tuple[str, ...]) -> Select[Any]:
+    """Ids of pending rows that are due, not leased, and first in line for their order key; of `kinds`,
+    or of any kind once they have waited UNKNOWN_KIND_GRACE (so a replica older than the row's writer
+    leaves it to the newer ones during a rolling deploy, and an orphan kind is still dead-lettered)."""
     earlier = aliased(OutboxItem)
     blocked = exists().where(
         and_(
@@ -433,6 +438,7 @@ def _due_rows(now: datetime) -> Select[Any]:
             col(OutboxItem.status) == OutboxStatus.PENDING,
             col(OutboxItem.next_attempt_at) <= now,
             or_(col(OutboxItem.locked_until).is_(None), col(OutboxItem.locked_until) < now),
+            or_(col(OutboxItem.kind).in_(kinds), col(OutboxItem.created_at) < now - UNKNOWN_KIND_GRACE),
             ~blocked,
         )
         .order_by(col(OutboxItem.next_attempt_at), col(OutboxItem.id))
