@@ -37,6 +37,20 @@ def replicas(
     new.engine.dispose()
 
 
+def _qa_card(rt: Runtime, clock: FakeClock, review_id: str) -> int:
+    """Queue a QA card row (a kind the old replica does not know); its id."""
+    with session_scope(rt.engine) as session:
+        row = repo.enqueue(
+            session=session,
+            now=clock.now(),
+            kind="slack_post_qa",
+            order_key=f"review:{review_id}",
+            payload={"review_id": review_id},
+        )
+        session.flush()
+        return int(row.id or 0)
+
+
 def _row(rt: Runtime, row_id: int) -> OutboxItem:
     with session_scope(rt.engine, readonly=True) as session:
         return session.execute(select(OutboxItem).where(OutboxItem.id == row_id)).scalar_one()
@@ -47,16 +61,7 @@ def test_an_older_replica_leaves_a_kind_it_does_not_know_to_the_newer_ones(
 ) -> None:
     old, new = replicas
     assert "slack_post_qa" in new.services.kinds.names() and "slack_post_qa" not in old.services.kinds.names()
-    with session_scope(new.engine) as session:
-        row = repo.enqueue(
-            session=session,
-            now=clock.now(),
-            kind="slack_post_qa",
-            order_key="review:r1",
-            payload={"review_id": "r1"},
-        )
-        session.flush()
-        row_id = int(row.id or 0)
+    row_id = _qa_card(new, clock, "r1")
     old_worker = OutboxWorker(old, lease=timedelta(seconds=30))
     clock.advance(minutes=9)
     assert old_worker.run_once() == 0  # not leased, not dead-lettered
@@ -70,16 +75,7 @@ def test_a_kind_no_replica_knows_is_dead_lettered_once_it_has_waited(
     replicas: tuple[Runtime, Runtime], clock: FakeClock
 ) -> None:
     old, _ = replicas
-    with session_scope(old.engine) as session:
-        row = repo.enqueue(
-            session=session,
-            now=clock.now(),
-            kind="slack_post_qa",
-            order_key="review:r2",
-            payload={"review_id": "r2"},
-        )
-        session.flush()
-        row_id = int(row.id or 0)
+    row_id = _qa_card(old, clock, "r2")
     worker = OutboxWorker(old, lease=timedelta(seconds=30))
     clock.advance(seconds=UNKNOWN_KIND_GRACE.total_seconds() + 1)
     assert worker.run_once() == 1
