@@ -54,8 +54,6 @@ def serve(url: str, port: int) -> None:
         HITL_SCHEDULER=False,
     )
     runtime = build_runtime(settings)
-    if os.environ.get("BENCH_NO_PRE_PING"):  # to measure what the pre-ping costs
-        runtime.engine.pool._pre_ping = False  # type: ignore[attr-defined]
     app = create_app(runtime)
 
     @app.post("/bench/bare")

@@ -187,6 +187,8 @@ def watch(engine: Engine, m: HitlMetrics) -> None:
 
     @event.listens_for(engine, "rollback")
     def _rolled_back(conn: Connection) -> None:
+        if conn.invalidated:
+            return  # a dropped connection: its info goes with it (and reading it here would raise)
         conn.info.pop(_COUNTS, None)
 
 
