@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, inspect
+from sqlalchemy import Engine, Table, bindparam, inspect, select, union_all
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -88,6 +88,12 @@ def insert_new_in_batches(session: Session, *models: type[SQLModel]) -> None:
     """Send the session's new, not yet flushed rows of each of `models` as one executemany, in the order
     they were added (no ids come back: for rows nobody reads again in this transaction, like audit and
     outbox rows). All are taken out of the session first, so no autoflush sends the later ones one by one."""
+    for batch in _take_new(session, models):
+        insert_rows(session, batch)
+
+
+def _take_new(session: Session, models: Sequence[type[SQLModel]]) -> list[list[SQLModel]]:
+    """The session's new rows of each of `models` (in the order added), taken out of the session."""
     batches: list[list[SQLModel]] = []
     for model in models:
         new = [o for o in session.new if type(o) is model]
@@ -95,8 +101,68 @@ def insert_new_in_batches(session: Session, *models: type[SQLModel]) -> None:
         for obj in new:
             session.expunge(obj)
         batches.append(new)
-    for batch in batches:
-        insert_rows(session, batch)
+    return batches
+
+
+def add_once_with(session: Session, obj: SQLModel, *, unique: str, models: Sequence[type[SQLModel]]) -> None:
+    """`add_once(obj)`, then the session's new rows of `models` as `insert_new_in_batches` sends them.
+
+    On PostgreSQL all of it is one statement, one round trip: the other rows' INSERTs go in the WITH of
+    `INSERT … ON CONFLICT (unique) DO NOTHING RETURNING` (PostgreSQL runs every data-modifying WITH to
+    completion). When `unique` was taken, IntegrityError is raised as add_once raises it, and the caller's
+    rollback takes the other rows back out with the rest of the transaction. SQLite has no INSERT in a
+    WITH, and no round trips to save: there it is add_once and one executemany per table.
+    """
+    batches = [(b[0].__table__, [row_of(o) for o in b]) for b in _take_new(session, models) if b]  # type: ignore[attr-defined]
+    if session.get_bind().dialect.name != "postgresql":
+        # The rows are built before the review's INSERT takes SQLite's write lock, not while it is held.
+        add_once(session, obj, unique=unique)
+        for other, rows in batches:
+            session.execute(other.insert(), rows)
+        return
+    table: Table = obj.__table__  # type: ignore[attr-defined]
+    head = row_of(obj)
+    params = {f"m_{name}": value for name, value in head.items()}
+    shape: list[tuple[Table, tuple[str, ...], int]] = []
+    for other, rows in batches:
+        n = len(shape)
+        shape.append((other, tuple(rows[0]), len(rows)))
+        for i, row in enumerate(rows):
+            params.update({f"w{n}_{i}_{name}": value for name, value in row.items()})
+    stmt = _insert_once_with(table, unique, tuple(head), tuple(shape))
+    if session.execute(stmt, params).first() is None:
+        raise IntegrityError(f"INSERT INTO {table.name}", None, Exception(f"duplicate {unique}"))
+    make_transient_to_detached(obj)
+    session.add(obj)
+
+
+@functools.cache
+def _insert_once_with(
+    table: Table,
+    unique: str,
+    columns: tuple[str, ...],
+    others: tuple[tuple[Table, tuple[str, ...], int], ...],
+) -> Executable:
+    """Built once per shape (which tables, which columns, how many rows of each), like _insert_once."""
+    ctes = []
+    for n, (other, names, count) in enumerate(others):
+        # INSERT … SELECT …, one SELECT of parameters per row (UNION ALL): a multi-row VALUES would be
+        # compiled again at every call (SQLAlchemy does not cache it), which costs more than the round trip.
+        rows = [
+            select(*(bindparam(f"w{n}_{i}_{name}", type_=other.c[name].type) for name in names))
+            for i in range(count)
+        ]
+        ctes.append(
+            other.insert().from_select(names, rows[0] if count == 1 else union_all(*rows)).cte(f"w{n}")
+        )
+    head = {name: bindparam(f"m_{name}", type_=table.c[name].type) for name in columns}
+    return (
+        pg_insert(table)
+        .values(head)
+        .on_conflict_do_nothing(index_elements=[unique])
+        .returning(*table.primary_key.columns)
+        .add_cte(*ctes)
+    )
 
 
 @contextmanager

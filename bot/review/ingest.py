@@ -28,7 +28,7 @@ from bot.outbox.kinds import (
 from bot.review.policy import ROUTE_ORDER, DraftFacts, History, Policy, Reason, RouteDecision, route_draft
 from bot.sla.clock import sla_times
 from storage import repo
-from storage.fastpath import add_once, insert_new_in_batches
+from storage.fastpath import add_once_with
 from storage.models import AuditEvent, Decision, DecisionKind, OutboxItem, Review, ReviewStatus, Route
 
 MAX_BODY_BYTES = 256 * 1024
@@ -156,17 +156,22 @@ def ingest_draft(
     assist: Assist | None = None,
     settings: Settings | None = None,
     reads: Session | None = None,
+    lookup_first: bool = True,
 ) -> IngestResult:
     """Store a draft once, routed; queue its Slack post or its helpdesk write in the same transaction.
 
     `reads` (default `session`) runs the dedupe lookup and the history, outside SQLite's write lock.
+    With `lookup_first=False` there is no lookup: the review's `INSERT … ON CONFLICT DO NOTHING` is the
+    dedupe, and a key stored before raises IntegrityError (the caller answers with the stored review).
+    That saves a round trip per create on PostgreSQL, where a duplicate costs only its routing.
 
     A `callback_url` is refused (CallbackNotAllowed) unless `settings` allow its host."""
     check_callback_url(draft.callback_url, settings)
     key = draft.key()
-    existing = repo.review_by_key(session=reads or session, idempotency_key=key)
-    if existing is not None:
-        return IngestResult(existing, created=False)
+    if lookup_first:
+        existing = repo.review_by_key(session=reads or session, idempotency_key=key)
+        if existing is not None:
+            return IngestResult(existing, created=False)
 
     ckey = draft.customer_key()
     history = _history(reads or session, policy, ckey, now)
@@ -221,9 +226,9 @@ def ingest_draft(
             tier=decision.tier,
             reasons=[r.code for r in decision.reasons],
         )
-        add_once(session, review, unique="idempotency_key")  # a duplicate raises here, before any other row
-        # The rows nobody reads again in this transaction: one INSERT per table, with no flush pass.
-        insert_new_in_batches(session, Decision, AuditEvent, OutboxItem)
+        # The review once (a duplicate raises IntegrityError), with the rows nobody reads again in this
+        # transaction, with no flush pass: one statement on PostgreSQL, one INSERT per table on SQLite.
+        add_once_with(session, review, unique="idempotency_key", models=(Decision, AuditEvent, OutboxItem))
     return IngestResult(review, created=True)
 
 

@@ -165,11 +165,13 @@ def build_router(runtime: Runtime) -> APIRouter:
     router = APIRouter()
 
     def create(draft: DraftIn, assist: Assist | None) -> tuple[dict[str, Any], bool]:
-        # Reads (dedupe, history) outside SQLite's write lock; one write transaction; ON CONFLICT create.
+        # SQLite: the dedupe and the history are read outside its write lock (in-process, no round trip).
+        # PostgreSQL: the INSERT … ON CONFLICT is the dedupe; a key seen before comes back through store().
         with reads_then_write(runtime.engine) as (session, reads):
             result = ingest_draft(
                 session=session,
                 reads=reads,
+                lookup_first=reads is not None,
                 draft=draft,
                 policy=runtime.policy,
                 now=runtime.clock.now(),

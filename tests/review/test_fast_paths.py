@@ -16,10 +16,29 @@ from sqlmodel import col
 
 from storage import repo
 from storage.db import make_engine, session_scope
-from storage.fastpath import add_once, insert_new_in_batches, once_more_on_disconnect, reads_then_write
-from storage.models import AuditEvent, OutboxItem, Review
+from storage.fastpath import (
+    add_once,
+    add_once_with,
+    insert_new_in_batches,
+    once_more_on_disconnect,
+    reads_then_write,
+)
+from storage.models import AuditEvent, Decision, OutboxItem, Review
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+DECISION = {
+    "stage": "review",
+    "ticket_id": "T-1",
+    "interaction_type": "order_status",
+    "confidence": 0.8,
+    "route": "auto_send",
+    "tier": "standard",
+    "customer_message": "Where is my order?",
+    "ai_draft": "It ships today.",
+    "decision": "auto_send",
+    "actor_id": "hitl",
+    "decided_at": NOW,
+}
 
 
 def review(review_id: str, key: str) -> Review:
@@ -64,6 +83,44 @@ def test_batched_audit_and_outbox_rows_keep_the_order_they_were_added_in(db_url:
         payloads = s.execute(select(OutboxItem.payload).order_by(col(OutboxItem.id))).scalars().all()
     assert actions == [f"step-{n}" for n in range(5)]
     assert [p["n"] for p in payloads] == list(range(5))
+    engine.dispose()
+
+
+def test_a_create_with_its_rows_is_one_statement_on_postgresql_and_a_duplicate_leaves_none_of_them(
+    db_url: str,
+) -> None:
+    engine = make_engine(db_url)
+    statements: list[str] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, *_: statements.append(sql))
+
+    def create(review_id: str, steps: int) -> None:
+        with session_scope(engine) as s, s.no_autoflush:  # as ingest builds them: nothing sent before
+            for n in range(steps):
+                repo.audit(
+                    session=s, at=NOW, actor="U1", action=f"{review_id[0]}-step-{n}", review_id=review_id
+                )
+                repo.enqueue(session=s, now=NOW, kind="slack_post", order_key="o", payload={"n": n})
+            s.add(Decision(review_id=review_id, **DECISION))  # references the review: same statement too
+            add_once_with(
+                s,
+                review(review_id, "key-1"),
+                unique="idempotency_key",
+                models=(Decision, AuditEvent, OutboxItem),
+            )
+            assert not s.new
+
+    create("a" * 32, steps=3)
+    writes = [q for q in statements if q.lstrip().upper().startswith(("INSERT", "WITH"))]
+    assert len(writes) == (1 if engine.dialect.name == "postgresql" else 4)  # SQLite: one per table
+    with pytest.raises(IntegrityError):
+        create("b" * 32, steps=2)  # the key is taken: its audit, outbox and decision rows go back out too
+    with session_scope(engine, readonly=True) as s:
+        actions = s.execute(select(AuditEvent.action).order_by(col(AuditEvent.id))).scalars().all()
+        payloads = s.execute(select(OutboxItem.payload).order_by(col(OutboxItem.id))).scalars().all()
+        decided = s.execute(select(Decision.review_id)).scalars().all()
+        assert s.execute(select(func.count()).select_from(Review)).scalar_one() == 1
+    assert actions == ["a-step-0", "a-step-1", "a-step-2"]  # in the order they were added
+    assert [p["n"] for p in payloads] == [0, 1, 2] and decided == ["a" * 32]
     engine.dispose()
 
 
