@@ -104,6 +104,11 @@ def _take_new(session: Session, models: Sequence[type[SQLModel]]) -> list[list[S
     return batches
 
 
+INSERTED_ROWS = "hitl_inserted_rows"
+"""Execution option naming the (table, row) pairs a statement inserts when its parameters do not say it
+plainly (add_once_with's one statement for several tables): for listeners that count inserted rows."""
+
+
 def add_once_with(session: Session, obj: SQLModel, *, unique: str, models: Sequence[type[SQLModel]]) -> None:
     """`add_once(obj)`, then the session's new rows of `models` as `insert_new_in_batches` sends them.
 
@@ -130,7 +135,8 @@ def add_once_with(session: Session, obj: SQLModel, *, unique: str, models: Seque
         for i, row in enumerate(rows):
             params.update({f"w{n}_{i}_{name}": value for name, value in row.items()})
     stmt = _insert_once_with(table, unique, tuple(head), tuple(shape))
-    if session.execute(stmt, params).first() is None:
+    inserted = [(table, head), *((other, row) for other, rows in batches for row in rows)]
+    if session.execute(stmt, params, execution_options={INSERTED_ROWS: inserted}).first() is None:
         raise IntegrityError(f"INSERT INTO {table.name}", None, Exception(f"duplicate {unique}"))
     make_transient_to_detached(obj)
     session.add(obj)

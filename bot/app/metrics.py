@@ -39,6 +39,7 @@ from bot.app.runtime import Runtime
 from bot.app.settings import MissingSetting
 from bot.outbox.kinds import OutboxKind
 from storage.db import session_scope
+from storage.fastpath import INSERTED_ROWS
 from storage.models import AuditEvent, Decision, DecisionKind, OutboxItem, OutboxStatus, Review, ReviewStatus
 
 log = logging.getLogger("hitl.metrics")
@@ -163,7 +164,12 @@ ROW_COUNTS: dict[str, Callable[[HitlMetrics, Row], Count | None]] = {
 def counts_of(m: HitlMetrics, statement: object, rows: Iterable[Row]) -> list[Count]:
     """What an executed INSERT will count once its transaction commits."""
     table = getattr(statement, "table", None) if getattr(statement, "is_insert", False) else None
-    to_count = ROW_COUNTS.get(getattr(table, "name", ""))
+    return counts_of_table(m, getattr(table, "name", ""), rows)
+
+
+def counts_of_table(m: HitlMetrics, table: str, rows: Iterable[Row]) -> list[Count]:
+    """What rows inserted into `table` will count once their transaction commits."""
+    to_count = ROW_COUNTS.get(table)
     if to_count is None:
         return []
     return [c for c in (to_count(m, row) for row in rows) if c is not None]
@@ -174,10 +180,14 @@ def watch(engine: Engine, m: HitlMetrics) -> None:
 
     @event.listens_for(engine, "after_execute")
     def _inserted(
-        conn: Connection, statement: object, _multi: Any, _params: Any, _opts: Any, result: Any
+        conn: Connection, statement: object, _multi: Any, _params: Any, opts: Any, result: Any
     ) -> None:
-        context = getattr(result, "context", None)
-        counts = counts_of(m, statement, getattr(context, "compiled_parameters", None) or [])
+        several = (opts or {}).get(INSERTED_ROWS)  # one statement for rows of several tables
+        if several is not None:
+            counts = [c for table, row in several for c in counts_of_table(m, table.name, [row])]
+        else:
+            context = getattr(result, "context", None)
+            counts = counts_of(m, statement, getattr(context, "compiled_parameters", None) or [])
         if counts:
             conn.info.setdefault(_COUNTS, []).extend(counts)
 
