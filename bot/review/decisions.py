@@ -41,7 +41,13 @@ from bot.slack.clicks import workspace_team
 from bot.slack.dedupe import first_delivery, record_delivery
 from storage import repo
 from storage.db import session_scope
-from storage.fastpath import add_now, insert_new_in_batches, once_more_on_disconnect, reads_then_write
+from storage.fastpath import (
+    add_now,
+    done_reading,
+    insert_new_in_batches,
+    once_more_on_disconnect,
+    reads_then_write,
+)
 from storage.models import (
     AuditEvent,
     Decision,
@@ -535,6 +541,7 @@ def _decide_once(
         if reads is not None:
             reads.expunge(review)
             session.add(review)  # decided in the write session without reading (or copying) it again
+        done_reading(reads)
         if click.delivery_key and not record_delivery(session=session, key=click.delivery_key, now=now):
             return None
         repo.audit(

@@ -28,7 +28,7 @@ from bot.outbox.kinds import (
 from bot.review.policy import ROUTE_ORDER, DraftFacts, History, Policy, Reason, RouteDecision, route_draft
 from bot.sla.clock import sla_times
 from storage import repo
-from storage.fastpath import add_once_with
+from storage.fastpath import add_once_with, done_reading
 from storage.models import AuditEvent, Decision, DecisionKind, OutboxItem, Review, ReviewStatus, Route
 
 MAX_BODY_BYTES = 256 * 1024
@@ -175,6 +175,7 @@ def ingest_draft(
 
     ckey = draft.customer_key()
     history = _history(reads or session, policy, ckey, now)
+    done_reading(reads)
     c = draft.customer or CustomerIn()
     decision = _route(draft, c, policy, history, assist)
     review_id = uuid.uuid4().hex
