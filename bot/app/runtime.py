@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,9 @@ class Services:
     kb: KbCache | None = None
     bolt: App | None = None
     metrics: HitlMetrics | None = None  # bot.app.metrics.install: the registry GET /metrics renders
+    decisions: Executor | None = (
+        None  # records clicks after their ack (handlers.slack.errors.record_after_ack)
+    )
     socket_mode: bool = False
 
     def wake_outbox(self) -> None:

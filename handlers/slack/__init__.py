@@ -42,6 +42,7 @@ from handlers.slack import (
 from handlers.slack.context import runtime_middleware
 
 log = logging.getLogger("hitl.slack")
+DECISION_THREADS = 8
 
 
 def build_bolt_app(runtime: Runtime) -> App:
@@ -50,6 +51,12 @@ def build_bolt_app(runtime: Runtime) -> App:
     # Bolt's default pool has 5 threads; acks run on it, so a few slow listeners must not starve new clicks.
     executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="hitl-slack")
     runtime.add_worker("slack-listeners", lambda: None, lambda: executor.shutdown(wait=False))
+    # Decisions are recorded on a pool of their own, after the ack, so the acks of new clicks never wait
+    # behind writes (handlers.slack.errors.record_after_ack). A few threads keep the writer busy; more
+    # would only queue on its lock. A graceful stop records the clicks still in line before it returns.
+    decisions = ThreadPoolExecutor(max_workers=DECISION_THREADS, thread_name_prefix="hitl-decide")
+    runtime.services.decisions = decisions
+    runtime.add_worker("decisions", lambda: None, lambda: decisions.shutdown(wait=True))
     client = make_web_client(settings)
     # The token goes through `authorize`, not the client: Bolt's default single-workspace authorization
     # calls auth.test on the first request, which would fail the first clicks during a Slack API outage.

@@ -65,24 +65,66 @@ def answers_refusals(listener: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(listener)  # Bolt reads the argument names through __wrapped__
     def run(**kwargs: Any) -> None:
         body: dict[str, Any] = kwargs["body"]
-        runtime = _runtime(kwargs["context"])
-        try:
+        context: BoltContext = kwargs["context"]
+        runtime = _runtime(context)
+
+        def listen() -> None:
             try:
                 listener(**kwargs)
             finally:
                 _ack_once(kwargs.get("ack"))
-        except DecisionError as error:
-            _refuse(runtime, error, body)
-        except SlackApiError as error:
-            if error.response.get("error") in LATE_MODAL_ERRORS:
-                _late_modal(runtime, error, body)
-            else:
-                failed(runtime, error, body, listener.__name__)
-        except Exception as error:  # noqa: BLE001 - the one place a listener's failure is answered
-            failed(runtime, error, body, listener.__name__)
-        republish_home(runtime, body)
+
+        _answered(runtime, body, listener.__name__, listen)
+        if not context.get(HANDED_OFF):
+            republish_home(runtime, body)
 
     return run
+
+
+HANDED_OFF = "hitl_handed_off"  # in the Bolt context: the listener's work goes on in the decision pool
+
+
+def record_after_ack(
+    context: BoltContext, body: dict[str, Any], name: str, work: Callable[[], object]
+) -> None:
+    """Record a click's decision on the runtime's decision pool, so the listener thread is free at once.
+
+    Bolt runs listeners, and so the acks of new clicks, on a pool of 32 threads. A decision waits for the
+    database's writer (SQLite's single writer slot, PostgreSQL's row lock): done on that pool, 32 clicks
+    waiting to be written left every new click's ack waiting for a free thread, past Slack's 3 seconds
+    under a long enough wait (and Slack then delivers the click again). The decision pool has a few
+    threads, enough to keep the writer busy; a click waits there in line, in memory, exactly as it
+    waited on the listener pool before (acked either way). Its failures are answered as
+    `@answers_refusals` answers them, and the App Home is published again once it is recorded.
+    A graceful stop finishes the clicks in line (bot.app.runtime: the pool's stop waits for them).
+    """
+    runtime = _runtime(context)
+    pool = runtime.services.decisions if runtime is not None else None
+    if pool is None:
+        work()  # no pool (a runtime that has not installed one): record in this thread
+        return
+
+    def recorded() -> None:
+        _answered(runtime, body, name, work)
+        republish_home(runtime, body)
+
+    context[HANDED_OFF] = True
+    pool.submit(recorded)
+
+
+def _answered(runtime: Runtime | None, body: dict[str, Any], name: str, work: Callable[[], object]) -> None:
+    """Run `work`; whatever it raises is answered (a refusal, a late modal, a failure), never re-raised."""
+    try:
+        work()
+    except DecisionError as error:
+        _refuse(runtime, error, body)
+    except SlackApiError as error:
+        if error.response.get("error") in LATE_MODAL_ERRORS:
+            _late_modal(runtime, error, body)
+        else:
+            failed(runtime, error, body, name)
+    except Exception as error:  # noqa: BLE001 - the one place a listener's failure is answered
+        failed(runtime, error, body, name)
 
 
 def republish_home(runtime: Runtime | None, body: dict[str, Any]) -> None:

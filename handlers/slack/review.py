@@ -25,7 +25,7 @@ from bot.slack.blocks.modals import (
 )
 from bot.slack.ids import ActionId, BlockId, CallbackId
 from handlers.slack.context import runtime_of
-from handlers.slack.errors import answers_refusals
+from handlers.slack.errors import answers_refusals, record_after_ack
 from handlers.slack.payloads import click_from_action, click_from_view, modal_meta, trigger_of, view_values
 from storage.models import DecisionKind
 
@@ -34,14 +34,20 @@ from storage.models import DecisionKind
 def approve(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
     """The draft goes out as written."""
     ack()
-    decide(runtime_of(context), click_from_action(body), DecisionKind.APPROVE)
+    click = click_from_action(body)
+    record_after_ack(
+        context, body, "approve", lambda: decide(runtime_of(context), click, DecisionKind.APPROVE)
+    )
 
 
 @answers_refusals
 def take_over(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
     """The clicker owns the ticket; the draft is posted in the thread as a starting point."""
     ack()
-    decide(runtime_of(context), click_from_action(body), DecisionKind.TAKE_OVER)
+    click = click_from_action(body)
+    record_after_ack(
+        context, body, "take_over", lambda: decide(runtime_of(context), click, DecisionKind.TAKE_OVER)
+    )
 
 
 @answers_refusals
@@ -74,7 +80,10 @@ def edit_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> None
         ack(response_action="errors", errors={field: why})
         return
     ack()
-    decide(runtime, click, DecisionKind.EDIT, final_text=text)  # checks the click, then records it
+    # Checks the click, then records it.
+    record_after_ack(
+        context, body, "edit_submitted", lambda: decide(runtime, click, DecisionKind.EDIT, final_text=text)
+    )
 
 
 @answers_refusals
@@ -98,7 +107,13 @@ def reject_submitted(ack: Ack, body: dict[str, Any], context: BoltContext) -> No
         )
         return
     ack()
-    decide(runtime_of(context), click, DecisionKind.REJECT, reason=category, comment=comment)
+    runtime = runtime_of(context)
+    record_after_ack(
+        context,
+        body,
+        "reject_submitted",
+        lambda: decide(runtime, click, DecisionKind.REJECT, reason=category, comment=comment),
+    )
 
 
 @answers_refusals
