@@ -118,13 +118,24 @@ def add_once_with(session: Session, obj: SQLModel, *, unique: str, models: Seque
     rollback takes the other rows back out with the rest of the transaction. SQLite has no INSERT in a
     WITH, and no round trips to save: there it is add_once and one executemany per table.
     """
-    batches = [(b[0].__table__, [row_of(o) for o in b]) for b in _take_new(session, models) if b]  # type: ignore[attr-defined]
+    batches = [
+        (b[0].__table__, [row_of(o) for o in b])  # type: ignore[attr-defined]
+        for b in _take_new(session, models)
+        if b
+    ]
     if session.get_bind().dialect.name != "postgresql":
         # The rows are built before the review's INSERT takes SQLite's write lock, not while it is held.
         add_once(session, obj, unique=unique)
         for other, rows in batches:
             session.execute(other.insert(), rows)
         return
+    _add_once_with_pg(session, obj, unique, batches)
+
+
+def _add_once_with_pg(
+    session: Session, obj: SQLModel, unique: str, batches: list[tuple[Table, list[dict[str, Any]]]]
+) -> None:
+    """add_once_with on PostgreSQL: the one statement, its parameters named by table, row and column."""
     table: Table = obj.__table__  # type: ignore[attr-defined]
     head = row_of(obj)
     params = {f"m_{name}": value for name, value in head.items()}

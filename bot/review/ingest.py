@@ -178,9 +178,31 @@ def ingest_draft(
     done_reading(reads)
     c = draft.customer or CustomerIn()
     decision = _route(draft, c, policy, history, assist)
-    review_id = uuid.uuid4().hex
-    review = Review(
-        id=review_id,
+    review = _new_review(draft, key, ckey, c, decision, _extra(draft, history, assist), now)
+    _write_new(
+        session=session,
+        review=review,
+        decision=decision,
+        policy=policy,
+        now=now,
+        actor=actor,
+        summarize=bool(assist and assist.summarize),
+    )
+    return IngestResult(review, created=True)
+
+
+def _new_review(
+    draft: DraftIn,
+    key: str,
+    ckey: str | None,
+    c: CustomerIn,
+    decision: RouteDecision,
+    extra: dict[str, Any],
+    now: datetime,
+) -> Review:
+    """The pending review of a new draft, routed (not yet added to a session)."""
+    return Review(
+        id=uuid.uuid4().hex,
         idempotency_key=key,
         ticket_id=draft.ticket_id,
         interaction_type=draft.interaction_type or UNCLASSIFIED,
@@ -195,7 +217,7 @@ def ingest_draft(
         policy_exception=draft.policy_exception,
         ticket_url=draft.ticket_url,
         kb_sources=draft.kb_sources,
-        extra=_extra(draft, history, assist),
+        extra=extra,
         route=decision.route,
         tier=decision.tier,
         reasons=[r.as_dict() for r in decision.reasons],
@@ -203,26 +225,34 @@ def ingest_draft(
         status=ReviewStatus.PENDING,
         created_at=now,
     )
-    # Every row is built before the first write: on SQLite the review's INSERT takes the write lock, and
-    # the rows follow it at once, so the lock is held for the statements only, not for building them.
+
+
+def _write_new(
+    *,
+    session: Session,
+    review: Review,
+    decision: RouteDecision,
+    policy: Policy,
+    now: datetime,
+    actor: str,
+    summarize: bool,
+) -> None:
+    """Add the review with its audit event and its outbox or decision rows (IntegrityError: a duplicate).
+
+    Every row is built before the first write: on SQLite the review's INSERT takes the write lock, and
+    the rows follow it at once, so the lock is held for the statements only, not for building them."""
     with session.no_autoflush:
         if decision.route == Route.AUTO_SEND:
             _auto_send(session=session, review=review, policy=policy, now=now)
         else:
-            _to_humans(
-                session=session,
-                review=review,
-                policy=policy,
-                now=now,
-                summarize=bool(assist and assist.summarize),
-            )
+            _to_humans(session=session, review=review, policy=policy, now=now, summarize=summarize)
         repo.audit(
             session=session,
             at=now,
             actor=actor,
             action="ingest",
-            review_id=review_id,
-            ticket_id=draft.ticket_id,
+            review_id=review.id,
+            ticket_id=review.ticket_id,
             route=decision.route,
             tier=decision.tier,
             reasons=[r.code for r in decision.reasons],
@@ -230,7 +260,6 @@ def ingest_draft(
         # The review once (a duplicate raises IntegrityError), with the rows nobody reads again in this
         # transaction, with no flush pass: one statement on PostgreSQL, one INSERT per table on SQLite.
         add_once_with(session, review, unique="idempotency_key", models=(Decision, AuditEvent, OutboxItem))
-    return IngestResult(review, created=True)
 
 
 def _history(session: Session, policy: Policy, customer_key: str | None, now: datetime) -> History:
