@@ -1,9 +1,10 @@
 """How fast does a signed Approve click get its HTTP 200? hitl vs a bare Bolt app, same payloads, same stack.
 
-    .venv/bin/python bench/ack.py [--reviews 100000] [--clicks 500] [--clients 1] [--database-url URL]
+    .venv/bin/python bench/ack.py [--reviews 100000] [--clicks 500] [--clients 1] [--pg-url URL]
 
 Stores `--reviews` pending reviews (bulk-inserted with SQLAlchemy core), starts the real service (FastAPI +
-Bolt adapter under uvicorn, SQLite unless --database-url) against the local Slack stand-in, and beside it a
+Bolt adapter under uvicorn; a fresh SQLite file, or with --pg-url a fresh database on that PostgreSQL
+server, dropped afterwards) against the local Slack stand-in, and beside it a
 bare Bolt app whose Approve listener only acks, mounted the same way. Each click is signed as Slack signs it
 and sent to both, alternating; the time is from sending the request to reading the 200. With `--clients N`
 (e.g. 8) N threads click at once, each alternating between the two apps. Then a burst of `--clicks` more
@@ -22,6 +23,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +34,7 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import create_engine, func, insert, select, text, update
 
 from bot.app.asgi import create_app
 from bot.app.runtime import build_runtime
@@ -41,7 +44,7 @@ from handlers.slack import ThreadedSlackRequestHandler
 from sandbox.server import ServerThread
 from sandbox.slack_sim import block_action_payload, signed_headers
 from sandbox.slack_standin import SlackStandin
-from storage.db import make_engine, upgrade
+from storage.db import make_engine, normalise_url, upgrade
 from storage.models import Decision, Review
 
 SECRET = "bench-signing-secret"
@@ -239,6 +242,39 @@ def alternating_clicks(
     return times
 
 
+@contextmanager
+def bench_database(pg_url: str | None, database_url: str | None) -> Iterator[str]:
+    """The database to run on: the caller's own, a fresh one on a PostgreSQL server, or a fresh SQLite file."""
+    if database_url:
+        yield database_url
+        return
+    if not pg_url:
+        with tempfile.TemporaryDirectory(prefix="hitl-bench-") as tmp:
+            yield f"sqlite:///{Path(tmp) / 'bench.db'}"
+        return
+    name = f"hitl_ack_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(normalise_url(pg_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield normalise_url(pg_url).rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def reviews_in(url: str) -> int:
+    """How many reviews the database holds (after migrating it, which an empty database needs anyway)."""
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(Review)).scalar_one())
+    finally:
+        engine.dispose()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -246,15 +282,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--clicks", type=int, default=500, help="measured clicks per app (default 500)")
     parser.add_argument("--clients", type=int, default=1, help="concurrent clients (default 1; e.g. 8)")
-    parser.add_argument("--database-url", help="default: a fresh SQLite file in a temporary directory")
+    parser.add_argument(
+        "--pg-url",
+        help="a PostgreSQL server URL (e.g. HITL_TEST_POSTGRES_URL): the bench makes a fresh database there "
+        "and drops it afterwards (default: a fresh SQLite file in a temporary directory)",
+    )
+    parser.add_argument("--database-url", help="an empty database of your own instead (left as it ends)")
     args = parser.parse_args(argv)
     if 2 * args.clicks + WARMUP > args.reviews:
         parser.error("--reviews must be at least 2 x --clicks + 20 (each click decides a different review)")
 
-    workdir = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
-    url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    with bench_database(args.pg_url, args.database_url) as url:
+        if (stored := reviews_in(url)) > 0:
+            parser.error(f"{url} already holds {stored:,} reviews: give an empty database (or --pg-url)")
+        return run(url, args)
+
+
+def run(url: str, args: argparse.Namespace) -> int:
     started = time.perf_counter()
-    upgrade(url)
     cards = store_reviews(url, args.reviews)
     print(
         f"stored {args.reviews:,} pending reviews in {time.perf_counter() - started:.1f}s ({make_engine(url).dialect.name})"
