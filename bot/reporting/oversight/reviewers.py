@@ -6,7 +6,8 @@ All aggregates run in the database and read the period only:
   (actor, decided_at): counted in one UNION ALL statement, the median read at its rank (LIMIT 2 OFFSET);
 - the team's median is the median of those reviewers' medians (each reviewer counts once);
 - the QA verdicts start from the period's QA ratings (few: a sampled share), each joined to the
-  approval it rates through the unique (review_id, stage) key.
+  approval it rates through the unique (review_id, stage) key; they come first, since the reviewers are
+  counted only when some reviewer's approved replies fail QA more often than the team's.
 """
 
 from __future__ import annotations
@@ -38,11 +39,15 @@ class ReviewerPace:
 @dataclass(frozen=True)
 class TeamPace:
     """Every reviewer with enough approvals; the team's median (the median of those reviewers' own medians,
-    so one busy reviewer does not set the bar) and the QA defect rate of all approved replies rated."""
+    so one busy reviewer does not set the bar) and the QA defect rate of all approved replies rated.
+
+    When no reviewer's approved replies fail QA more often than the team's, no warning can follow and the
+    reviewers are not counted (the costly part: a range of every approval of the period): `reviewers` is
+    empty and `approvals` None."""
 
     reviewers: tuple[ReviewerPace, ...]
     median_seconds: float | None
-    approvals: int
+    approvals: int | None
     qa: Rate
 
 
@@ -159,13 +164,15 @@ def _paces(
 def reviewer_pace(*, session: Session, since: datetime, until: datetime, min_approvals: int) -> TeamPace:
     """Approval pace and later QA defect rate per reviewer with at least `min_approvals` in [since, until).
 
-    The medians (the one costly part: each reviewer's approval times of the period, ordered) are read
-    only when some reviewer's approved replies fail QA more often than the team's, on the Wilson lower
-    bound: otherwise no warning can follow, and `median_seconds` stays None."""
+    Only when some reviewer's approved replies fail QA more often than the team's, on the Wilson lower
+    bound, are the reviewers counted and their medians read (each reviewer's approval times of the
+    period, ordered): otherwise no warning can follow (TeamPace)."""
     q = _Q(session, since, until)
-    counts = {a: c for a, c in q.counts(q.reviewers()).items() if c[0] >= min_approvals}
     qa = q.qa_of_approvals(distinct_values(session, "decisions", "interaction_type"))
     team = Rate(sum(bad for _, bad in qa.values()), sum(n for n, _ in qa.values()))
+    if not any(_worse_than_team(_rate(rated), team) for rated in qa.values()):
+        return TeamPace(reviewers=(), median_seconds=None, approvals=None, qa=team)
+    counts = {a: c for a, c in q.counts(q.reviewers()).items() if c[0] >= min_approvals}
     reviewers = _paces(q, counts, qa, timed=any(_worse_than_team(_rate(qa.get(a)), team) for a in counts))
     return TeamPace(
         reviewers=reviewers,
