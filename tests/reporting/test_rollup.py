@@ -29,7 +29,7 @@ from bot.reporting.stats.came_back import came_back
 from bot.reporting.stats.came_back import key as came_back_key
 from bot.reporting.stats.prefill import prefill
 from bot.reporting.stats.query import compute_stats
-from bot.reporting.stats.rollup import GRACE, Unit, cached_stats, invalidate, split, window
+from bot.reporting.stats.rollup import GRACE, Unit, cached_stats, invalidate, split, sum_of_cached, window
 from bot.review.decisions import record_decision
 from bot.review.policy import Oversight, Policy, load_policy
 from storage.db import make_engine, session_scope
@@ -400,3 +400,18 @@ def test_a_review_decided_after_its_came_back_was_cached_is_counted(store10: Eng
         )
     live, cached = reviews(store10, policy, NOW, period)
     assert cached == live
+
+
+def test_the_remembered_sum_of_cached_units_follows_their_payloads() -> None:
+    """Sums are remembered by the payloads themselves: a unit stored again with other numbers (a late
+    fact, a new generation) is another key, and a caller that adopts the containers (merge does) cannot
+    change what the next caller gets. Day 1 {"a": 1, "h": [1, 2]} + day 2 {"a": 2, "h": [3, 4]} =
+    {"a": 3, "h": [4, 6]}; day 2 stored again as {"a": 5, "h": [3, 4]}: {"a": 6, "h": [4, 6]}."""
+    day1, day2 = Unit("day", NOW - timedelta(days=3)), Unit("day", NOW - timedelta(days=2))
+    payloads = {day1: json.dumps({"a": 1, "h": [1, 2]}), day2: json.dumps({"a": 2, "h": [3, 4]})}
+    first = sum_of_cached(payloads)
+    assert first == {"a": 3, "h": [4, 6]}
+    first["a"], first["h"][0] = 100, 100  # what a caller's merge may do to what it was given
+    assert sum_of_cached(dict(reversed(payloads.items()))) == {"a": 3, "h": [4, 6]}
+    assert sum_of_cached({**payloads, day2: json.dumps({"a": 5, "h": [3, 4]})}) == {"a": 6, "h": [4, 6]}
+    assert sum_of_cached({}) == {}

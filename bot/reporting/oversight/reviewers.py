@@ -12,6 +12,7 @@ All aggregates run in the database and read the period only:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -151,6 +152,11 @@ def _worse_than_team(rate: Rate, team: Rate) -> bool:
     return rate.low is not None and team.value is not None and rate.low > team.value
 
 
+def _some_worse(rated: Iterable[tuple[int, int] | None], team: Rate) -> bool:
+    """Whether any of these (rated, defects) fails QA more often than the team, on the Wilson lower bound."""
+    return any(_worse_than_team(_rate(r), team) for r in rated)
+
+
 def _paces(
     q: _Q, counts: dict[str, tuple[int, int]], qa: dict[str, tuple[int, int]], *, timed: bool
 ) -> tuple[ReviewerPace, ...]:
@@ -170,10 +176,10 @@ def reviewer_pace(*, session: Session, since: datetime, until: datetime, min_app
     q = _Q(session, since, until)
     qa = q.qa_of_approvals(distinct_values(session, "decisions", "interaction_type"))
     team = Rate(sum(bad for _, bad in qa.values()), sum(n for n, _ in qa.values()))
-    if not any(_worse_than_team(_rate(rated), team) for rated in qa.values()):
+    if not _some_worse(qa.values(), team):
         return TeamPace(reviewers=(), median_seconds=None, approvals=None, qa=team)
     counts = {a: c for a, c in q.counts(q.reviewers()).items() if c[0] >= min_approvals}
-    reviewers = _paces(q, counts, qa, timed=any(_worse_than_team(_rate(qa.get(a)), team) for a in counts))
+    reviewers = _paces(q, counts, qa, timed=_some_worse((qa.get(a) for a in counts), team))
     return TeamPace(
         reviewers=reviewers,
         median_seconds=_middle([r.median_seconds for r in reviewers if r.median_seconds is not None]),

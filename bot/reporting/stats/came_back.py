@@ -34,6 +34,7 @@ from bot.reporting.stats.rollup import (
     merge,
     read_units,
     split,
+    sum_of_cached,
     write_units,
 )
 from storage.models import UTCDateTime
@@ -130,7 +131,7 @@ def _from_units(
     if computed:
         write_units(session, k, computed, generation, now)
     total: dict[str, Any] = {}
-    for part in (*(json.loads(json.dumps(c)) for c in computed.values()), *rows.values()):
+    for part in (*(json.loads(json.dumps(c)) for c in computed.values()), sum_of_cached(rows)):
         merge(total, part)
     merge(total, measure(session, live, window))
     return {t: [int(n), int(b)] for t, (n, b) in total.items()}, len(computed)
