@@ -34,17 +34,18 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from sqlalchemy import create_engine, func, insert, select, text, update
+from sqlalchemy import func, insert, select, update
 
 from bot.app.asgi import create_app
 from bot.app.runtime import build_runtime
 from bot.app.settings import Settings
 from bot.slack.ids import ActionId, ReviewRef
 from handlers.slack import ThreadedSlackRequestHandler
+from sandbox.pg import scratch_database
 from sandbox.server import ServerThread
 from sandbox.slack_sim import block_action_payload, signed_headers
 from sandbox.slack_standin import SlackStandin
-from storage.db import make_engine, normalise_url, upgrade
+from storage.db import make_engine, upgrade
 from storage.models import Decision, Review
 
 SECRET = "bench-signing-secret"
@@ -252,16 +253,8 @@ def bench_database(pg_url: str | None, database_url: str | None) -> Iterator[str
         with tempfile.TemporaryDirectory(prefix="hitl-bench-") as tmp:
             yield f"sqlite:///{Path(tmp) / 'bench.db'}"
         return
-    name = f"hitl_ack_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(normalise_url(pg_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield normalise_url(pg_url).rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(pg_url, "hitl_ack") as url:
+        yield url
 
 
 def reviews_in(url: str) -> int:

@@ -19,18 +19,20 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from bot.app.runtime import Runtime, build_runtime
 from bot.app.settings import Settings
 from bot.app.workers import install_workers
 from bot.review.ingest import DraftIn, ingest_draft
+from sandbox.pg import scratch_database
 from sandbox.slack_standin import SlackStandin
-from storage.db import normalise_url, session_scope, upgrade
+from storage.db import session_scope, upgrade
 from storage.models import OutboxItem, OutboxStatus, Review
 
 TOKEN = "xoxb-bench"
@@ -58,19 +60,18 @@ class Figures:
         )
 
 
-def fresh_database(base: str | None, workdir: Path) -> str:
-    """An empty database with the schema: a SQLite file, or a new database beside `base` (PostgreSQL)."""
+@contextmanager
+def fresh_database(base: str | None, workdir: Path) -> Iterator[str]:
+    """An empty database with the schema: a SQLite file, or a scratch database on `base`'s PostgreSQL
+    server, dropped afterwards."""
     if base is None:
         url = f"sqlite:///{workdir / f'burst-{uuid.uuid4().hex[:6]}.db'}"
-    else:
-        name = f"hitl_burst_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(normalise_url(base), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
-        url = make_url(normalise_url(base)).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    return url
+        upgrade(url)
+        yield url
+        return
+    with scratch_database(base, "hitl_burst") as url:
+        upgrade(url)
+        yield url
 
 
 def replica(url: str, standin: SlackStandin, rate: float, n: int) -> Runtime:
@@ -114,21 +115,21 @@ def posted(rt: Runtime) -> int:
 def run(replicas: int, reviews: int, rate: float, base_url: str | None, workdir: Path) -> Figures:
     standin = SlackStandin(token=TOKEN, post_rate_per_channel=rate, burst=3, channel_ids=True).start()
     standin.add_channel(CHANNEL)
-    url = fresh_database(base_url, workdir)
-    runtimes = [replica(url, standin, rate, n + 1) for n in range(replicas)]
-    ingest(runtimes[0], reviews)
-    started = time.monotonic()
-    for rt in runtimes:
-        rt.start()
-    deadline = started + reviews / rate * 3 + 60
-    while posted(runtimes[0]) < reviews and time.monotonic() < deadline:
-        time.sleep(0.2)
-    seconds = time.monotonic() - started
-    for rt in runtimes:
-        rt.stop()
-    figures = measure(runtimes[0], standin, replicas, reviews, seconds)
-    for rt in runtimes:
-        rt.engine.dispose()
+    with fresh_database(base_url, workdir) as url:
+        runtimes = [replica(url, standin, rate, n + 1) for n in range(replicas)]
+        ingest(runtimes[0], reviews)
+        started = time.monotonic()
+        for rt in runtimes:
+            rt.start()
+        deadline = started + reviews / rate * 3 + 60
+        while posted(runtimes[0]) < reviews and time.monotonic() < deadline:
+            time.sleep(0.2)
+        seconds = time.monotonic() - started
+        for rt in runtimes:
+            rt.stop()
+        figures = measure(runtimes[0], standin, replicas, reviews, seconds)
+        for rt in runtimes:
+            rt.engine.dispose()
     standin.stop()
     return figures
 

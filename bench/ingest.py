@@ -197,25 +197,10 @@ def main() -> None:
         bench_backend("SQLite (WAL)", f"sqlite:///{tmp}/bench.db", args.requests, args.clients, args.rounds)
     if args.pg_url:
         sys.path.insert(0, str(ROOT))
-        from sqlalchemy import create_engine, text
+        from sandbox.pg import scratch_database
 
-        from storage.db import normalise_url
-
-        db = f"hitl_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(normalise_url(args.pg_url), isolation_level="AUTOCOMMIT")
-        with admin.connect() as c:
-            c.execute(text(f'CREATE DATABASE "{db}"'))
-        try:
-            bench_backend(
-                "PostgreSQL",
-                normalise_url(args.pg_url).rsplit("/", 1)[0] + f"/{db}",
-                args.requests,
-                args.clients,
-                args.rounds,
-            )
-        finally:
-            with admin.connect() as c:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        with scratch_database(args.pg_url, "hitl_bench") as url:
+            bench_backend("PostgreSQL", url, args.requests, args.clients, args.rounds)
     else:
         print("\nPostgreSQL: skipped (give --pg-url or set HITL_TEST_POSTGRES_URL)")
 

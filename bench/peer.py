@@ -45,13 +45,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from slack_sdk import WebClient  # noqa: E402
-from sqlalchemy import create_engine, func, select, text, update  # noqa: E402
+from sqlalchemy import func, select, update  # noqa: E402
 
 from bot.slack.ids import ActionId, ReviewRef  # noqa: E402
+from sandbox.pg import scratch_database  # noqa: E402
 from sandbox.server import free_port  # noqa: E402
 from sandbox.slack_sim import block_action_payload, signed_headers  # noqa: E402
 from sandbox.slack_standin import SlackStandin  # noqa: E402
-from storage.db import make_engine, normalise_url, upgrade  # noqa: E402
+from storage.db import make_engine, upgrade  # noqa: E402
 from storage.models import Decision, Review  # noqa: E402
 
 INGEST_TOKEN = "bench-ingest"
@@ -407,22 +408,6 @@ def report(
     )
 
 
-@contextmanager
-def pg_databases(url: str) -> Iterator[tuple[str, str]]:
-    admin = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
-    names = [f"hitl_peer_{uuid.uuid4().hex[:8]}", f"peer_peer_{uuid.uuid4().hex[:8]}"]
-    with admin.connect() as c:
-        for name in names:
-            c.execute(text(f'CREATE DATABASE "{name}"'))
-    base = url.rsplit("/", 1)[0]
-    try:
-        yield f"{base}/{names[0]}", f"{base}/{names[1]}"
-    finally:
-        with admin.connect() as c:
-            for name in names:
-                c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -457,7 +442,10 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             compare("SQLite", f"sqlite:///{tmp}/hitl.db", "sqlite", args)
     if args.pg_url:
-        with pg_databases(args.pg_url) as (hitl_db, peer_db):
+        with (
+            scratch_database(args.pg_url, "hitl_peer") as hitl_db,
+            scratch_database(args.pg_url, "peer_peer") as peer_db,
+        ):
             compare("PostgreSQL", hitl_db, peer_db, args)
     else:
         print("\nPostgreSQL: skipped (give --pg-url or set HITL_TEST_POSTGRES_URL)")

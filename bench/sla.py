@@ -29,11 +29,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from bot.app.runtime import Runtime, build_runtime
 from bot.app.settings import Settings
-from storage.db import normalise_url, session_scope, upgrade
+from sandbox.pg import scratch_database
+from storage.db import session_scope, upgrade
 from storage.models import Review, SlaPing
 
 
@@ -215,16 +216,8 @@ def main() -> None:
     if not args.pg_url:
         print("\nPostgreSQL: skipped (give --pg-url or set HITL_TEST_POSTGRES_URL)")
         return
-    db = f"hitl_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(normalise_url(args.pg_url), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{db}"'))
-    try:
-        run_backend("PostgreSQL", normalise_url(args.pg_url).rsplit("/", 1)[0] + f"/{db}", args)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(args.pg_url, "hitl_bench") as url:
+        run_backend("PostgreSQL", url, args)
 
 
 if __name__ == "__main__":

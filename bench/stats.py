@@ -35,8 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import Engine, create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, insert, text
 
 from bot.app.settings import BUNDLED_POLICY
 from bot.reporting.oversight.review import build_review
@@ -44,7 +43,8 @@ from bot.reporting.oversight.text import render_review_text
 from bot.reporting.stats.query import compute_stats
 from bot.reporting.stats.rollup import cached_stats
 from bot.review.policy import load_policy
-from storage.db import make_engine, normalise_url, session_scope, upgrade
+from sandbox.pg import scratch_database
+from storage.db import make_engine, session_scope, upgrade
 from storage.models import Decision, Outcome, Review
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -483,24 +483,8 @@ def main(argv: list[str] | None = None) -> int:
             "(e.g. postgresql://postgres@127.0.0.1:5432/test)"
         )
     else:
-        base = normalise_url(args.pg_url)
-        name = f"hitl_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            url = make_url(base).set(database=name).render_as_string(hide_password=False)
+        with scratch_database(args.pg_url, "hitl_bench") as url:
             results["PostgreSQL"] = run_backend("PostgreSQL", url, args.rows, args.days, args.repeat)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(
-                    text(
-                        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' "
-                        "AND pid <> pg_backend_pid()"
-                    )
-                )
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-            admin.dispose()
     if len(results) == 2:
         a, b = results["SQLite"]["/hitl stats 30d"], results["PostgreSQL"]["/hitl stats 30d"]
         same = json.dumps(a.as_dict(), sort_keys=True, default=str) == json.dumps(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
 from bot.app.asgi import create_app
 from bot.app.runtime import Runtime, build_runtime
 from bot.app.settings import Settings
+from sandbox.pg import scratch_database
 from sandbox.server import ServerThread
 from storage.db import make_engine, normalise_url, upgrade
 
@@ -83,21 +82,10 @@ def _pg_database() -> Iterator[str]:
         pytest.skip(
             f"PostgreSQL tests skipped: set {PG_ENV} (e.g. postgresql://postgres@127.0.0.1:5432/test)"
         )
-    name = f"hitl_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(normalise_url(base), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(normalise_url(base)).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(
-            text(
-                f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-            )
-        )
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with scratch_database(base, "hitl_test") as scratch:
+        url = normalise_url(scratch)
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture
