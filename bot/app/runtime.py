@@ -56,9 +56,8 @@ class Services:
     kb: KbCache | None = None
     bolt: App | None = None
     metrics: HitlMetrics | None = None  # bot.app.metrics.install: the registry GET /metrics renders
-    decisions: Executor | None = (
-        None  # records clicks after their ack (handlers.slack.errors.record_after_ack)
-    )
+    # Records clicks after their ack (handlers.slack.errors.record_after_ack).
+    decisions: Executor | None = None
     socket_mode: bool = False
 
     def wake_outbox(self) -> None:
